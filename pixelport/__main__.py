@@ -1,0 +1,3 @@
+from pixelport.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,449 @@
+"""Typed settings loaded from TOML; every error names the file, the key and what is wrong.
+
+Any string value may be `"env:NAME"` to read it from the environment, so secrets stay out of
+the file. Relative paths are taken relative to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": 10**3, "kb": 10**3, "kib": 2**10, "ki": 2**10,
+    "m": 10**6, "mb": 10**6, "mib": 2**20, "mi": 2**20,
+    "g": 10**9, "gb": 10**9, "gib": 2**30, "gi": 2**30,
+    "t": 10**12, "tb": 10**12, "tib": 2**40, "ti": 2**40,
+}
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z0-9-]+(/[A-Za-z0-9-]+)*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased as `file: key: what is wrong`."""
+
+
+def parse_size(text: str | int) -> int:
+    """Parse a byte size such as `40MB`, `10GiB` or `1048576`."""
+    if isinstance(text, int):
+        if text < 0:
+            raise ValueError("must not be negative")
+        return text
+    match = _SIZE_RE.match(text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size (examples: 40MB, 512KiB, 1048576)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+class Section:
+    """Reads one TOML table with typed getters and reports unknown keys."""
+
+    def __init__(self, data: Mapping[str, Any], where: str, source: str, base: Path) -> None:
+        self.data = data
+        self.where = where
+        self.source = source
+        self.base = base
+        self.seen: set[str] = set()
+
+    def error(self, key: str, what: str) -> ConfigError:
+        """An error naming the file and the full key."""
+        dotted = f"{self.where}.{key}" if self.where else key
+        return ConfigError(f"{self.source}: {dotted}: {what}")
+
+    def raw(self, key: str) -> Any:
+        """The value with `env:` resolved, or None when absent."""
+        self.seen.add(key)
+        value = self.data.get(key)
+        if isinstance(value, str) and value.startswith("env:"):
+            name = value[4:]
+            if name not in os.environ:
+                raise self.error(key, f"environment variable {name} is not set")
+            return os.environ[name]
+        return value
+
+    def text(self, key: str, default: str | None = None, *, choices: tuple[str, ...] = ()) -> str:
+        """A string; `choices` limits it."""
+        value = self.raw(key)
+        if value is None:
+            if default is None:
+                raise self.error(key, "is required")
+            return default
+        if not isinstance(value, str):
+            raise self.error(key, f"must be a string, not {type(value).__name__}")
+        if choices and value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def optional_text(self, key: str) -> str | None:
+        """A string or None when absent or empty."""
+        value = self.raw(key)
+        if value is None or value == "":
+            return None
+        return self.text(key)
+
+    def integer(self, key: str, default: int, *, minimum: int = 0,
+                maximum: int | None = None) -> int:
+        """An integer within bounds (strings of digits from `env:` are accepted)."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip().replace("_", "")):
+            value = int(value.strip().replace("_", ""))
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be an integer, not {value!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and {maximum}" if maximum is not None else ""
+            raise self.error(key, f"must be between {minimum}{upper}; got {value}")
+        return value
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        """A non-negative number of seconds or similar."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or number < minimum:
+            raise self.error(key, f"must be a number >= {minimum}; got {value!r}")
+        return number
+
+    def flag(self, key: str, default: bool) -> bool:
+        """A boolean (`true`/`false`, also as strings from `env:`)."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+            return value.lower() in ("true", "1", "yes")
+        if not isinstance(value, bool):
+            raise self.error(key, f"must be true or false, not {value!r}")
+        return value
+
+    def size(self, key: str, default: int) -> int:
+        """A byte size such as `40MB`."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            return parse_size(value)
+        except (ValueError, TypeError) as exc:
+            raise self.error(key, str(exc)) from None
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        """A list of strings (empty when absent)."""
+        value = self.raw(key)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.error(key, "must be a list of strings")
+        return tuple(value)
+
+    def path(self, key: str, default: str | None) -> Path | None:
+        """A filesystem path, relative to the config file's folder."""
+        value = self.raw(key)
+        if value is None:
+            value = default
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self.error(key, "must be a path string")
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (self.base / path)
+
+    def table(self, key: str) -> Section:
+        """A sub-table (empty when absent)."""
+        value = self.raw(key)
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a table")
+        where = f"{self.where}.{key}" if self.where else key
+        return Section(value, where, self.source, self.base)
+
+    def finish(self) -> None:
+        """Fail on keys nobody read: almost always a typo."""
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.error(unknown[0], "unknown key")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the HTTP server listens and shares work."""
+
+    listen: str = "127.0.0.1:8080"
+    origin_header: tuple[str, str] = ("x-req-from", "pixelport")
+    processing_threads: int = 0  # 0: one per core
+    processing_queue: int = 64
+    cache_max_age: int = 31_536_000
+    error_max_age: int = 60
+    request_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    """Keys and network policy."""
+
+    private_key: str | None = None
+    require_signed_urls: bool = False
+    allow_private_networks: bool = False
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Hard caps applied before and during work."""
+
+    max_input_pixels: int = 100_000_000
+    max_output_pixels: int = 100_000_000
+    max_input_bytes: int = 40_000_000
+    max_frames: int = 1000
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    """Result and original caches."""
+
+    dir: Path | None = None
+    max_size: int = 10 * 10**9
+    save_originals: bool = False
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    """Defaults applied to every image."""
+
+    best_format: bool = True  # negotiate the output format by Accept unless f- says otherwise
+    avif: bool = False  # automatic AVIF; f-avif always works
+    quality: int = 80
+    chroma_subsampling: bool = False  # ImageKit's default: off
+
+
+@dataclass(frozen=True)
+class OriginConfig:
+    """One `[[origin]]`; its type-specific settings are read by the origin's own module."""
+
+    name: str
+    type: str
+    section: Section = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One `[[endpoint]]`: a URL prefix or domain mapped to an ordered list of origins."""
+
+    identifier: str
+    origins: tuple[str, ...]
+    domains: tuple[str, ...] = ()
+    library: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    library_dir: Path | None = None
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    transformations: Mapping[str, str] = field(default_factory=dict)
+    origins: tuple[OriginConfig, ...] = ()
+    endpoints: tuple[EndpointConfig, ...] = (EndpointConfig("", ()),)
+    source: str = "<defaults>"
+
+
+ORIGIN_TYPES = ("web_server", "web_proxy", "s3", "s3_compatible", "azure_blob", "gcs")
+
+
+def load(path: str | Path) -> Config:
+    """Load and validate a TOML config file."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    return from_dict(data, source=source, base=path.resolve().parent)
+
+
+def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
+              base: Path | None = None) -> Config:
+    """Validate an already-parsed config mapping."""
+    root = Section(data, "", source, base or Path.cwd())
+    config = Config(
+        server=_server(root.table("server")),
+        security=_security(root.table("security")),
+        limits=_limits(root.table("limits")),
+        cache=_cache(root.table("cache")),
+        library_dir=_library(root.table("library")),
+        images=_images(root.table("images")),
+        transformations=_named(root.table("transformations")),
+        origins=_origins(root),
+        endpoints=_endpoints(root),
+        source=source,
+    )
+    root.finish()
+    _cross_check(config, root)
+    return config
+
+
+def _server(s: Section) -> ServerConfig:
+    listen = s.text("listen", ServerConfig.listen)
+    try:
+        parse_listen(listen)
+    except ValueError as exc:
+        raise s.error("listen", str(exc)) from None
+    header = s.text("origin_header", "x-req-from: pixelport")
+    name, sep, value = header.partition(":")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9-]+", name.strip()):
+        raise s.error("origin_header", f"must read 'Name: value'; got {header!r}")
+    cfg = ServerConfig(
+        listen=listen,
+        origin_header=(name.strip(), value.strip()),
+        processing_threads=s.integer("processing_threads", 0, maximum=256),
+        processing_queue=s.integer("processing_queue", 64, maximum=100_000),
+        cache_max_age=s.integer("cache_max_age", ServerConfig.cache_max_age),
+        error_max_age=s.integer("error_max_age", ServerConfig.error_max_age),
+        request_timeout=s.number("request_timeout", 30.0, minimum=0.1),
+    )
+    s.finish()
+    return cfg
+
+
+def _security(s: Section) -> SecurityConfig:
+    cfg = SecurityConfig(
+        private_key=s.optional_text("private_key"),
+        require_signed_urls=s.flag("require_signed_urls", False),
+        allow_private_networks=s.flag("allow_private_networks", False),
+    )
+    s.finish()
+    return cfg
+
+
+def _limits(s: Section) -> LimitsConfig:
+    cfg = LimitsConfig(
+        max_input_pixels=s.integer("max_input_pixels", LimitsConfig.max_input_pixels, minimum=1),
+        max_output_pixels=s.integer("max_output_pixels", LimitsConfig.max_output_pixels, minimum=1),
+        max_input_bytes=s.size("max_input_bytes", LimitsConfig.max_input_bytes),
+        max_frames=s.integer("max_frames", LimitsConfig.max_frames, minimum=1),
+    )
+    s.finish()
+    return cfg
+
+
+def _cache(s: Section) -> CacheConfig:
+    cfg = CacheConfig(
+        dir=s.path("dir", "data/cache"),
+        max_size=s.size("max_size", CacheConfig.max_size),
+        save_originals=s.flag("save_originals", False),
+    )
+    s.finish()
+    return cfg
+
+
+def _library(s: Section) -> Path | None:
+    path = s.path("dir", "data/library")
+    s.finish()
+    return path
+
+
+def _images(s: Section) -> ImagesConfig:
+    cfg = ImagesConfig(
+        best_format=s.flag("best_format", True),
+        avif=s.flag("avif", False),
+        quality=s.integer("quality", 80, minimum=1, maximum=100),
+        chroma_subsampling=s.flag("chroma_subsampling", False),
+    )
+    s.finish()
+    return cfg
+
+
+def _named(s: Section) -> dict[str, str]:
+    named: dict[str, str] = {}
+    for name in list(s.data):
+        if not _NAME_RE.fullmatch(name):
+            raise s.error(name, "names may hold letters, digits, '-' and '_'")
+        named[name] = s.text(name)
+    s.finish()
+    return named
+
+
+def _array(root: Section, key: str) -> list[Section]:
+    value = root.raw(key)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise root.error(key, f"must be an array of tables ([[{key}]])")
+    return [Section(v, f"{key}[{i}]", root.source, root.base) for i, v in enumerate(value)]
+
+
+def _origins(root: Section) -> tuple[OriginConfig, ...]:
+    origins: list[OriginConfig] = []
+    names: set[str] = set()
+    for s in _array(root, "origin"):
+        name = s.text("name")
+        if not _NAME_RE.fullmatch(name):
+            raise s.error("name", "may hold letters, digits, '-' and '_'")
+        if name in names:
+            raise s.error("name", f"origin {name!r} is defined twice")
+        names.add(name)
+        kind = s.text("type", choices=ORIGIN_TYPES)
+        origins.append(OriginConfig(name=name, type=kind, section=s))
+    return tuple(origins)
+
+
+def _endpoints(root: Section) -> tuple[EndpointConfig, ...]:
+    sections = _array(root, "endpoint")
+    if not sections:
+        return (EndpointConfig("", ()),)
+    endpoints: list[EndpointConfig] = []
+    seen: set[str] = set()
+    for s in sections:
+        identifier = s.text("identifier", "").strip("/")
+        if identifier and not _IDENTIFIER_RE.fullmatch(identifier):
+            raise s.error("identifier", "may hold letters, digits and '-', segments joined by '/'")
+        if identifier in seen:
+            raise s.error("identifier", f"endpoint {identifier!r} is defined twice")
+        seen.add(identifier)
+        domains = tuple(d.lower().rstrip(".") for d in s.strings("domains"))
+        endpoints.append(EndpointConfig(identifier, s.strings("origins"), domains,
+                                        s.flag("library", True)))
+        s.finish()
+    return tuple(endpoints)
+
+
+def _cross_check(config: Config, root: Section) -> None:
+    names = {o.name for o in config.origins}
+    domains: dict[str, str] = {}
+    for i, endpoint in enumerate(config.endpoints):
+        for name in endpoint.origins:
+            if name not in names:
+                raise ConfigError(f"{root.source}: endpoint[{i}].origins: no origin named {name!r}")
+        for domain in endpoint.domains:
+            if domain in domains:
+                raise ConfigError(
+                    f"{root.source}: endpoint[{i}].domains: {domain!r} is already bound to "
+                    f"endpoint {domains[domain]!r}")
+            domains[domain] = endpoint.identifier
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """Split `HOST:PORT` (IPv6 as `[::1]:8080`)."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"must read HOST:PORT; got {listen!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)

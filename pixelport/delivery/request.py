@@ -1,0 +1,63 @@
+"""Parsing a delivery request target into endpoint, file path and transformation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+from pixelport.delivery.endpoints import Endpoint, EndpointTable
+from pixelport.errors import InvalidRequest, NotFound
+from pixelport.security.paths import check_file_path
+
+
+@dataclass(frozen=True)
+class DeliveryRequest:
+    """A parsed delivery URL."""
+
+    endpoint: Endpoint
+    file_path: str  # decoded, without leading '/'
+    raw_file_path: str  # as received, percent-encoded
+    transformation: str  # path `tr:` and query `tr`, joined with ':'
+    query: tuple[tuple[str, str], ...]
+
+    def flag(self, name: str) -> str | None:
+        """The last value of an `ik-*` (or other) query parameter."""
+        value = None
+        for key, item in self.query:
+            if key == name:
+                value = item
+        return value
+
+
+def parse_target(table: EndpointTable, host: str | None, raw_path: str,
+                 query_string: str) -> DeliveryRequest:
+    """Split `/<identifier>/tr:<chain>/<file path>?tr=<chain>` into its parts."""
+    segments = raw_path.lstrip("/").split("/")
+    found = table.resolve(host, segments)
+    if found is None:
+        raise NotFound("No URL endpoint matches this path")
+    endpoint, used = found
+    rest = segments[used:]
+    chains: list[str] = []
+    if rest and rest[0][:3].lower() == "tr:":
+        chains.append(_decode(rest[0][3:], "transformation"))
+        rest = rest[1:]
+    try:
+        query = tuple(parse_qsl(query_string, keep_blank_values=True, strict_parsing=False,
+                                errors="strict"))
+    except UnicodeDecodeError:
+        raise InvalidRequest("The query string is not valid UTF-8") from None
+    chains.extend(value for key, value in query if key == "tr" and value)
+    raw_file = "/".join(rest)
+    file_path = check_file_path(_decode(raw_file, "file path"))
+    if not file_path:
+        raise NotFound("No file path was given")
+    return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query)
+
+
+def _decode(text: str, what: str) -> str:
+    try:
+        return unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"The {what} is not valid UTF-8 once percent-decoded") from None
+

@@ -1,0 +1,99 @@
+"""Every failure pixelport answers with: HTTP status, ik-error code, public message.
+
+The message is safe to show a client (it names paths and origins, never credentials);
+details for operators go to the log.
+"""
+
+from __future__ import annotations
+
+
+class PixelportError(Exception):
+    """Base of all answered failures."""
+
+    status: int = 404
+    code: str = "UNIDENTIFIED"
+    body: str = "Not Found"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def header(self) -> str:
+        """The ik-error header value: `CODE - message`."""
+        # Header values must be latin-1 and single-line; keep the message printable.
+        safe = self.message.replace("\r", " ").replace("\n", " ")
+        safe = safe.encode("latin-1", "replace").decode("latin-1")
+        return f"{self.code} - {safe}"
+
+
+class NotFound(PixelportError):
+    """The file is in no source."""
+
+    code = "ENOENT"
+
+
+class AccessDenied(PixelportError):
+    """An origin refused our credentials (401/403, bad key, bad signature at the provider)."""
+
+    code = "EACCES"
+
+
+class OriginUnreachable(PixelportError):
+    """An origin refused the connection or its host could not be resolved."""
+
+    code = "ECONNREFUSED"
+
+
+class OriginFailed(PixelportError):
+    """An origin timed out, answered 5xx, or failed in a way we cannot classify."""
+
+    code = "UNIDENTIFIED"
+
+
+class LimitExceeded(PixelportError):
+    """A configured limit (pixels, bytes, frames, output size) was exceeded."""
+
+    status = 400
+    code = "ELIMIT"
+    body = "Limit exceeded"
+
+
+class InvalidRequest(PixelportError):
+    """A bad transformation string, parameter, path or named transformation."""
+
+    status = 400
+    code = "EINVALID"
+    body = "Bad Request"
+
+
+class UnsupportedFormat(PixelportError):
+    """The file is not an image or video we can decode, or cannot be written as asked."""
+
+    status = 400
+    code = "EFORMAT"
+    body = "Unsupported format"
+
+
+class BadSignature(PixelportError):
+    """A missing, bad or expired URL signature."""
+
+    status = 401
+    code = "ESIGNATURE"
+    body = "Unauthorized"
+
+
+class Busy(PixelportError):
+    """The processing queue is full; the client should retry later."""
+
+    status = 503
+    code = "EBUSY"
+    body = "Service Unavailable"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Unexpected(OriginFailed):
+    """An unexpected exception, answered without details (they are logged with the request id)."""

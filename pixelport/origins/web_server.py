@@ -1,0 +1,91 @@
+"""`type = "web_server"`: any HTTP(S) server; the file path is appended to `base_url`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from pixelport.config import OriginConfig
+from pixelport.origins.base import FetchOptions, Original, Shared
+from pixelport.origins.http import HttpClient, check_status, original_from
+
+# RFC 3986 pchars stay as they are; everything else (space, %, ?, #, unicode) is encoded.
+PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+@dataclass(frozen=True)
+class WebServerSettings:
+    """Settings of one web server origin."""
+
+    base_url: str
+    forward_host_header: bool
+    canonical_base_url: str | None
+    connect_timeout: float
+    read_timeout: float
+
+
+def read_settings(cfg: OriginConfig) -> WebServerSettings:
+    """Read and validate the origin's keys."""
+    s = cfg.section
+    base_url = s.text("base_url")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise s.error("base_url", f"must be an http(s) URL; got {base_url!r}")
+    if parts.query or parts.fragment:
+        raise s.error("base_url", "must not have a query or fragment")
+    settings = WebServerSettings(
+        base_url=base_url.rstrip("/"),
+        forward_host_header=s.flag("forward_host_header", False),
+        canonical_base_url=(s.optional_text("canonical_base_url") or "").rstrip("/") or None,
+        connect_timeout=s.number("connect_timeout", 5.0, minimum=0.1),
+        read_timeout=s.number("read_timeout", 20.0, minimum=0.1),
+    )
+    s.finish()
+    return settings
+
+
+class WebServerOrigin:
+    """Fetches `base_url + "/" + path` with pooled connections and streamed bodies."""
+
+    def __init__(self, name: str, settings: WebServerSettings, client: HttpClient,
+                 origin_header: tuple[str, str]) -> None:
+        self.name = name
+        self.settings = settings
+        self.client = client
+        self.origin_header = origin_header
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
+        )
+
+    async def fetch(self, path: str, options: FetchOptions) -> Original:
+        """GET the file; 404 → NotFound, 401/403 → AccessDenied, 5xx/timeout → OriginFailed."""
+        encoded = quote(path, safe=PATH_SAFE)
+        headers = {self.origin_header[0]: self.origin_header[1], "Accept-Encoding": "identity"}
+        if self.settings.forward_host_header and options.host:
+            headers["Host"] = options.host
+        if options.byte_range:
+            headers["Range"] = options.byte_range
+        if options.if_none_match:
+            headers["If-None-Match"] = options.if_none_match
+        if options.if_modified_since:
+            headers["If-Modified-Since"] = options.if_modified_since
+        who = f"web server origin {self.name!r}"
+        response = await self.client.get(
+            f"{self.settings.base_url}/{encoded}", headers, self.timeout, who
+        )
+        check_status(response, who, path)
+        original = original_from(response, self.name, who)
+        if self.settings.canonical_base_url:
+            original.canonical_url = f"{self.settings.canonical_base_url}/{encoded}"
+        return original
+
+    async def aclose(self) -> None:
+        """The shared client is closed by the app."""
+
+
+def build(cfg: OriginConfig, shared: Shared) -> WebServerOrigin:
+    """Registry entry."""
+    return WebServerOrigin(cfg.name, read_settings(cfg), shared.http,
+                           shared.config.server.origin_header)

@@ -1,0 +1,128 @@
+"""Recognising input formats, choosing the output format, and encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from pixelport.errors import UnsupportedFormat
+
+CONTENT_TYPES = {
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "gif": "image/gif",
+    "svg": "image/svg+xml",
+    "tiff": "image/tiff",
+    "heic": "image/heic",
+}
+ENCODABLE = ("jpg", "png", "webp", "avif", "gif")
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format of a file from its first bytes, or None when it is not an image."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp":
+        brands = {head[8:12]} | {head[i:i + 4] for i in range(16, min(len(head), 64), 4)}
+        if brands & _AVIF_BRANDS:
+            return "avif"
+        if brands & _HEIF_BRANDS:
+            return "heic"
+        return None
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<svg", b"<?xml", b"<!doctype svg", b"<!--")) and b"<svg" in head.lower():
+        return "svg"
+    return None
+
+
+def accepts(accept: str, media_type: str) -> bool:
+    """Whether an Accept header explicitly lists `media_type` with a non-zero q."""
+    for item in accept.lower().split(","):
+        kind, _, params = item.strip().partition(";")
+        if kind.strip() != media_type:
+            continue
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class FormatChoice:
+    """The output format and whether it was negotiated from Accept (then: Vary: Accept)."""
+
+    format: str
+    negotiated: bool
+
+
+def choose(requested: str | None, input_format: str, has_alpha: bool, accept: str,
+           best_format: bool, avif: bool) -> FormatChoice:
+    """Pick the output format: explicit f-, else the best the client accepts."""
+    if requested == "orig" or (requested is None and not best_format):
+        if input_format in ENCODABLE:
+            return FormatChoice(input_format, False)
+        return FormatChoice("png" if has_alpha else "jpg", False)
+    if requested not in (None, "auto"):
+        return FormatChoice(requested, False)
+    if avif and accepts(accept, "image/avif"):
+        return FormatChoice("avif", True)
+    if accepts(accept, "image/webp"):
+        return FormatChoice("webp", True)
+    return FormatChoice("png" if has_alpha else "jpg", True)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """Encoder settings common to all formats."""
+
+    quality: int
+    progressive: bool = False
+    lossless: bool = False
+    chroma_subsampling: bool = False
+    keep: str = "none"
+
+
+def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
+    """Encode a pyvips image as `fmt`."""
+    try:
+        if fmt == "jpg":
+            if image.hasalpha():
+                image = image.flatten(background=[255, 255, 255])
+            return bytes(image.jpegsave_buffer(
+                Q=options.quality, optimize_coding=True, interlace=options.progressive,
+                subsample_mode="auto" if options.chroma_subsampling else "off", keep=options.keep,
+            ))
+        if fmt == "png":
+            return bytes(image.pngsave_buffer(compression=6, interlace=options.progressive,
+                                              keep=options.keep))
+        if fmt == "webp":
+            return bytes(image.webpsave_buffer(Q=options.quality, lossless=options.lossless,
+                                               effort=4, keep=options.keep))
+        if fmt == "avif":
+            return bytes(image.heifsave_buffer(Q=options.quality, lossless=options.lossless,
+                                               compression="av1", effort=2, keep=options.keep))
+        if fmt == "gif":
+            return bytes(image.gifsave_buffer(keep=options.keep))
+    except pyvips.Error as exc:
+        raise UnsupportedFormat(f"The image could not be written as {fmt}: "
+                                f"{str(exc).splitlines()[0]}") from None
+    raise UnsupportedFormat(f"Output format {fmt!r} is not supported for this image")

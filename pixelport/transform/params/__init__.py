@@ -1,0 +1,1 @@
+"""Parameter handlers, one module per family; `registry.py` collects them."""

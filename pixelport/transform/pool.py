@@ -1,0 +1,59 @@
+"""The bounded pool that runs image work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+import pyvips
+
+from pixelport.errors import Busy
+
+T = TypeVar("T")
+
+
+def configure_vips() -> None:
+    """One libvips thread per job (parallelism comes from the pool) and no operation cache."""
+    pyvips.concurrency_set(1)
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
+    pyvips.cache_set_max_files(0)
+
+
+class WorkPool:
+    """`threads` workers plus a queue of `queue` waiting jobs; past that, Busy (503) at once."""
+
+    def __init__(self, threads: int = 0, queue: int = 64) -> None:
+        configure_vips()
+        self.threads = threads or os.cpu_count() or 1
+        self.capacity = self.threads + queue
+        self.pending = 0
+        self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pixelport-work")
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run `fn(*args)` in the pool; raises Busy when the queue is full."""
+        if self.pending >= self.capacity:
+            raise Busy(f"All {self.threads} workers are busy and {self.capacity - self.threads} "
+                       "jobs are waiting", retry_after=1)
+        self.pending += 1
+        future: Future[T] = self.executor.submit(fn, *args)
+        # A cancelled request does not stop the thread: count the job until it really ends.
+        loop = asyncio.get_running_loop()
+
+        def done(_: Future[T]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop may be closed at shutdown
+                loop.call_soon_threadsafe(self._done)
+
+        future.add_done_callback(done)
+        return await asyncio.wrap_future(future)
+
+    def _done(self) -> None:
+        self.pending -= 1
+
+    def shutdown(self) -> None:
+        """Wait for running jobs and stop the workers."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
