@@ -66,10 +66,10 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
         last = int(last_text) if last_text else size - 1
     except ValueError:
         return None
-    if first < 0 or first > last:
-        return None
     if first >= size:
         return False
+    if first < 0 or first > last:
+        return None
     return first, min(last, size - 1)
 
 

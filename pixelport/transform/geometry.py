@@ -40,10 +40,9 @@ def plan(in_width: int, in_height: int, step: Step) -> Resize | None:
         return Resize(width, height, False, "force", width, height)
     if crop in ("maintain_ratio", "maintain_ratio_no_enlarge"):
         if crop == "maintain_ratio_no_enlarge" and (width > in_width or height > in_height):
-            scale = min(1.0, max(width / in_width, height / in_height))
-            out_w = min(width, round(in_width * scale))
-            out_h = min(height, round(in_height * scale))
-            return Resize(width, height, True, "down", max(1, out_w), max(1, out_h))
+            # Shrink the box, keeping its aspect ratio, until it fits inside the input.
+            scale = min(in_width / width, in_height / height)
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
         return Resize(width, height, True, "both", width, height)
     if crop == "at_least":
         scale = max(width / in_width, height / in_height)

@@ -1,0 +1,147 @@
+"""Config loading: schema, env indirection, errors that name file and key, the CLI check."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pixelport.cli import main
+from pixelport.config import ConfigError, from_dict, load, parse_listen, parse_size
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FULL = """
+[server]
+listen = "127.0.0.1:9000"
+
+[security]
+private_key = "env:PP_TEST_KEY"
+require_signed_urls = false
+allow_private_networks = false
+
+[limits]
+max_input_pixels = 100_000_000
+max_output_pixels = 100_000_000
+max_input_bytes = "40MB"
+
+[cache]
+dir = "data/cache"
+max_size = "10GB"
+save_originals = false
+
+[library]
+dir = "data/library"
+
+[transformations]
+thumb_small = "w-100,h-100,c-at_max"
+
+[[origin]]
+name = "website"
+type = "web_server"
+base_url = "https://www.example.com"
+forward_host_header = false
+canonical_base_url = "https://www.example.com"
+
+[[endpoint]]
+identifier = ""
+origins = ["website"]
+
+[[endpoint]]
+identifier = "product-images"
+origins = ["website"]
+domains = ["static.example.com"]
+"""
+
+
+def test_design_schema_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PP_TEST_KEY", "private_secret")
+    path = tmp_path / "pixelport.toml"
+    path.write_text(FULL)
+    config = load(path)
+    assert config.security.private_key == "private_secret"
+    assert config.limits.max_input_bytes == 40_000_000
+    assert config.cache.max_size == 10 * 10**9
+    assert config.library_dir == tmp_path / "data/library"
+    assert config.transformations == {"thumb_small": "w-100,h-100,c-at_max"}
+    assert [e.identifier for e in config.endpoints] == ["", "product-images"]
+    assert config.endpoints[1].domains == ("static.example.com",)
+    assert config.origins[0].type == "web_server"
+
+
+@pytest.mark.parametrize(("snippet", "key", "what"), [
+    ('[server]\nlisten = "nowhere"', "server.listen", "HOST:PORT"),
+    ("[limits]\nmax_input_pixels = -3", "limits.max_input_pixels", "between"),
+    ('[limits]\nmax_input_bytes = "lots"', "limits.max_input_bytes", "not a size"),
+    ("[cache]\nsave_originals = 3", "cache.save_originals", "true or false"),
+    ("[server]\nlistn = 1", "server.listn", "unknown key"),
+    ('[security]\nprivate_key = "env:PP_UNSET_VARIABLE"', "security.private_key", "PP_UNSET"),
+    ('[[origin]]\nname = "a"\ntype = "ftp"', "origin[0].type", "must be one of"),
+    ('[[endpoint]]\nidentifier = "x"\norigins = ["ghost"]', "endpoint[0].origins", "ghost"),
+    ('[[endpoint]]\nidentifier = "a b"', "endpoint[0].identifier", "letters"),
+    ('[transformations]\nbad = 3', "transformations.bad", "string"),
+])
+def test_errors_name_file_and_key(tmp_path: Path, snippet: str, key: str, what: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(snippet)
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {key}: ") and what in message
+
+
+def test_not_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text("[server\n")
+    with pytest.raises(ConfigError, match=r"broken\.toml: not valid TOML"):
+        load(path)
+
+
+def test_env_values_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PP_PRIVATE", "true")
+    monkeypatch.setenv("PP_PIXELS", "500")
+    config = from_dict({"security": {"allow_private_networks": "env:PP_PRIVATE"},
+                        "limits": {"max_input_pixels": "env:PP_PIXELS"}})
+    assert config.security.allow_private_networks is True
+    assert config.limits.max_input_pixels == 500
+
+
+def test_defaults_without_endpoints_serve_the_library() -> None:
+    config = from_dict({})
+    assert [e.identifier for e in config.endpoints] == [""]
+    assert config.security.allow_private_networks is False
+
+
+@pytest.mark.parametrize(("text", "size"), [("40MB", 40_000_000), ("1KiB", 1024), (512, 512),
+                                            ("10GB", 10**10), ("1.5MB", 1_500_000)])
+def test_parse_size(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_parse_listen() -> None:
+    assert parse_listen("0.0.0.0:80") == ("0.0.0.0", 80)
+    assert parse_listen("[::1]:8080") == ("::1", 8080)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        parse_listen("localhost")
+
+
+def test_origin_keys_are_checked_by_check_config(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text('[[origin]]\nname = "w"\ntype = "web_server"\nbase_url = "ftp://x"\n')
+    assert main(["check-config", str(path)]) == 2
+    assert "origin[0].base_url" in capsys.readouterr().err
+    path.write_text('[[origin]]\nname = "w"\ntype = "web_server"\nbase_url = "https://x"\n'
+                    'colour = "red"\n')
+    assert main(["check-config", str(path)]) == 2
+    assert "origin[0].colour: unknown key" in capsys.readouterr().err
+
+
+def test_check_config_command_on_demo() -> None:
+    result = subprocess.run([sys.executable, "-m", "pixelport", "check-config",
+                             str(ROOT / "demo" / "pixelport.toml")], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout

@@ -1,0 +1,96 @@
+"""Small pure pieces: path checks, HTTP helpers, format sniffing and choice, the SSRF guard."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pixelport.delivery.http import not_modified, parse_range
+from pixelport.errors import InvalidRequest
+from pixelport.security.network import blocked_reason
+from pixelport.security.paths import check_file_path, resolve_under
+from pixelport.transform.formats import accepts, choose, sniff
+from tests.helpers import make_image
+
+
+@pytest.mark.parametrize("path", ["../a", "a/../../b", "a/./b", "a\\b", "a\x00b", "..", "a/.."])
+def test_check_file_path_refuses(path: str) -> None:
+    with pytest.raises(InvalidRequest):
+        check_file_path(path)
+
+
+def test_resolve_under_stays_inside(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    (tmp_path / "outside.txt").write_text("x")
+    (root / "out").symlink_to(tmp_path / "outside.txt")
+    assert resolve_under(root, "a.txt") == (root / "a.txt").resolve()
+    assert resolve_under(root, "out") is None
+    assert resolve_under(root, "") is None
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("bytes=0-9", (0, 9)), ("bytes=5-", (5, 99)), ("bytes=-10", (90, 99)),
+    ("bytes=90-200", (90, 99)), ("bytes=100-", False), ("bytes=-0", False),
+    ("bytes=5-2", None), ("bytes=0-1,5-6", None), ("items=0-1", None), (None, None),
+])
+def test_parse_range(header: str | None, expected: object) -> None:
+    assert parse_range(header, 100) == expected
+
+
+def test_not_modified() -> None:
+    moment = datetime(2030, 1, 1, tzinfo=UTC)
+    assert not_modified({"if-none-match": '"a", "b"'}, '"b"', None)
+    assert not_modified({"if-none-match": 'W/"b"'}, '"b"', None)
+    assert not_modified({"if-none-match": "*"}, '"b"', None)
+    assert not not_modified({"if-none-match": '"a"'}, '"b"', moment)
+    ims = {"if-modified-since": "Tue, 01 Jan 2030 00:00:00 GMT"}
+    assert not_modified(ims, None, moment)
+    assert not not_modified({"if-modified-since": "garbage"}, None, moment)
+    # If-None-Match takes precedence over If-Modified-Since.
+    assert not not_modified({**ims, "if-none-match": '"x"'}, '"y"', moment)
+
+
+@pytest.mark.parametrize(("fmt", "name"), [(".jpg", "jpg"), (".png", "png"), (".webp", "webp"),
+                                           (".gif", "gif"), (".tif", "tiff"), (".avif", "avif")])
+def test_sniff(fmt: str, name: str) -> None:
+    assert sniff(make_image(8, 8, fmt)[:1024]) == name
+
+
+def test_sniff_svg_and_non_images() -> None:
+    assert sniff(b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"/>') == "svg"
+    assert sniff(b"<svg></svg>") == "svg"
+    assert sniff(b"console.log(1)") is None
+    assert sniff(b"<html><body></body></html>") is None
+    assert sniff(b"") is None
+
+
+def test_accepts_and_choose() -> None:
+    assert accepts("image/webp,*/*", "image/webp")
+    assert not accepts("image/webp;q=0", "image/webp")
+    assert not accepts("*/*", "image/webp")
+    assert choose(None, "jpg", False, "image/webp", True, False).format == "webp"
+    assert choose(None, "png", True, "*/*", True, False).format == "png"
+    assert choose(None, "png", False, "*/*", True, False).format == "jpg"
+    assert choose(None, "png", False, "*/*", False, False).format == "png"
+    assert choose("orig", "webp", False, "*/*", True, False).format == "webp"
+    assert choose(None, "jpg", False, "image/avif,image/webp", True, True).format == "avif"
+    assert choose(None, "jpg", False, "image/avif,image/webp", True, False).format == "webp"
+
+
+@pytest.mark.parametrize("address", [
+    "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+    "0.0.0.0", "224.0.0.1", "::1", "::", "fc00::1", "fe80::1", "::ffff:127.0.0.1",
+    "::ffff:10.0.0.1", "2002:7f00:0001::", "64:ff9b::a9fe:a9fe", "::127.0.0.1", "255.255.255.255",
+])
+def test_guard_refuses_private_addresses(address: str) -> None:
+    assert blocked_reason(address) is not None
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946",
+                                     "::ffff:93.184.216.34", "8.8.8.8"])
+def test_guard_allows_public_addresses(address: str) -> None:
+    assert blocked_reason(address) is None
