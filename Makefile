@@ -20,7 +20,7 @@ run: setup
 	$(BIN)/pixelport serve --config demo/pixelport.toml --listen $(LISTEN)
 
 lint: setup
-	$(BIN)/ruff check pixelport tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy --strict pixelport
 
 test: lint
