@@ -1,4 +1,5 @@
-"""The tr grammar: splitting, typed steps, canonical form; property-based robustness."""
+"""The tr grammar: splitting, typed steps, expressions, conditionals, named transformations,
+canonical form; property-based robustness."""
 
 from __future__ import annotations
 
@@ -8,9 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pixelport.errors import InvalidRequest
-from pixelport.transform import registry
+from pixelport.errors import InvalidRequest, LimitExceeded, PixelportError
+from pixelport.transform import expr, registry
+from pixelport.transform.colours import Colour, parse as parse_colour
 from pixelport.transform.grammar import Param, split_chain
+from pixelport.transform.step import Conditional, Step
+
+
+def one(tr: str) -> Step:
+    item = registry.parse(tr)[0]
+    assert isinstance(item, Step)
+    return item
 
 
 def test_split_chain_steps_and_params() -> None:
@@ -23,38 +32,153 @@ def test_split_chain_steps_and_params() -> None:
 
 def test_typed_steps() -> None:
     steps = registry.parse("w-300,h-0.5,c-at_max,q-60,f-jpeg:orig-true")
-    assert steps[0].width == 300 and steps[0].height == 0.5 and steps[0].crop == "at_max"
-    assert steps[0].quality == 60 and steps[0].format == "jpg"
-    assert steps[1].original is True
+    first, second = steps
+    assert isinstance(first, Step) and isinstance(second, Step)
+    assert first.width is not None and first.width.constant == 300
+    assert first.height is not None and first.height.constant == 0.5
+    assert first.crop == "at_max" and first.quality == 60 and first.format == "jpg"
+    assert second.original is True
 
 
 def test_last_repeated_key_wins_and_canonical_is_stable() -> None:
     steps = registry.parse("h-20,w-10,w-30")
-    assert steps[0].width == 30
     assert registry.canonical(steps) == "h-20,w-30"
     assert registry.canonical(registry.parse("w-30,h-20")) == "h-20,w-30"
 
 
-@pytest.mark.parametrize("bad", ["w", "-3", "w-", "w-abc", "w-0", "w-1.5", "w-N10", "W-10",
-                                 "q-0", "q-101", "q-5.5", "c-nope", "f-bmp", "orig-yes",
-                                 "zz-1", "w-70000"])
+@pytest.mark.parametrize(("text", "value"), [
+    ("300", 300), ("N20", -20), ("iw_div_2", 400), ("iw_div_2_add_100", 500),
+    ("ih_mul_0.5_sub_N10", 310), ("iw_add_ih_mul_2", 2000), ("iw_mod_300", 200),
+    ("2_pow_3_add_1", 16), ("car_mul_100", 133.33333333333334), ("iar", 800 / 600),
+])
+def test_expressions(text: str, value: float) -> None:
+    values = {"iw": 800, "ih": 600, "iar": 800 / 600, "cw": 400, "ch": 300, "car": 4 / 3}
+    assert expr.parse(text, "test").evaluate(values) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("bad", ["iw_div", "iw__2", "iw_plus_2", "foo", "1_div_0", ""])
+def test_bad_expressions(bad: str) -> None:
+    with pytest.raises(InvalidRequest):
+        expr.parse(bad, "test").evaluate({"iw": 1})
+
+
+def test_conditionals() -> None:
+    item = registry.parse("if-iw_gt_800_and_ih_gt_600_or_ar_eq_1,w-100,if-else,w-50,if-end")[0]
+    assert isinstance(item, Conditional) and item.otherwise is not None
+    assert registry.holds(item.condition, {"iw": 1000, "ih": 700, "ar": 2})
+    assert not registry.holds(item.condition, {"iw": 1000, "ih": 500, "ar": 2})
+    assert registry.holds(item.condition, {"iw": 10, "ih": 10, "ar": 1})
+    for bad in ["if-iw_gt_800,w-100", "w-1,if-iw_gt_1,w-2,if-end", "if-zz_gt_1,w-1,if-end",
+                "if-iw_gt_x,w-1,if-end", "if-iw_gt_1,w-1,if-else,w-2,if-else,w-3,if-end"]:
+        with pytest.raises(InvalidRequest):
+            registry.parse(bad)
+
+
+def test_named_transformations() -> None:
+    named = {"thumb": "w-100,h-100", "two": "w-10:h-5", "loop": "n-thumb"}
+    assert registry.canonical(registry.parse("n-thumb", named)) == "h-100,w-100"
+    assert registry.canonical(registry.parse("n-thumb,h-50", named)) == "h-50,w-100"
+    assert registry.canonical(registry.parse("n-two,q-20", named)) == "w-10:h-5,q-20"
+    with pytest.raises(InvalidRequest, match="Unknown named"):
+        registry.parse("n-nope", named)
+    with pytest.raises(InvalidRequest, match="another"):
+        registry.parse("n-loop", named)
+
+
+def test_colours() -> None:
+    assert parse_colour("FF0000", "t") == Colour(255, 0, 0)
+    assert parse_colour("ff000050", "t").alpha == round(50 * 255 / 99)
+    assert parse_colour("red", "t") == Colour(255, 0, 0)
+    assert parse_colour("abc", "t") == Colour(0xAA, 0xBB, 0xCC)
+    for bad in ["GG0000", "FF00", "notacolour", "FF0000AA"]:
+        with pytest.raises(InvalidRequest):
+            parse_colour(bad, "t")
+
+
+@pytest.mark.parametrize(("tr", "check"), [
+    ("ar-4-3", lambda s: s.aspect.constant == pytest.approx(4 / 3)),
+    ("ar-16_9", lambda s: s.aspect.constant == pytest.approx(16 / 9)),
+    ("dpr-2", lambda s: s.dpr == 2),
+    ("dpr-auto", lambda s: s.dpr_auto),
+    ("w-auto", lambda s: s.width_auto),
+    ("cm-pad_resize", lambda s: s.crop_mode == "pad_resize"),
+    ("fo-top_left", lambda s: s.focus == "top_left"),
+    ("z-0.5", lambda s: s.zoom == 0.5),
+    ("x-N10", lambda s: s.x.constant == -10),
+    ("pr-true", lambda s: s.progressive),
+    ("lo-true", lambda s: s.lossless),
+    ("md-true", lambda s: s.metadata),
+    ("cp-true", lambda s: s.colour_profile),
+    ("bl-10", lambda s: s.blur == 10),
+    ("o-50", lambda s: s.opacity == 50),
+    ("e-grayscale", lambda s: s.grayscale),
+    ("e-contrast", lambda s: s.contrast),
+    ("e-sharpen", lambda s: s.sharpen == 50),
+    ("e-sharpen-10", lambda s: s.sharpen == 10),
+    ("e-usm-2-2-0.8-0.024", lambda s: s.unsharp.amount == 0.8),
+    ("e-shadow", lambda s: s.shadow.blur == 10),
+    ("e-shadow-bl-5_st-60_x-N4_y-3", lambda s: (s.shadow.x, s.shadow.y) == (-4, 3)),
+    ("e-gradient-ld-top_from-red_to-blue_sp-0.5", lambda s: s.gradient.angle == 0),
+    ("cr-FF0000_20_00FF00", lambda s: s.colour_replace.tolerance == 20),
+    ("t-true", lambda s: s.trim == 10),
+    ("t-25", lambda s: s.trim == 25),
+    ("rt-90", lambda s: s.rotate == 90),
+    ("rt-N90", lambda s: s.rotate == 270),
+    ("fl-v_h", lambda s: s.flip == "h_v"),
+    ("r-20", lambda s: s.radius.corners is not None),
+    ("r-max", lambda s: s.radius.maximum),
+    ("r-1_2_3_4", lambda s: s.radius.corners[3].constant == 4),
+    ("bg-FF0000", lambda s: s.background.colour == Colour(255, 0, 0)),
+    ("bg-blurred_20_N50", lambda s: (s.background.blur_amount, s.background.brightness)
+     == (20, -50)),
+    ("bg-dominant", lambda s: s.background.dominant),
+    ("b-5_FF0000", lambda s: s.border.width.constant == 5),
+    ("b-5-A94D34", lambda s: s.border.colour == Colour(0xA9, 0x4D, 0x34)),
+    ("b-ih_div_20_red", lambda s: str(s.border.width) == "ih_div_20"),
+    ("di-folder@@default.jpg", lambda s: s.default_image == "folder/default.jpg"),
+    ("pg-2", lambda s: s.page == 2),
+])
+def test_each_parameter(tr: str, check: object) -> None:
+    assert callable(check) and check(one(tr))
+
+
+@pytest.mark.parametrize("bad", ["w", "-3", "w-", "w-abc", "w-0", "w-1.5", "W-10", "q-0",
+                                 "q-101", "q-5.5", "c-nope", "f-bmp", "orig-yes", "zz-1",
+                                 "w-70000", "cm-squash", "fo-custom", "fo-car", "e-bgremove",
+                                 "e-upscale", "l-image", "oi-logo.png", "bg-genfill",
+                                 "e-usm-1-2", "rt-400", "fl-x", "r-1_2", "b-5", "cr-zz",
+                                 "bl-0", "bl-101", "o-101", "t-100", "pg-0", "di-..@@x.jpg",
+                                 "e-shadow-zz-1", "e-nope", "ar-0-1"])
 def test_invalid_parameters(bad: str) -> None:
     with pytest.raises(InvalidRequest):
         registry.parse(bad)
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list("wqhcfo-_:,.N0123456789abtrxyz@ ")), max_size=60))
-def test_any_string_parses_or_is_einvalid(text: str) -> None:
+def test_dpr_out_of_range_is_a_limit() -> None:
+    with pytest.raises(LimitExceeded):
+        registry.parse("w-100,dpr-6")
+
+
+KEYS = sorted(registry.HANDLERS)
+VALUES = st.one_of(st.integers(-5, 70000).map(str), st.sampled_from(
+    ["auto", "true", "false", "max", "iw_div_2", "N10", "0.5", "FF0000", "red", "at_max",
+     "pad_resize", "face", "grayscale", "shadow-bl-3", "blurred", "h_v", "a@@b.jpg", "4-3",
+     "ih_mul_", "", "-", "_", "x"]))
+PARAM = st.builds(lambda k, v: f"{k}-{v}", st.sampled_from([*KEYS, "if", "n", "zz"]), VALUES)
+CHAIN = st.lists(st.lists(PARAM, min_size=1, max_size=4).map(",".join), min_size=1,
+                 max_size=3).map(":".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(CHAIN)
+def test_generated_chains_parse_or_are_einvalid(text: str) -> None:
     try:
-        steps = registry.parse(text)
-    except InvalidRequest as exc:
-        assert exc.code == "EINVALID" and exc.status == 400
-        return
-    assert all(step.params for step in steps)
+        registry.parse(text, {"x": "w-1"})
+    except PixelportError as exc:
+        assert exc.code in ("EINVALID", "ELIMIT") and exc.status == 400
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
 def test_arbitrary_unicode_never_crashes(text: str) -> None:
     with contextlib.suppress(InvalidRequest):

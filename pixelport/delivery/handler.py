@@ -6,6 +6,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from pixelport.config import Config
@@ -23,15 +24,25 @@ from pixelport.delivery.http import (
     strong_etag,
 )
 from pixelport.delivery.request import DeliveryRequest, parse_target
-from pixelport.errors import Busy, LimitExceeded, PixelportError, Unexpected, UnsupportedFormat
+from pixelport.errors import (
+    Busy,
+    LimitExceeded,
+    NotFound,
+    PixelportError,
+    Unexpected,
+    UnsupportedFormat,
+)
 from pixelport.origins.base import FetchOptions, Original
+from pixelport.security import signing, svg
+from pixelport.security.headers import is_svg, passthrough_headers
 from pixelport.transform import engine, registry
 from pixelport.transform.formats import CONTENT_TYPES, sniff
 from pixelport.transform.pool import WorkPool
-from pixelport.transform.step import Step
+from pixelport.transform.step import ChainItem, Step
 
 log = logging.getLogger("pixelport.delivery")
 
+RASTER = ("jpg", "png", "webp", "avif", "gif")  # an explicit f- of these rasterises SVG
 BUFFER_LIMIT = 8 * 1024 * 1024  # passthrough files up to this size get an ETag and local Range
 
 
@@ -94,18 +105,22 @@ class Delivery:
         raw_path = raw_path.split("?", 1)[0]
         request = parse_target(self.table, headers.get("host"), raw_path,
                                scope.get("query_string", b"").decode("latin-1"))
-        steps = registry.parse(request.transformation)
-        original_only = any(step.original for step in steps)
+        signing.check_request(request, self.config.security)
+        steps = registry.parse(request.transformation, self.config.transformations)
+        plain = [item for item in steps if isinstance(item, Step)]
+        original_only = any(step.original for step in plain)
         transforming = bool(steps) and not original_only
+        rasterise = any(step.format in RASTER for step in plain)
         by_extension = mime.guess(request.file_path) or ""
         forward_range = not transforming and not by_extension.startswith("image/")
         options = FetchOptions(host=headers.get("host"),
                                byte_range=headers.get("range") if forward_range else None)
         started = time.perf_counter()
-        original = await request.endpoint.chain.fetch(request.file_path, options)
+        original = await self.fetch(request, plain, options)
         try:
             kind = sniff(await original.peek(1024)) if original.status == 200 else None
-            if kind and kind != "svg" and not original_only and (transforming or kind != "gif"):
+            # Images are always optimised; SVG stays SVG unless a raster f- is asked for.
+            if kind and not original_only and (kind != "svg" or rasterise):
                 answer = await self.transform(original, steps, headers, timing, started)
             elif transforming and kind != "svg":
                 raise UnsupportedFormat(f"The file {request.file_path!r} is not an image that "
@@ -123,22 +138,39 @@ class Delivery:
         finally:
             await original.close()
 
-    async def transform(self, original: Original, steps: list[Step], headers: dict[str, str],
-                        timing: Timing, started: float) -> Answer:
+    async def fetch(self, request: DeliveryRequest, steps: list[Step],
+                    options: FetchOptions) -> Original:
+        """The original; with di-<path>, the default image when the file is in no source."""
+        chain = request.endpoint.chain
+        try:
+            return await chain.fetch(request.file_path, options)
+        except NotFound:
+            fallback = next((s.default_image for s in reversed(steps) if s.default_image), None)
+            if fallback is None:
+                raise
+            return await chain.fetch(fallback, options)
+
+    async def transform(self, original: Original, steps: list[ChainItem],
+                        headers: dict[str, str], timing: Timing, started: float) -> Answer:
         """Read the whole original (bounded) and render it in the pool."""
         limit = self.config.limits.max_input_bytes
         data, complete = await original.read_upto(limit)
         if not complete:
             raise LimitExceeded(f"The original is larger than the limit of {limit} bytes")
         timing.measure("download", started)
-        options = engine.RenderOptions(headers.get("accept", ""), self.config.images,
-                                       self.config.limits)
+        options = engine.RenderOptions(
+            headers.get("accept", ""), self.config.images, self.config.limits,
+            client_width=_hint(headers, "sec-ch-width", "width", integer=True),
+            client_dpr=_hint(headers, "sec-ch-dpr", "dpr", integer=False),
+        )
         began = time.perf_counter()
         rendered = await self.pool.run(engine.render, data, steps, options)
         timing.measure("transformation", began)
         answer = Answer(200, {"content-type": rendered.content_type}, rendered.data)
-        if rendered.negotiated:
-            answer.headers["vary"] = "Accept"
+        if rendered.vary:
+            answer.headers["vary"] = ", ".join(rendered.vary)
+        if rendered.dpr is not None:
+            answer.headers["content-dpr"] = f"{rendered.dpr:g}"
         return answer
 
     async def passthrough(self, original: Original, request: DeliveryRequest,
@@ -149,6 +181,15 @@ class Delivery:
         content_type = mime.content_type(request.file_path, original.content_type,
                                          CONTENT_TYPES.get(kind or ""))
         answer = Answer(200, {"content-type": content_type, "accept-ranges": "bytes"})
+        answer.headers.update(passthrough_headers(content_type))
+        if original.status == 200 and (kind == "svg" or is_svg(content_type)):
+            # An SVG opened directly is a document that can run scripts: serve a clean copy.
+            data, complete = await original.read_upto(BUFFER_LIMIT)
+            if not complete:
+                raise LimitExceeded(f"SVGs larger than {BUFFER_LIMIT} bytes are not served")
+            timing.measure("download", started)
+            answer.body = await self.pool.run(svg.sanitize_svg, data)
+            return answer
         if original.status != 206:
             data, complete = await original.read_upto(BUFFER_LIMIT)
             if complete:
@@ -207,6 +248,20 @@ class Delivery:
             headers["server-timing"] = timing.header()
         log.info("request %s: %d %s", request_id, error.status, error.header)
         await send_bytes(send, error.status, headers, error.body.encode(), head)
+
+
+def _hint(headers: dict[str, str], name: str, legacy: str, integer: bool) -> Any:
+    """A client hint (Sec-CH-Width, Sec-CH-DPR or the older Width/DPR) within sane bounds."""
+    text = headers.get(name) or headers.get(legacy)
+    if not text:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    if integer:
+        return int(value) if 1 <= value <= 10_000 else None
+    return value if 0.1 <= value <= 5 else None
 
 
 def _apply_range(answer: Answer, header: str | None) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pyvips
 
 from pixelport.errors import UnsupportedFormat
+from pixelport.transform.colours import WHITE, Colour
 
 CONTENT_TYPES = {
     "jpg": "image/jpeg",
@@ -75,14 +76,19 @@ class FormatChoice:
 
 
 def choose(requested: str | None, input_format: str, has_alpha: bool, accept: str,
-           best_format: bool, avif: bool) -> FormatChoice:
-    """Pick the output format: explicit f-, else the best the client accepts."""
+           best_format: bool, avif: bool, animated: bool = False) -> FormatChoice:
+    """Pick the output format: explicit f-, else the best the client accepts.
+
+    Animations stay animated (WebP when accepted, else GIF); AVIF only when enabled.
+    """
     if requested == "orig" or (requested is None and not best_format):
         if input_format in ENCODABLE:
             return FormatChoice(input_format, False)
         return FormatChoice("png" if has_alpha else "jpg", False)
     if requested not in (None, "auto"):
         return FormatChoice(requested, False)
+    if animated:
+        return FormatChoice("webp" if accepts(accept, "image/webp") else "gif", True)
     if avif and accepts(accept, "image/avif"):
         return FormatChoice("avif", True)
     if accepts(accept, "image/webp"):
@@ -99,6 +105,7 @@ class EncodeOptions:
     lossless: bool = False
     chroma_subsampling: bool = False
     keep: str = "none"
+    background: Colour = WHITE  # what transparency becomes in JPEG
 
 
 def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
@@ -106,7 +113,7 @@ def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
     try:
         if fmt == "jpg":
             if image.hasalpha():
-                image = image.flatten(background=[255, 255, 255])
+                image = image.flatten(background=options.background.rgb)
             return bytes(image.jpegsave_buffer(
                 Q=options.quality, optimize_coding=True, interlace=options.progressive,
                 subsample_mode="auto" if options.chroma_subsampling else "off", keep=options.keep,
@@ -121,7 +128,7 @@ def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
             return bytes(image.heifsave_buffer(Q=options.quality, lossless=options.lossless,
                                                compression="av1", effort=2, keep=options.keep))
         if fmt == "gif":
-            return bytes(image.gifsave_buffer(keep=options.keep))
+            return bytes(image.gifsave_buffer(keep=options.keep, interlace=options.progressive))
     except pyvips.Error as exc:
         raise UnsupportedFormat(f"The image could not be written as {fmt}: "
                                 f"{str(exc).splitlines()[0]}") from None
