@@ -27,6 +27,11 @@ def animated_gif(frames: int = 3, width: int = 120, height: int = 80) -> bytes:
     return bytes(strip.gifsave_buffer())
 
 
+def animated_webp() -> bytes:
+    strip = pyvips.Image.new_from_buffer(animated_gif(4, 90, 60), "", n=-1)
+    return bytes(strip.webpsave_buffer())
+
+
 def multipage_tiff() -> bytes:
     strip = pyvips.Image.arrayjoin([solid(60, 40, (255, 0, 0)), solid(60, 40, (0, 0, 255))],
                                    across=1).copy()
@@ -72,6 +77,10 @@ def write_library(root: Path) -> Path:
         "bordered.png": bordered(),
         "logo.svg": SVG,
         "default.png": quadrants(100),
+        "photo.avif": make_image(400, 300, ".avif"),
+        "photo.webp": make_image(400, 300, ".webp"),
+        "photo.tif": make_image(400, 300, ".tif"),
+        "anim.webp": animated_webp(),
         "face.jpg": (DATA / "astronaut-320.jpg").read_bytes(),
         "noise.jpg": bytes(pyvips.Image.gaussnoise(200, 200, mean=128, sigma=40).cast("uchar")
                            .bandjoin([pyvips.Image.gaussnoise(200, 200).cast("uchar")] * 2)

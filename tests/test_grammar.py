@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from pixelport.errors import InvalidRequest, LimitExceeded, PixelportError
 from pixelport.transform import expr, registry
-from pixelport.transform.colours import Colour, parse as parse_colour
+from pixelport.transform.colours import Colour
+from pixelport.transform.colours import parse as parse_colour
 from pixelport.transform.grammar import Param, split_chain
 from pixelport.transform.step import Conditional, Step
 

@@ -198,7 +198,8 @@ def _load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
                     crop="attention" if plan.attention else "none")
             except pyvips.Error as exc:
                 raise _decode_error(exc) from None
-            return [_to_srgb(image, keep_profile)], True
+            # Materialised (it is small now) so later steps may read it more than once.
+            return [_to_srgb(image, keep_profile).copy_memory()], True
     try:
         if animated:
             strip = pyvips.Image.new_from_buffer(data, "", n=-1, access="random")
