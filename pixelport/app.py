@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 
+from pixelport.api.purge import PurgeApi
+from pixelport.cache.originals import OriginalStore
+from pixelport.cache.results import ResultCache
 from pixelport.config import Config
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.http import Receive, Scope, Send, send_bytes
+from pixelport.delivery.sources import Sources
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import HttpClient
 from pixelport.origins.library import LibraryOrigin
 from pixelport.origins.registry import build_all
+from pixelport.security.api_auth import ApiGate, is_api_path
+from pixelport.security.deadline import with_deadline
 from pixelport.transform.pool import WorkPool
 
 log = logging.getLogger("pixelport")
@@ -34,10 +40,22 @@ class App:
             for e in config.endpoints
         ]
         self.pool = WorkPool(config.server.processing_threads, config.server.processing_queue)
-        self.delivery = Delivery(config, EndpointTable(endpoints), self.pool)
+        cache = config.cache
+        self.results = ResultCache(cache.memory_size, cache.dir / "results" if cache.dir else None,
+                                   cache.max_size, cache.ttl)
+        self.originals = (OriginalStore(cache.dir / "originals", cache.originals_max_size,
+                                        cache.originals_ttl)
+                          if cache.save_originals and cache.dir else None)
+        table = EndpointTable(endpoints)
+        self.delivery = Delivery(config, table, self.pool, self.results,
+                                 Sources(config.limits.max_input_bytes, self.originals))
+        self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
+        self.api = ApiGate(config.security.keys)
+        purgers = [self.results.purge] + ([self.originals.purge] if self.originals else [])
+        self.api.route("/v1/files/purge", PurgeApi(table, purgers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route a request: health checks, else delivery."""
+        """Route a request: health checks, the API, else delivery."""
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
@@ -48,13 +66,19 @@ class App:
             await send_bytes(send, 200, {"content-type": "text/plain",
                                          "cache-control": "no-store"}, b"ok\n")
             return
-        await self.delivery(scope, receive, send)
+        if is_api_path(path):
+            await self.api(scope, receive, send)
+            return
+        await self.timed_delivery(scope, receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Start-up and shutdown of shared resources."""
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                await self.results.start()
+                if self.originals is not None:
+                    await self.originals.start()
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
                 await send({"type": "lifespan.startup.complete"})

@@ -1,10 +1,12 @@
-"""Command line: `pixelport serve | check-config`."""
+"""Command line: `pixelport serve | check-config | sign-url | purge`."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 from pixelport import __version__
@@ -28,10 +30,27 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", type=Path)
 
+    sign = commands.add_parser("sign-url", help="print a signed delivery URL")
+    sign.add_argument("url", help="the full URL, e.g. https://cdn.example.com/tr:w-300/a.jpg")
+    sign.add_argument("--expires-in", type=int, default=0, metavar="S",
+                      help="seconds until the URL expires (default: never)")
+    sign.add_argument("--config", type=Path, help="TOML config file: the endpoints and "
+                      "[security] private_key (default: the PIXELPORT_PRIVATE_KEY variable)")
+
+    purge = commands.add_parser("purge", help="purge a file's cached results from a server")
+    purge.add_argument("url", help="the file's URL (a trailing * purges a prefix)")
+    purge.add_argument("--config", type=Path, help="TOML config: [security] private_key and "
+                       "[server] listen (default: PIXELPORT_PRIVATE_KEY and 127.0.0.1:8080)")
+    purge.add_argument("--server", help="the server's base URL (default: from [server] listen)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "check-config":
             return check_config(args.config)
+        if args.command == "purge":
+            return purge_command(args.url, args.config, args.server)
+        if args.command == "sign-url":
+            return sign_url(args.url, args.expires_in, args.config)
         return serve_command(args)
     except ConfigError as exc:
         print(f"pixelport: config error: {exc}", file=sys.stderr)
@@ -52,6 +71,58 @@ def check_config(path: Path) -> int:
     build_all(Shared(config, HttpClient(allow_private_networks=True)))
     print(f"{path}: OK ({len(config.origins)} origin(s), {len(config.endpoints)} endpoint(s))")
     return 0
+
+
+def sign_url(url: str, expires_in: int, path: Path | None) -> int:
+    """Print `url` signed with the first private key (ImageKit's ik-t/ik-s scheme)."""
+    from pixelport.security.signing import endpoint_prefix
+    from pixelport.security.signing import sign_url as sign
+
+    config = load(path) if path is not None else Config()
+    key = next(iter(config.security.keys), None) or os.environ.get("PIXELPORT_PRIVATE_KEY")
+    if not key:
+        raise ConfigError("sign-url needs [security] private_key in --config, or the "
+                          "PIXELPORT_PRIVATE_KEY environment variable")
+    expires_at = int(time.time()) + expires_in if expires_in > 0 else None
+    try:
+        print(sign(url, endpoint_prefix(url, config.endpoints), key, expires_at))
+    except ValueError as exc:
+        print(f"pixelport: sign-url: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def purge_command(url: str, path: Path | None, server: str | None) -> int:
+    """Ask a running server to purge `url` through its purge API."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    config = load(path) if path is not None else Config()
+    key = next(iter(config.security.keys), None) or os.environ.get("PIXELPORT_PRIVATE_KEY")
+    if not key:
+        raise ConfigError("purge needs [security] private_key in --config, or the "
+                          "PIXELPORT_PRIVATE_KEY environment variable")
+    if server is None:
+        host, port = parse_listen(config.server.listen)
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        server = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    token = base64.b64encode(f"{key}:".encode()).decode()
+    request = urllib.request.Request(  # noqa: S310 (an operator-given server URL)
+        server.rstrip("/") + "/v1/files/purge", data=json.dumps({"url": url}).encode(),
+        headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            print(f"purged {url} (request {json.loads(response.read())['requestId']})")
+            return 0
+    except urllib.error.HTTPError as exc:
+        message = exc.read().decode("utf-8", "replace")
+        print(f"pixelport: purge failed: HTTP {exc.code} {message}", file=sys.stderr)
+    except (urllib.error.URLError, OSError) as exc:
+        print(f"pixelport: purge failed: cannot reach {server}: {exc}", file=sys.stderr)
+    return 1
 
 
 def serve_command(args: argparse.Namespace) -> int:

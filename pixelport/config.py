@@ -42,6 +42,23 @@ def parse_size(text: str | int) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """Parse a duration such as `30m`, `12h`, `180d` or a number of seconds."""
+    if isinstance(text, bool):
+        raise ValueError("must be a duration (examples: 90, 30m, 12h, 180d)")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError("must not be negative")
+        return float(text)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (examples: 90, 30m, 12h, 180d)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
 class Section:
     """Reads one TOML table with typed getters and reports unknown keys."""
 
@@ -137,6 +154,16 @@ class Section:
         except (ValueError, TypeError) as exc:
             raise self.error(key, str(exc)) from None
 
+    def duration(self, key: str, default: float) -> float:
+        """Seconds, as a number or with a unit: `90s`, `30m`, `12h`, `180d`."""
+        value = self.raw(key)
+        if value is None:
+            return default
+        try:
+            return parse_duration(value)
+        except (ValueError, TypeError) as exc:
+            raise self.error(key, str(exc)) from None
+
     def strings(self, key: str) -> tuple[str, ...]:
         """A list of strings (empty when absent)."""
         value = self.raw(key)
@@ -192,9 +219,17 @@ class ServerConfig:
 class SecurityConfig:
     """Keys and network policy."""
 
-    private_key: str | None = None
+    # Keys stay out of repr() so a logged or printed config never shows them.
+    private_key: str | None = field(default=None, repr=False)
     require_signed_urls: bool = False
     allow_private_networks: bool = False
+    private_keys: tuple[str, ...] = field(default=(), repr=False)  # more keys, for rotation
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every accepted private key: `private_key` first, then `private_keys`."""
+        ordered = ((self.private_key,) if self.private_key else ()) + self.private_keys
+        return tuple(dict.fromkeys(ordered))
 
 
 @dataclass(frozen=True)
@@ -214,6 +249,10 @@ class CacheConfig:
     dir: Path | None = None
     max_size: int = 10 * 10**9
     save_originals: bool = False
+    memory_size: int = 256 * 2**20  # the memory tier in front of the disk
+    ttl: float = 180 * 86400.0  # results older than this are made again
+    originals_ttl: float = 86400.0  # saved originals older than this are revalidated
+    originals_max_size: int = 10 * 10**9
 
 
 @dataclass(frozen=True)
@@ -243,6 +282,7 @@ class EndpointConfig:
     origins: tuple[str, ...]
     domains: tuple[str, ...] = ()
     library: bool = True
+    require_signed_urls: bool | None = None  # None: [security] require_signed_urls decides
 
 
 @dataclass(frozen=True)
@@ -328,9 +368,24 @@ def _security(s: Section) -> SecurityConfig:
         private_key=s.optional_text("private_key"),
         require_signed_urls=s.flag("require_signed_urls", False),
         allow_private_networks=s.flag("allow_private_networks", False),
+        private_keys=_keys(s, "private_keys"),
     )
     s.finish()
     return cfg
+
+
+def _keys(s: Section, key: str) -> tuple[str, ...]:
+    # Each item may be "env:NAME"; errors never echo a value, since these are secrets.
+    keys: list[str] = []
+    for i, item in enumerate(s.strings(key)):
+        if item.startswith("env:"):
+            if item[4:] not in os.environ:
+                raise s.error(f"{key}[{i}]", f"environment variable {item[4:]} is not set")
+            item = os.environ[item[4:]]
+        if not item:
+            raise s.error(f"{key}[{i}]", "must not be empty")
+        keys.append(item)
+    return tuple(keys)
 
 
 def _limits(s: Section) -> LimitsConfig:
@@ -349,6 +404,10 @@ def _cache(s: Section) -> CacheConfig:
         dir=s.path("dir", "data/cache"),
         max_size=s.size("max_size", CacheConfig.max_size),
         save_originals=s.flag("save_originals", False),
+        memory_size=s.size("memory_size", CacheConfig.memory_size),
+        ttl=s.duration("ttl", CacheConfig.ttl),
+        originals_ttl=s.duration("originals_ttl", CacheConfig.originals_ttl),
+        originals_max_size=s.size("originals_max_size", CacheConfig.originals_max_size),
     )
     s.finish()
     return cfg
@@ -417,10 +476,15 @@ def _endpoints(root: Section) -> tuple[EndpointConfig, ...]:
             raise s.error("identifier", "may hold letters, digits and '-', segments joined by '/'")
         if identifier in seen:
             raise s.error("identifier", f"endpoint {identifier!r} is defined twice")
+        if identifier in ("v1", "api/v1") or identifier.startswith(("v1/", "api/v1/")):
+            raise s.error("identifier", "/v1/ and /api/v1/ are reserved for the API")
         seen.add(identifier)
         domains = tuple(d.lower().rstrip(".") for d in s.strings("domains"))
+        signed = s.raw("require_signed_urls")
         endpoints.append(EndpointConfig(identifier, s.strings("origins"), domains,
-                                        s.flag("library", True)))
+                                        s.flag("library", True),
+                                        None if signed is None
+                                        else s.flag("require_signed_urls", False)))
         s.finish()
     return tuple(endpoints)
 

@@ -47,3 +47,7 @@ def serve(tmp_path: Path) -> Iterator[Any]:
     yield start
     for server in started:
         server.stop()
+
+
+# Cloud storage emulators (session-scoped, started only by the tests that use them).
+from tests.cloud_servers import azurite, gcs_servers, moto_s3  # noqa: E402, F401

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -112,7 +114,14 @@ class OriginServer:
                     self.wfile.write(payload)
                     return
                 assert body is not None
+                etag = '"' + hashlib.md5(body).hexdigest() + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
+                    return
                 self.send_response(200)
+                self.send_header("ETag", etag)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Last-Modified", "Tue, 01 Jan 2030 00:00:00 GMT")
                 for name, value in origin.extra_headers.get(path, {}).items():
@@ -149,6 +158,11 @@ class Pixelport:
     """pixelport served by uvicorn on a free port in a background thread."""
 
     def __init__(self, config: dict[str, Any], base: Path | None = None) -> None:
+        config = dict(config)
+        if "dir" not in config.get("cache", {}):
+            # Never the repo's data/cache: a test run must not see another run's results.
+            self.cache_dir = tempfile.mkdtemp(prefix="pixelport-cache-")
+            config["cache"] = {**config.get("cache", {}), "dir": self.cache_dir}
         self.app = App(from_dict(config, base=base))
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(

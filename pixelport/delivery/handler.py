@@ -1,82 +1,93 @@
-"""The delivery handler: parse, fetch from the origin chain, transform or pass through, answer."""
+"""The delivery handler: parse, answer from the result cache, else produce once and answer.
+
+Hit path: parse → key → memory tier → send; no image work, no origin contact, no disk I/O
+when the memory tier has it. Miss: one shared task per key fetches the original (itself
+shared per file, or from the saved copy) and transforms it in the bounded pool.
+"""
 
 from __future__ import annotations
 
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from pixelport.cache.coalesce import Coalescer
+from pixelport.cache.entry import Entry
+from pixelport.cache.results import ResultCache
 from pixelport.config import Config
-from pixelport.delivery import mime
+from pixelport.delivery import keys, mime
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.delivery.http import (
     Receive,
     Scope,
     Send,
     http_date,
-    not_modified,
-    parse_range,
     send_bytes,
     send_stream,
     strong_etag,
 )
 from pixelport.delivery.request import DeliveryRequest, parse_target
+from pixelport.delivery.respond import Timing, attachment, send_entry
+from pixelport.delivery.sources import Fetched, Sources
 from pixelport.errors import (
+    BadSignature,
     Busy,
-    LimitExceeded,
     NotFound,
     PixelportError,
     Unexpected,
     UnsupportedFormat,
 )
-from pixelport.origins.base import FetchOptions, Original
-from pixelport.security import signing, svg
+from pixelport.origins.base import FetchOptions
+from pixelport.security import signing
 from pixelport.security.headers import is_svg, passthrough_headers
+from pixelport.security.svg import sanitize_svg
 from pixelport.transform import engine, registry
-from pixelport.transform.formats import CONTENT_TYPES, sniff
+from pixelport.transform.formats import CONTENT_TYPES
+from pixelport.transform.grammar import Param, split_chain
 from pixelport.transform.pool import WorkPool
 from pixelport.transform.step import ChainItem, Step
 
 log = logging.getLogger("pixelport.delivery")
 
 RASTER = ("jpg", "png", "webp", "avif", "gif")  # an explicit f- of these rasterises SVG
-BUFFER_LIMIT = 8 * 1024 * 1024  # passthrough files up to this size get an ETag and local Range
+# Types streamed straight from the origin (Range forwarded), never buffered or cached.
+STREAMED = ("video/", "audio/", "application/zip", "application/gzip", "application/x-tar",
+            "application/octet-stream", "application/pdf")
 
 
 @dataclass
-class Timing:
-    """Server-Timing entries in milliseconds."""
+class Plan:
+    """What a parsed request asks for."""
 
-    entries: dict[str, float] = field(default_factory=dict)
-
-    def measure(self, name: str, since: float) -> None:
-        """Record the time from `since` (a perf_counter value) until now."""
-        self.entries[name] = (time.perf_counter() - since) * 1000
-
-    def header(self) -> str:
-        """The Server-Timing header value."""
-        return ", ".join(f"{name};dur={ms:.1f}" for name, ms in self.entries.items())
-
-
-@dataclass
-class Answer:
-    """A response being assembled."""
-
-    status: int
+    request: DeliveryRequest
+    steps: list[ChainItem]
     headers: dict[str, str]
-    body: bytes = b""
+    transforming: bool
+    original_only: bool
+    rasterise: bool
+    client_width: int | None
+    client_dpr: float | None
+
+    @property
+    def plain(self) -> list[Step]:
+        """The unconditional steps."""
+        return [s for s in self.steps if isinstance(s, Step)]
 
 
 class Delivery:
-    """Answers every request that is not an admin route."""
+    """Answers every request that is not an admin or API route."""
 
-    def __init__(self, config: Config, table: EndpointTable, pool: WorkPool) -> None:
+    def __init__(self, config: Config, table: EndpointTable, pool: WorkPool,
+                 results: ResultCache, sources: Sources) -> None:
         self.config = config
         self.table = table
         self.pool = pool
+        self.results = results
+        self.sources = sources
+        self.work: Coalescer[Entry | None] = Coalescer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point for one delivery request."""
@@ -97,141 +108,157 @@ class Delivery:
             error.status = 500
             await self.send_error(send, error, request_id, timing, head)
 
-    async def deliver(self, scope: Scope, send: Send, request_id: str, timing: Timing,
-                      head: bool) -> None:
-        """Find the original, then transform it or pass it through."""
+    def plan(self, scope: Scope) -> Plan:
+        """Parse and check the request (signature included)."""
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         raw_path = (scope.get("raw_path") or quote(scope["path"]).encode()).decode("latin-1")
-        raw_path = raw_path.split("?", 1)[0]
-        request = parse_target(self.table, headers.get("host"), raw_path,
+        request = parse_target(self.table, headers.get("host"), raw_path.split("?", 1)[0],
                                scope.get("query_string", b"").decode("latin-1"))
         signing.check_request(request, self.config.security)
         steps = registry.parse(request.transformation, self.config.transformations)
-        plain = [item for item in steps if isinstance(item, Step)]
+        plain = [s for s in steps if isinstance(s, Step)]
         original_only = any(step.original for step in plain)
-        transforming = bool(steps) and not original_only
-        rasterise = any(step.format in RASTER for step in plain)
-        by_extension = mime.guess(request.file_path) or ""
-        forward_range = not transforming and not by_extension.startswith("image/")
-        options = FetchOptions(host=headers.get("host"),
-                               byte_range=headers.get("range") if forward_range else None)
-        started = time.perf_counter()
-        original = await self.fetch(request, plain, options)
-        try:
-            kind = sniff(await original.peek(1024)) if original.status == 200 else None
-            # Images are always optimised; SVG stays SVG unless a raster f- is asked for.
-            if kind and not original_only and (kind != "svg" or rasterise):
-                answer = await self.transform(original, steps, headers, timing, started)
-            elif transforming and kind != "svg":
-                raise UnsupportedFormat(f"The file {request.file_path!r} is not an image that "
-                                        "can be transformed")
-            else:
-                passed = await self.passthrough(original, request, headers, timing, started,
-                                                kind, send, head, request_id)
-                if passed is None:
-                    return  # already streamed
-                answer = passed
-            self.finish(answer, original, request, headers, request_id, timing)
-            if answer.status == 304:
-                answer.body = b""
-            await send_bytes(send, answer.status, answer.headers, answer.body, head)
-        finally:
-            await original.close()
-
-    async def fetch(self, request: DeliveryRequest, steps: list[Step],
-                    options: FetchOptions) -> Original:
-        """The original; with di-<path>, the default image when the file is in no source."""
-        chain = request.endpoint.chain
-        try:
-            return await chain.fetch(request.file_path, options)
-        except NotFound:
-            fallback = next((s.default_image for s in reversed(steps) if s.default_image), None)
-            if fallback is None:
-                raise
-            return await chain.fetch(fallback, options)
-
-    async def transform(self, original: Original, steps: list[ChainItem],
-                        headers: dict[str, str], timing: Timing, started: float) -> Answer:
-        """Read the whole original (bounded) and render it in the pool."""
-        limit = self.config.limits.max_input_bytes
-        data, complete = await original.read_upto(limit)
-        if not complete:
-            raise LimitExceeded(f"The original is larger than the limit of {limit} bytes")
-        timing.measure("download", started)
-        options = engine.RenderOptions(
-            headers.get("accept", ""), self.config.images, self.config.limits,
+        return Plan(
+            request=request, steps=steps, headers=headers,
+            transforming=bool(steps) and not original_only, original_only=original_only,
+            rasterise=any(step.format in RASTER for step in plain),
             client_width=_hint(headers, "sec-ch-width", "width", integer=True),
             client_dpr=_hint(headers, "sec-ch-dpr", "dpr", integer=False),
         )
-        began = time.perf_counter()
-        rendered = await self.pool.run(engine.render, data, steps, options)
-        timing.measure("transformation", began)
-        answer = Answer(200, {"content-type": rendered.content_type}, rendered.data)
-        if rendered.vary:
-            answer.headers["vary"] = ", ".join(rendered.vary)
-        if rendered.dpr is not None:
-            answer.headers["content-dpr"] = f"{rendered.dpr:g}"
-        return answer
 
-    async def passthrough(self, original: Original, request: DeliveryRequest,
-                          headers: dict[str, str], timing: Timing, started: float,
-                          kind: str | None, send: Send, head: bool,
-                          request_id: str) -> Answer | None:
-        """Serve the file as it is: buffered when small, streamed when large."""
-        content_type = mime.content_type(request.file_path, original.content_type,
-                                         CONTENT_TYPES.get(kind or ""))
-        answer = Answer(200, {"content-type": content_type, "accept-ranges": "bytes"})
-        answer.headers.update(passthrough_headers(content_type))
-        if original.status == 200 and (kind == "svg" or is_svg(content_type)):
-            # An SVG opened directly is a document that can run scripts: serve a clean copy.
-            data, complete = await original.read_upto(BUFFER_LIMIT)
-            if not complete:
-                raise LimitExceeded(f"SVGs larger than {BUFFER_LIMIT} bytes are not served")
-            timing.measure("download", started)
-            answer.body = await self.pool.run(svg.sanitize_svg, data)
-            return answer
-        if original.status != 206:
-            data, complete = await original.read_upto(BUFFER_LIMIT)
-            if complete:
-                timing.measure("download", started)
-                answer.body = data
-                return answer
-        # Large or partial: stream it with what the origin told us, never holding it whole.
-        answer.status = original.status
-        if original.size is not None:
-            answer.headers["content-length"] = str(original.size)
-        if original.content_range:
-            answer.headers["content-range"] = original.content_range
-        if original.etag:
-            answer.headers["etag"] = original.etag
-        self.finish(answer, original, request, headers, request_id, timing)
-        if answer.status == 304:
-            await send_bytes(send, 304, answer.headers, b"", head)
-        else:
-            await send_stream(send, answer.status, answer.headers, original.chunks(), head)
-        return None
-
-    def finish(self, answer: Answer, original: Original, request: DeliveryRequest,
-               headers: dict[str, str], request_id: str, timing: Timing) -> None:
-        """Caching, validators, timing, links; then 304 or 206 when the request allows."""
-        h = answer.headers
-        h["cache-control"] = f"public, max-age={self.config.server.cache_max_age}"
-        if original.last_modified is not None:
-            h["last-modified"] = http_date(original.last_modified)
-        if answer.status == 200 and "etag" not in h and answer.body:
-            h["etag"] = strong_etag(answer.body)
-        if original.canonical_url:
-            h["link"] = f'<{original.canonical_url}>; rel="canonical"'
-        if request.flag("ik-attachment") == "true":
-            h["content-disposition"] = _attachment(request.file_path)
-        h["server-timing"] = timing.header()
-        h["x-request-id"] = request_id
-        if answer.status == 200 and not_modified(headers, h.get("etag"), original.last_modified):
-            answer.status = 304
-            h.pop("content-length", None)
+    async def deliver(self, scope: Scope, send: Send, request_id: str, timing: Timing,
+                      head: bool) -> None:
+        """Answer from the cache, or produce (once for all identical requests) and answer."""
+        plan = self.plan(scope)
+        request = plan.request
+        by_extension = mime.guess(request.file_path) or ""
+        if not plan.transforming and by_extension.startswith(STREAMED):
+            await self.stream(plan, send, request_id, timing, head)
             return
-        if answer.status == 200 and answer.body and "accept-ranges" in h:
-            _apply_range(answer, headers.get("range"))
+        variant = keys.variant(plan.steps, plan.headers, self.config.images,
+                               not by_extension or by_extension.startswith("image/"),
+                               plan.client_width, plan.client_dpr)
+        attach = request.flag("ik-attachment") == "true"
+        key = keys.result_key(request.endpoint.identifier, request.file_path, plan.steps,
+                              variant, attach)
+        entry = self.results.get_memory(key) or await self.results.get(key)
+        if entry is not None:
+            timing.describe("cache", "hit")
+        else:
+            entry, _ = await self.work.run(key, lambda: self.produce(plan, key))
+            if entry is None:  # too large to buffer: stream it instead
+                await self.stream(plan, send, request_id, timing, head)
+                return
+            timing.add("download", entry.download_ms)
+            if entry.transform_ms:
+                timing.add("transformation", entry.transform_ms)
+            timing.describe("cache", "miss")
+        self.check_private(entry, plan)
+        await send_entry(send, entry, plan.headers, timing, request_id,
+                         self.config.server.cache_max_age,
+                         request.file_path if attach else None, head)
+
+    def check_private(self, entry: Entry, plan: Plan) -> None:
+        """A private file needs a signed URL or a named transformation (as on ImageKit)."""
+        if entry.headers.get("x-private") != "1":
+            return
+        named = any(p.key == "n" for p in _raw_params(plan.request.transformation))
+        if plan.request.signature is None and not named:
+            raise BadSignature("This file is private: a signed URL is required")
+
+    async def produce(self, plan: Plan, key: str) -> Entry | None:
+        """Fetch and transform (or pass through) one result, and cache it."""
+        request = plan.request
+        fetched = await self.fetch(plan)
+        if fetched.too_large:
+            return None
+        kind = fetched.kind
+        headers: dict[str, str] = {}
+        transform_ms = 0.0
+        if kind and not plan.original_only and (kind != "svg" or plan.rasterise):
+            options = engine.RenderOptions(
+                plan.headers.get("accept", ""), self.config.images, self.config.limits,
+                client_width=plan.client_width, client_dpr=plan.client_dpr)
+            began = time.perf_counter()
+            rendered = await self.pool.run(engine.render, fetched.data, plan.steps, options)
+            transform_ms = (time.perf_counter() - began) * 1000
+            body = rendered.data
+            headers["content-type"] = rendered.content_type
+            if rendered.vary:
+                headers["vary"] = ", ".join(rendered.vary)
+            if rendered.dpr is not None:
+                headers["content-dpr"] = f"{rendered.dpr:g}"
+        elif plan.transforming and kind != "svg":
+            raise UnsupportedFormat(f"The file {request.file_path!r} is not an image that can "
+                                    "be transformed")
+        else:
+            body, headers = await self.as_is(fetched, request.file_path)
+        if fetched.last_modified is not None:
+            headers["last-modified"] = http_date(fetched.last_modified)
+        if fetched.canonical_url:
+            headers["link"] = f'<{fetched.canonical_url}>; rel="canonical"'
+        if fetched.private:
+            headers["x-private"] = "1"
+        entry = Entry(body, headers, strong_etag(body), request.endpoint.identifier,
+                      request.file_path, download_ms=fetched.download_ms,
+                      transform_ms=transform_ms)
+        await self.results.put(key, entry)
+        return entry
+
+    async def fetch(self, plan: Plan) -> Fetched:
+        """The original; with di-<path>, the default image when the file is in no source."""
+        request = plan.request
+        options = FetchOptions(host=plan.headers.get("host"))
+        try:
+            return await self.sources.fetch(request.endpoint, request.file_path, options)
+        except NotFound:
+            fallback = next((s.default_image for s in reversed(plan.plain) if s.default_image),
+                            None)
+            if fallback is None:
+                raise
+            return await self.sources.fetch(request.endpoint, fallback, options)
+
+    async def as_is(self, fetched: Fetched, path: str) -> tuple[bytes, dict[str, str]]:
+        """A file served unchanged: SVG sanitised, locked-down headers, ranges allowed."""
+        content_type = mime.content_type(path, fetched.content_type,
+                                         CONTENT_TYPES.get(fetched.kind or ""))
+        body = fetched.data
+        if fetched.kind == "svg" or is_svg(content_type):
+            # Parsing a large SVG takes long enough that it must not run on the event loop.
+            body = await self.pool.run(sanitize_svg, body)
+        headers = {"content-type": content_type, "accept-ranges": "bytes",
+                   **passthrough_headers(content_type)}
+        return body, headers
+
+    async def stream(self, plan: Plan, send: Send, request_id: str, timing: Timing,
+                     head: bool) -> None:
+        """A large file straight from the origin, Range forwarded; never buffered or cached."""
+        request = plan.request
+        options = FetchOptions(host=plan.headers.get("host"), byte_range=plan.headers.get("range"))
+        started = time.perf_counter()
+        original = await request.endpoint.chain.fetch(request.file_path, options)
+        try:
+            timing.add("download", (time.perf_counter() - started) * 1000)
+            content_type = mime.content_type(request.file_path, original.content_type, None)
+            if is_svg(content_type):
+                raise UnsupportedFormat("SVG files this large are not served")
+            headers = {"content-type": content_type, "accept-ranges": "bytes",
+                       "cache-control": f"public, max-age={self.config.server.cache_max_age}",
+                       "server-timing": timing.header(), "x-request-id": request_id,
+                       **passthrough_headers(content_type)}
+            if original.size is not None:
+                headers["content-length"] = str(original.size)
+            if original.content_range:
+                headers["content-range"] = original.content_range
+            if original.etag:
+                headers["etag"] = original.etag
+            if original.last_modified is not None:
+                headers["last-modified"] = http_date(original.last_modified)
+            if request.flag("ik-attachment") == "true":
+                headers["content-disposition"] = attachment(request.file_path)
+            await send_stream(send, original.status, headers, original.chunks(), head)
+        finally:
+            await original.close()
 
     async def send_error(self, send: Send, error: PixelportError, request_id: str,
                          timing: Timing, head: bool) -> None:
@@ -250,6 +277,10 @@ class Delivery:
         await send_bytes(send, error.status, headers, error.body.encode(), head)
 
 
+def _raw_params(transformation: str) -> list[Param]:
+    return [p for step in split_chain(transformation) for p in step]
+
+
 def _hint(headers: dict[str, str], name: str, legacy: str, integer: bool) -> Any:
     """A client hint (Sec-CH-Width, Sec-CH-DPR or the older Width/DPR) within sane bounds."""
     text = headers.get(name) or headers.get(legacy)
@@ -262,27 +293,3 @@ def _hint(headers: dict[str, str], name: str, legacy: str, integer: bool) -> Any
     if integer:
         return int(value) if 1 <= value <= 10_000 else None
     return value if 0.1 <= value <= 5 else None
-
-
-def _apply_range(answer: Answer, header: str | None) -> None:
-    size = len(answer.body)
-    wanted = parse_range(header, size)
-    if wanted is None:
-        return
-    if wanted is False:
-        answer.status = 416
-        answer.headers["content-range"] = f"bytes */{size}"
-        answer.body = b""
-        return
-    assert isinstance(wanted, tuple)
-    first, last = wanted
-    answer.status = 206
-    answer.headers["content-range"] = f"bytes {first}-{last}/{size}"
-    answer.body = answer.body[first:last + 1]
-
-
-def _attachment(path: str) -> str:
-    name = path.rsplit("/", 1)[-1]
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
-

@@ -81,7 +81,8 @@ def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
 async def send_bytes(send: Send, status: int, headers: dict[str, str], body: bytes,
                      head: bool = False) -> None:
     """Send a complete response."""
-    headers.setdefault("content-length", str(len(body)))
+    if status != 304:
+        headers.setdefault("content-length", str(len(body)))
     await send({"type": "http.response.start", "status": status,
                 "headers": encode_headers(headers)})
     await send({"type": "http.response.body", "body": b"" if head else body})

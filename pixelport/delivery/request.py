@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.errors import InvalidRequest, NotFound
 from pixelport.security.paths import check_file_path
+from pixelport.security.signing import split_query
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,10 @@ class DeliveryRequest:
     file_path: str  # decoded, without leading '/'
     raw_file_path: str  # as received, percent-encoded
     transformation: str  # path `tr:` and query `tr`, joined with ':'
-    query: tuple[tuple[str, str], ...]
+    query: tuple[tuple[str, str], ...]  # never holds ik-s/ik-t, so cache keys cannot either
+    signed_target: str = ""  # raw target after the endpoint prefix, without ik-s/ik-t
+    signature: str | None = None  # ik-s
+    expiry: str | None = None  # ik-t
 
     def flag(self, name: str) -> str | None:
         """The last value of an `ik-*` (or other) query parameter."""
@@ -38,12 +42,14 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
         raise NotFound("No URL endpoint matches this path")
     endpoint, used = found
     rest = segments[used:]
+    signed = split_query(query_string)
+    signed_target = "/".join(rest) + (f"?{signed.query}" if signed.query else "")
     chains: list[str] = []
     if rest and rest[0][:3].lower() == "tr:":
         chains.append(_decode(rest[0][3:], "transformation"))
         rest = rest[1:]
     try:
-        query = tuple(parse_qsl(query_string, keep_blank_values=True, strict_parsing=False,
+        query = tuple(parse_qsl(signed.query, keep_blank_values=True, strict_parsing=False,
                                 errors="strict"))
     except UnicodeDecodeError:
         raise InvalidRequest("The query string is not valid UTF-8") from None
@@ -52,7 +58,8 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
     file_path = check_file_path(_decode(raw_file, "file path"))
     if not file_path:
         raise NotFound("No file path was given")
-    return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query)
+    return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query,
+                           signed_target, signed.signature, signed.expiry)
 
 
 def _decode(text: str, what: str) -> str:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import email.utils
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import aiohttp
 from yarl import URL
 
-from pixelport.errors import AccessDenied, NotFound, OriginFailed, OriginUnreachable
+from pixelport.errors import OriginFailed, OriginUnreachable
 from pixelport.origins.base import Original
+from pixelport.origins.failures import provider_error
 from pixelport.security.network import BlockedAddressError, check_literal_host, make_connector
 
 CHUNK = 64 * 1024
@@ -41,11 +42,17 @@ class HttpClient:
             await self._session.close()
 
     async def get(
-        self, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout, who: str
+        self, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout, who: str,
+        check_hop: Callable[[URL], None] | None = None,
     ) -> aiohttp.ClientResponse:
-        """GET `url`, following redirects one by one so each hop passes the address guard."""
+        """GET `url`, following redirects one by one so each hop passes the address guard.
+
+        `check_hop` may raise to refuse a hop (the web proxy's host allow-list).
+        """
         target = URL(url, encoded=True)
         for _ in range(self.max_redirects + 1):
+            if check_hop is not None:
+                check_hop(target)
             try:
                 if not self.allow_private:
                     check_literal_host(target.host or "")
@@ -81,13 +88,7 @@ def check_status(response: aiohttp.ClientResponse, who: str, path: str) -> None:
     if status < 300 or status == 304:
         return
     response.release()
-    if status in (404, 410):
-        raise NotFound(f"No file was found on {who} at the specified path {path!r}")
-    if status in (401, 403):
-        raise AccessDenied(f"{who} denied access (HTTP {status}) to {path!r}")
-    if status >= 500:
-        raise OriginFailed(f"{who} answered HTTP {status} for {path!r}")
-    raise OriginFailed(f"{who} answered HTTP {status} for {path!r}")
+    raise provider_error(who, path, status, None)
 
 
 def original_from(response: aiohttp.ClientResponse, source: str, who: str) -> Original:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
+from pixelport.delivery.http import parse_range
 from pixelport.errors import NotFound
 from pixelport.origins.base import FetchOptions, Original
 from pixelport.security.paths import resolve_under
@@ -39,14 +40,22 @@ class LibraryOrigin:
         async def close() -> None:
             await asyncio.to_thread(handle.close)
 
-        return Original(
-            body=_read_chunks(handle),
+        original = Original(
+            body=_read_chunks(handle, info.st_size),
             source=self.name,
             content_type=mimetypes.guess_type(target.name)[0],
             size=info.st_size,
             last_modified=datetime.fromtimestamp(int(info.st_mtime), tz=UTC),
             close=close,
         )
+        wanted = parse_range(options.byte_range, info.st_size)
+        if isinstance(wanted, tuple):
+            first, last = wanted
+            await asyncio.to_thread(handle.seek, first)
+            original.body = _read_chunks(handle, last - first + 1)
+            original.status, original.size = 206, last - first + 1
+            original.content_range = f"bytes {first}-{last}/{info.st_size}"
+        return original
 
     async def aclose(self) -> None:
         """Nothing pooled."""
@@ -63,9 +72,10 @@ def _open_regular(target: Path) -> tuple[BinaryIO, os.stat_result]:
     return handle, info
 
 
-async def _read_chunks(handle: BinaryIO) -> AsyncIterator[bytes]:
-    while True:
-        chunk = await asyncio.to_thread(handle.read, CHUNK)
+async def _read_chunks(handle: BinaryIO, remaining: int) -> AsyncIterator[bytes]:
+    while remaining > 0:
+        chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
         if not chunk:
             return
+        remaining -= len(chunk)
         yield chunk

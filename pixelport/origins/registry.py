@@ -5,13 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pixelport.config import OriginConfig
-from pixelport.origins import web_server
+from pixelport.origins import azure_blob, gcs, resilience, s3, web_proxy, web_server
 from pixelport.origins.base import Origin, Shared
 
 Builder = Callable[[OriginConfig, Shared], Origin]
 
 BUILDERS: dict[str, Builder] = {
     "web_server": web_server.build,
+    "web_proxy": web_proxy.build,
+    "s3": s3.build,
+    "s3_compatible": s3.build_compatible,
+    "azure_blob": azure_blob.build,
+    "gcs": gcs.build,
 }
 
 
@@ -20,7 +25,9 @@ def build_origin(cfg: OriginConfig, shared: Shared) -> Origin:
     builder = BUILDERS.get(cfg.type)
     if builder is None:
         raise cfg.section.error("type", f"origin type {cfg.type!r} is not supported yet")
-    return builder(cfg, shared)
+    # Read first: the builder's own check for unknown keys must see these as known.
+    settings = resilience.read_settings(cfg)
+    return resilience.ResilientOrigin(builder(cfg, shared), settings)
 
 
 def build_all(shared: Shared) -> dict[str, Origin]:

@@ -1,7 +1,10 @@
 """Which addresses an origin may connect to (the SSRF guard).
 
-The check runs on the addresses a name resolves to, right before connecting, so a name that
-resolves to a private address (or changes its answer: DNS rebinding) is refused as well.
+The check runs twice: on the addresses a name resolves to, and again on the exact address
+each socket is about to connect to. The second check is the one that cannot be bypassed: it
+also sees IP literals (which skip the resolver) and whatever a cache or a rebinding DNS
+server handed the connector, so a name that resolves to a private address, or changes its
+answer between two lookups, is refused as well.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import socket
 from typing import Any
 
 import aiohttp
+from aiohappyeyeballs import AddrInfoType
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -61,8 +65,8 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 class GuardedResolver(AbstractResolver):
     """Resolves names and drops every address the guard refuses."""
 
-    def __init__(self) -> None:
-        self._inner = aiohttp.ThreadedResolver()
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or aiohttp.ThreadedResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -91,8 +95,23 @@ def check_literal_host(host: str) -> None:
         raise BlockedAddressError(f"{host} is a forbidden address: {reason}")
 
 
-def make_connector(allow_private: bool, **kwargs: Any) -> aiohttp.TCPConnector:
-    """A pooled connector; guarded unless private networks are allowed."""
+def guarded_socket(addr_info: AddrInfoType) -> socket.socket:
+    """Create the socket for one connection attempt, unless its address is forbidden."""
+    family, kind, proto, _, sockaddr = addr_info
+    reason = blocked_reason(str(sockaddr[0]))
+    if reason:
+        raise BlockedAddressError(f"connecting to a forbidden address: {reason}")
+    return socket.socket(family=family, type=kind, proto=proto)
+
+
+def make_connector(allow_private: bool, *, inner_resolver: AbstractResolver | None = None,
+                   **kwargs: Any) -> aiohttp.TCPConnector:
+    """A pooled connector; guarded unless private networks are allowed.
+
+    `inner_resolver` replaces the system resolver under the guard (tests use it to give
+    names any address).
+    """
     if allow_private:
-        return aiohttp.TCPConnector(**kwargs)
-    return aiohttp.TCPConnector(resolver=GuardedResolver(), **kwargs)
+        return aiohttp.TCPConnector(resolver=inner_resolver, **kwargs)
+    return aiohttp.TCPConnector(resolver=GuardedResolver(inner_resolver),
+                                socket_factory=guarded_socket, **kwargs)

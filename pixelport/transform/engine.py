@@ -31,6 +31,9 @@ _LOADER_FORMATS = {
     "heifload": "heic", "tiffload": "tiff", "svgload": "svg",
 }
 ANIMATABLE = ("gif", "webp")
+# Truncated files and decoding errors (a bad PNG CRC) are refused with EFORMAT rather than
+# served half grey; mere warnings, common in camera JPEGs, still pass.
+FAIL_ON = "error"
 WEBP_MAX = 16_383
 JPEG_MAX = 65_535
 
@@ -195,21 +198,23 @@ def _load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
                 # Shrink-on-load: JPEG, WebP, HEIF and SVG decode straight at a reduced size.
                 image = pyvips.Image.thumbnail_buffer(
                     data, width, height=height, size="force", option_string=option_string,
-                    crop="attention" if plan.attention else "none")
+                    crop="attention" if plan.attention else "none", fail_on=FAIL_ON)
             except pyvips.Error as exc:
                 raise _decode_error(exc) from None
             # Materialised (it is small now) so later steps may read it more than once.
             return [_to_srgb(image, keep_profile).copy_memory()], True
     try:
         if animated:
-            strip = pyvips.Image.new_from_buffer(data, "", n=-1, access="random")
+            strip = pyvips.Image.new_from_buffer(data, "", n=-1, access="random",
+                                                 fail_on=FAIL_ON)
             height = _integer(strip, "page-height", strip.height)
             frames = [strip.crop(0, top, strip.width, height)
                       for top in range(0, strip.height - height + 1, height)]
             frames = [_to_srgb(frame.copy_memory(), False) for frame in frames]
             _keep_animation(frames, strip)
             return frames, False
-        image = pyvips.Image.new_from_buffer(data, "", access="random", **load_options)
+        image = pyvips.Image.new_from_buffer(data, "", access="random", fail_on=FAIL_ON,
+                                             **load_options)
         return [_to_srgb(image.autorot().copy_memory(), keep_profile)], False
     except pyvips.Error as exc:
         raise _decode_error(exc) from None

@@ -130,6 +130,7 @@ def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
         if fmt == "gif":
             return bytes(image.gifsave_buffer(keep=options.keep, interlace=options.progressive))
     except pyvips.Error as exc:
-        raise UnsupportedFormat(f"The image could not be written as {fmt}: "
+        # Decoding is lazy: a damaged input surfaces here, while the pixels are pulled.
+        raise UnsupportedFormat(f"The image could not be decoded or written as {fmt}: "
                                 f"{str(exc).splitlines()[0]}") from None
     raise UnsupportedFormat(f"Output format {fmt!r} is not supported for this image")

@@ -22,6 +22,31 @@ def configure_vips() -> None:
     pyvips.cache_set_max(0)
     pyvips.cache_set_max_mem(0)
     pyvips.cache_set_max_files(0)
+    _quiet_vips_log()
+
+
+_VIPS_LOG_LEVELS = ("LEVEL_WARNING", "LEVEL_CRITICAL", "LEVEL_ERROR", "FLAG_FATAL",
+                    "FLAG_RECURSION")
+
+
+def _quiet_vips_log() -> None:
+    """Route only libvips warnings and errors to Python logging, not its info messages.
+
+    pyvips hands every libvips log message, info included (about a dozen per thumbnail),
+    to a Python callback, so each worker thread takes the GIL that often per image and
+    waits for the event loop to release it (up to the 5 ms switch interval each time).
+    GLib's default handler drops info messages without touching Python.
+    """
+    flags = getattr(pyvips, "GLogLevelFlags", None)
+    callback = getattr(pyvips, "_log_handler_cb", None)
+    if flags is None or callback is None or not getattr(pyvips, "_log_handler_id", None):
+        return  # not the pyvips layout this was written for: leave logging as it is
+    mask = 0
+    for name in _VIPS_LOG_LEVELS:
+        mask |= getattr(flags, name)
+    pyvips.glib_lib.g_log_remove_handler(b"VIPS", pyvips._log_handler_id)
+    pyvips._log_handler_id = pyvips.glib_lib.g_log_set_handler(b"VIPS", mask, callback,
+                                                               pyvips.ffi.NULL)
 
 
 class WorkPool:

@@ -1,0 +1,1 @@
+"""The ImageKit-compatible management API (authenticated by security.api_auth)."""

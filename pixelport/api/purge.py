@@ -1,0 +1,133 @@
+"""`POST /v1/files/purge` and `GET /v1/files/purge/{requestId}`, as ImageKit answers them.
+
+A purge removes every cached result of a file (all transformations and variants, both tiers)
+and its saved original; a trailing `*` purges every file under a prefix. Purges complete
+before the answer, so the status is always `Completed`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import unquote, urlsplit
+
+from pixelport.delivery.endpoints import EndpointTable
+from pixelport.delivery.http import Receive, Scope, Send
+from pixelport.security.api_auth import send_json
+from pixelport.security.paths import check_file_path
+
+log = logging.getLogger("pixelport.api")
+MAX_BODY = 64 * 1024
+Purger = Callable[[Callable[[str, str], bool]], Awaitable[int]]
+
+
+class PurgeError(ValueError):
+    """A purge request that cannot be carried out (answered 400)."""
+
+
+def matcher(table: EndpointTable, url: str) -> Callable[[str, str], bool]:
+    """A test of (endpoint, path) for the files a purge URL names."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise PurgeError("url must be an absolute http(s) URL")
+    path = parts.path
+    wildcard = path.endswith("*")
+    if wildcard:
+        path = path[:-1]
+    segments = path.lstrip("/").split("/")
+    found = table.resolve(parts.netloc, segments)
+    if found is None:
+        raise PurgeError("No URL endpoint matches this URL")
+    endpoint, used = found
+    rest = segments[used:]
+    if rest and rest[0].lower().startswith("tr:"):
+        rest = rest[1:]
+    try:
+        file_path = check_file_path(unquote("/".join(rest), errors="strict"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PurgeError(f"Invalid path in url: {exc}") from None
+    identifier = endpoint.identifier
+    if not wildcard:
+        if not file_path:
+            raise PurgeError("url names no file; add a trailing * to purge a folder")
+        return lambda e, p: e == identifier and p == file_path
+    # ImageKit's guard against purging too much at once.
+    # "folder/*" counts two levels (the folder and what is inside it); "*" or "a*" one.
+    levels = len(file_path.split("/")) if file_path else 0
+    if not (levels >= 2 or len(file_path) >= 15 or "." in file_path.rsplit("/", 1)[-1]):
+        raise PurgeError("A wildcard purge needs a path of at least two levels, at least 15 "
+                         "characters, or a full file name")
+    return lambda e, p: e == identifier and p.startswith(file_path)
+
+
+class PurgeApi:
+    """The purge routes."""
+
+    def __init__(self, table: EndpointTable, purgers: Sequence[Purger]) -> None:
+        self.table = table
+        self.purgers = purgers
+        self.done: OrderedDict[str, int] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route within /v1/files/purge."""
+        path = scope["path"].rstrip("/")
+        method = scope["method"]
+        if path == "/v1/files/purge" and method == "POST":
+            await self.purge(receive, send)
+        elif path.startswith("/v1/files/purge/") and method == "GET":
+            await self.status(path.rsplit("/", 1)[-1], send)
+        else:
+            await send_json(send, 405 if path == "/v1/files/purge" else 404,
+                            {"message": "Use POST /v1/files/purge or GET "
+                                        "/v1/files/purge/{requestId}."})
+
+    async def purge(self, receive: Receive, send: Send) -> None:
+        """Purge one URL (or prefix) now; answer 201 with a request id."""
+        body = await _read_body(receive)
+        try:
+            url = json.loads(body)["url"] if body is not None else None
+        except (ValueError, KeyError, TypeError):
+            url = None
+        if not isinstance(url, str) or not url:
+            await send_json(send, 400, {"message": "Send JSON {\"url\": \"...\"}."})
+            return
+        try:
+            matches = matcher(self.table, url)
+        except PurgeError as exc:
+            await send_json(send, 400, {"message": str(exc)})
+            return
+        removed = 0
+        for purger in self.purgers:
+            removed += await purger(matches)
+        request_id = uuid.uuid4().hex
+        self.done[request_id] = removed
+        while len(self.done) > 10_000:
+            self.done.popitem(last=False)
+        log.info("purge %s: %s (%d cached items removed)", request_id, url, removed)
+        await send_json(send, 201, {"requestId": request_id})
+
+    async def status(self, request_id: str, send: Send) -> None:
+        """The status of an earlier purge."""
+        if request_id not in self.done:
+            await send_json(send, 404, {"message": "No purge request with this id."})
+            return
+        await send_json(send, 200, {"status": "Completed"})
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        parts.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(parts)

@@ -1,0 +1,1 @@
+"""Result and original caches, and the coalescing of identical in-flight work."""

@@ -1,0 +1,151 @@
+"""The disk tier: one file per entry, written atomically, LRU-evicted under a byte budget.
+
+Writes go to a temporary file in the same folder and are renamed into place, so a crash
+never leaves a half entry under a real name; leftovers are deleted at start-up. Every read
+verifies the entry's checksum; a corrupt file is deleted and reads as a miss. The index (key →
+size, endpoint, path) lives in memory and is rebuilt from the files at start-up, oldest
+access first. All file work runs in threads, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pixelport.cache.entry import CorruptEntry, Entry, read_header
+
+log = logging.getLogger("pixelport.cache")
+SUFFIX = ".entry"
+HEAD_BYTES = 64 * 1024
+
+
+@dataclass
+class Indexed:
+    """What the index knows of a file."""
+
+    size: int
+    endpoint: str
+    path: str
+
+
+class DiskTier:
+    """Entries under `root`, at most `capacity` bytes."""
+
+    def __init__(self, root: Path, capacity: int) -> None:
+        self.root = root
+        self.capacity = capacity
+        self.used = 0
+        self.index: OrderedDict[str, Indexed] = OrderedDict()
+
+    def file(self, key: str) -> Path:
+        """Where an entry lives: two levels of fan-out keep folders small."""
+        return self.root / key[:2] / key[2:4] / (key + SUFFIX)
+
+    def load_index(self) -> None:
+        """Rebuild the index from the files (blocking: run in a thread at start-up)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        found: list[tuple[float, str, Indexed]] = []
+        for path in self.root.rglob("*"):
+            if not path.is_file():
+                continue
+            if path.name.startswith(".tmp-"):
+                path.unlink(missing_ok=True)  # a write interrupted by a crash
+                continue
+            if not path.name.endswith(SUFFIX):
+                continue
+            try:
+                info = path.stat()
+                with path.open("rb") as handle:
+                    endpoint, file_path, _ = read_header(handle.read(HEAD_BYTES))
+            except (OSError, CorruptEntry):
+                path.unlink(missing_ok=True)
+                continue
+            key = path.name.removesuffix(SUFFIX)
+            found.append((info.st_atime, key, Indexed(info.st_size, endpoint, file_path)))
+        for _, key, indexed in sorted(found):
+            self.index[key] = indexed
+            self.used += indexed.size
+        self._unlink_all(self._evict())
+
+    async def get(self, key: str) -> Entry | None:
+        """Read and verify an entry; a corrupt one is deleted."""
+        if key not in self.index:
+            return None
+        self.index.move_to_end(key)
+        try:
+            return await asyncio.to_thread(self._read, key)
+        except (OSError, CorruptEntry) as exc:
+            log.warning("cache entry %s unreadable (%s): dropped", key, exc)
+            self._forget(key)
+            await asyncio.to_thread(self.file(key).unlink, True)
+            return None
+
+    def _read(self, key: str) -> Entry:
+        path = self.file(key)
+        data = path.read_bytes()
+        entry = Entry.decode(data)
+        with contextlib.suppress(OSError):
+            os.utime(path)  # recency survives a restart
+        return entry
+
+    async def put(self, key: str, entry: Entry) -> None:
+        """Write atomically, then account and evict."""
+        data = entry.encode()
+        if len(data) > self.capacity:
+            return
+        try:
+            await asyncio.to_thread(self._write, key, data)
+        except OSError as exc:
+            log.warning("cache write for %s failed: %s", key, exc)
+            return
+        self._forget(key)
+        self.index[key] = Indexed(len(data), entry.endpoint, entry.path)
+        self.used += len(data)
+        doomed = self._evict()
+        if doomed:
+            await asyncio.to_thread(self._unlink_all, doomed)
+
+    def _write(self, key: str, data: bytes) -> None:
+        target = self.file(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+    def _evict(self) -> list[str]:
+        doomed: list[str] = []
+        while self.used > self.capacity and self.index:
+            key, indexed = self.index.popitem(last=False)
+            self.used -= indexed.size
+            doomed.append(key)
+        return doomed
+
+    def _unlink_all(self, keys: list[str]) -> None:
+        for key in keys:
+            self.file(key).unlink(missing_ok=True)
+
+    def _forget(self, key: str) -> None:
+        old = self.index.pop(key, None)
+        if old is not None:
+            self.used -= old.size
+
+    async def purge(self, matches: Callable[[str, str], bool]) -> int:
+        """Delete every entry whose (endpoint, path) matches; returns how many."""
+        doomed = [k for k, i in self.index.items() if matches(i.endpoint, i.path)]
+        for key in doomed:
+            self._forget(key)
+        await asyncio.to_thread(self._unlink_all, doomed)
+        return len(doomed)

@@ -1,0 +1,84 @@
+"""A cached response: body plus the headers that describe it, and its on-disk form.
+
+On disk an entry is one file: a magic line, a JSON header (with the body's length and
+BLAKE2b checksum) and the body. A torn or tampered file fails the checks and reads as a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+import time
+from dataclasses import dataclass, field
+
+MAGIC = b"PXPC1\n"
+_LENGTH = struct.Struct(">I")
+
+
+class CorruptEntry(ValueError):
+    """The bytes are not a whole, intact entry."""
+
+
+@dataclass
+class Entry:
+    """One cached response."""
+
+    body: bytes
+    headers: dict[str, str]  # content-type, vary, content-dpr, link, last-modified, ...
+    etag: str
+    endpoint: str
+    path: str  # the decoded file path, for purging every variant of a file
+    created: float = field(default_factory=time.time)
+    download_ms: float = 0.0
+    transform_ms: float = 0.0
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds (what the budgets count)."""
+        return len(self.body) + 256
+
+    def encode(self) -> bytes:
+        """The on-disk form."""
+        header = json.dumps({
+            "headers": self.headers, "etag": self.etag, "endpoint": self.endpoint,
+            "path": self.path, "created": self.created, "download_ms": self.download_ms,
+            "transform_ms": self.transform_ms, "length": len(self.body),
+            "checksum": hashlib.blake2b(self.body, digest_size=16).hexdigest(),
+        }, separators=(",", ":")).encode()
+        return MAGIC + _LENGTH.pack(len(header)) + header + self.body
+
+    @classmethod
+    def decode(cls, data: bytes) -> Entry:
+        """Parse and verify the on-disk form."""
+        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _LENGTH.size:
+            raise CorruptEntry("bad magic")
+        start = len(MAGIC) + _LENGTH.size
+        (header_length,) = _LENGTH.unpack_from(data, len(MAGIC))
+        try:
+            header = json.loads(data[start:start + header_length])
+            body = data[start + header_length:]
+            if len(body) != header["length"]:
+                raise CorruptEntry("truncated body")
+            if hashlib.blake2b(body, digest_size=16).hexdigest() != header["checksum"]:
+                raise CorruptEntry("checksum mismatch")
+            return cls(body=body, headers=dict(header["headers"]), etag=str(header["etag"]),
+                       endpoint=str(header["endpoint"]), path=str(header["path"]),
+                       created=float(header["created"]),
+                       download_ms=float(header["download_ms"]),
+                       transform_ms=float(header["transform_ms"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptEntry(str(exc)) from None
+
+
+def read_header(data: bytes) -> tuple[str, str, float]:
+    """Endpoint, path and creation time from the head of an on-disk entry (for the index)."""
+    if not data.startswith(MAGIC):
+        raise CorruptEntry("bad magic")
+    (header_length,) = _LENGTH.unpack_from(data, len(MAGIC))
+    start = len(MAGIC) + _LENGTH.size
+    try:
+        header = json.loads(data[start:start + header_length])
+        return str(header["endpoint"]), str(header["path"]), float(header["created"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptEntry(str(exc)) from None

@@ -1,0 +1,49 @@
+"""Saved copies of originals (`[cache] save_originals`): transform without the origin.
+
+A copy younger than the TTL is used as it is; an older one is revalidated with a conditional
+request, and a 304 keeps it. When the origin fails, a stale copy still serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pixelport.cache.disk import DiskTier
+from pixelport.cache.entry import Entry
+
+
+class OriginalStore:
+    """Originals on disk, keyed by endpoint and file path."""
+
+    def __init__(self, root: Path, capacity: int, ttl: float) -> None:
+        self.disk = DiskTier(root, capacity)
+        self.ttl = ttl
+
+    async def start(self) -> None:
+        """Index what is on disk."""
+        await asyncio.to_thread(self.disk.load_index)
+
+    @staticmethod
+    def key(endpoint: str, path: str) -> str:
+        """The storage key of a file."""
+        return hashlib.blake2b(f"{endpoint}\0{path}".encode(), digest_size=20).hexdigest()
+
+    async def get(self, endpoint: str, path: str) -> Entry | None:
+        """The saved copy, fresh or not."""
+        return await self.disk.get(self.key(endpoint, path))
+
+    def fresh(self, entry: Entry) -> bool:
+        """Whether the copy may be used without asking the origin."""
+        return time.time() - entry.created < self.ttl
+
+    async def put(self, entry: Entry) -> None:
+        """Save (or re-save with a new timestamp after a 304)."""
+        await self.disk.put(self.key(entry.endpoint, entry.path), entry)
+
+    async def purge(self, matches: Callable[[str, str], bool]) -> int:
+        """Forget matching files."""
+        return await self.disk.purge(matches)

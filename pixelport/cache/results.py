@@ -1,0 +1,64 @@
+"""The result cache: memory in front of disk, with a time to live."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pixelport.cache.disk import DiskTier
+from pixelport.cache.entry import Entry
+from pixelport.cache.memory import MemoryTier
+
+
+class ResultCache:
+    """Two tiers; a disk hit is promoted to memory."""
+
+    def __init__(self, memory_bytes: int, disk_dir: Path | None, disk_bytes: int,
+                 ttl: float) -> None:
+        self.memory = MemoryTier(memory_bytes)
+        self.disk = DiskTier(disk_dir, disk_bytes) if disk_dir is not None else None
+        self.ttl = ttl
+
+    async def start(self) -> None:
+        """Index the disk tier (in a thread)."""
+        if self.disk is not None:
+            await asyncio.to_thread(self.disk.load_index)
+
+    def get_memory(self, key: str) -> Entry | None:
+        """The memory tier alone: no I/O, no await (the hot path)."""
+        entry = self.memory.get(key)
+        if entry is not None and self._expired(entry):
+            self.memory.remove(key)
+            return None
+        return entry
+
+    async def get(self, key: str) -> Entry | None:
+        """Memory, then disk."""
+        entry = self.get_memory(key)
+        if entry is not None or self.disk is None:
+            return entry
+        entry = await self.disk.get(key)
+        if entry is None:
+            return None
+        if self._expired(entry):
+            return None  # overwritten by the next put
+        self.memory.put(key, entry)
+        return entry
+
+    async def put(self, key: str, entry: Entry) -> None:
+        """Store in both tiers."""
+        self.memory.put(key, entry)
+        if self.disk is not None:
+            await self.disk.put(key, entry)
+
+    async def purge(self, matches: Callable[[str, str], bool]) -> int:
+        """Remove every entry of matching (endpoint, path) from both tiers."""
+        count = self.memory.purge(matches)
+        if self.disk is not None:
+            count += await self.disk.purge(matches)
+        return count
+
+    def _expired(self, entry: Entry) -> bool:
+        return time.time() - entry.created > self.ttl

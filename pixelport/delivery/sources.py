@@ -1,0 +1,116 @@
+"""Getting an original's bytes: saved copy, else one shared fetch through the origin chain.
+
+Concurrent requests for the same file (any transformation) share one fetch. Files too large
+to buffer are not shared: the caller streams them itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from pixelport.cache.coalesce import Coalescer
+from pixelport.cache.entry import Entry
+from pixelport.cache.originals import OriginalStore
+from pixelport.delivery.endpoints import Endpoint
+from pixelport.delivery.http import http_date
+from pixelport.errors import LimitExceeded, NotFound, PixelportError
+from pixelport.origins.base import FetchOptions, Original
+from pixelport.origins.http import parse_http_date
+from pixelport.transform.formats import sniff
+
+log = logging.getLogger("pixelport.delivery")
+BUFFER_LIMIT = 8 * 1024 * 1024  # non-image files up to this size are buffered and cached
+
+
+@dataclass
+class Fetched:
+    """A whole original in memory, or word that it is too large to buffer."""
+
+    data: bytes
+    kind: str | None  # sniffed image format, None for other files
+    content_type: str | None = None
+    last_modified: datetime | None = None
+    etag: str | None = None
+    canonical_url: str | None = None
+    private: bool = False
+    download_ms: float = 0.0
+    too_large: bool = False
+    saved: bool = False  # served from the saved copy
+
+
+TOO_LARGE = Fetched(b"", None, too_large=True)
+
+
+class Sources:
+    """Fetches originals for the delivery handler."""
+
+    def __init__(self, max_input_bytes: int, store: OriginalStore | None) -> None:
+        self.max_input_bytes = max_input_bytes
+        self.store = store
+        self.fetches: Coalescer[Fetched] = Coalescer()
+
+    async def fetch(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
+        """The original, buffered; TOO_LARGE for a non-image file past the buffer limit."""
+        # The Host is part of the key: origins that forward it may answer differently per host.
+        key = f"{endpoint.identifier}\0{path}\0{options.host or ''}"
+        fetched, _ = await self.fetches.run(key, lambda: self._load(endpoint, path, options))
+        return fetched
+
+    async def _load(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
+        saved = await self.store.get(endpoint.identifier, path) if self.store else None
+        if saved is not None and self.store is not None and self.store.fresh(saved):
+            return _from_saved(saved)
+        if saved is not None:
+            options = FetchOptions(host=options.host, if_none_match=saved.etag or None,
+                                   if_modified_since=saved.headers.get("last-modified"))
+        started = time.perf_counter()
+        try:
+            original = await endpoint.chain.fetch(path, options)
+        except NotFound:
+            raise
+        except PixelportError as exc:
+            if saved is None:
+                raise
+            log.warning("origin failed for %r (%s); serving the saved copy", path, exc.header)
+            return _from_saved(saved)
+        try:
+            if original.status == 304 and saved is not None and self.store is not None:
+                saved.created = time.time()
+                await self.store.put(saved)
+                return _from_saved(saved)
+            fetched = await self._read(original, path)
+        finally:
+            await original.close()
+        fetched.download_ms = (time.perf_counter() - started) * 1000
+        if self.store is not None and not fetched.too_large:
+            await self.store.put(_to_saved(fetched, endpoint.identifier, path))
+        return fetched
+
+    async def _read(self, original: Original, path: str) -> Fetched:
+        kind = sniff(await original.peek(1024))
+        limit = self.max_input_bytes if kind else BUFFER_LIMIT
+        data, complete = await original.read_upto(limit)
+        if not complete:
+            if kind:
+                raise LimitExceeded(f"The original is larger than the limit of {limit} bytes")
+            return TOO_LARGE
+        return Fetched(data, kind, original.content_type, original.last_modified,
+                       original.etag, original.canonical_url, original.private)
+
+
+def _to_saved(fetched: Fetched, endpoint: str, path: str) -> Entry:
+    headers = {"content-type": fetched.content_type or "", "kind": fetched.kind or "",
+               "link": fetched.canonical_url or "", "private": str(fetched.private)}
+    if fetched.last_modified is not None:
+        headers["last-modified"] = http_date(fetched.last_modified)
+    return Entry(fetched.data, headers, fetched.etag or "", endpoint, path)
+
+
+def _from_saved(entry: Entry) -> Fetched:
+    headers = entry.headers
+    return Fetched(entry.body, headers.get("kind") or None, headers.get("content-type") or None,
+                   parse_http_date(headers.get("last-modified")), entry.etag or None,
+                   headers.get("link") or None, headers.get("private") == "True", saved=True)

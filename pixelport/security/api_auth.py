@@ -1,0 +1,90 @@
+"""Authentication of the management and upload API (`/v1/...`, `/api/v1/...`).
+
+ImageKit's scheme: HTTP Basic with the private key as the user name; the password is ignored
+(the SDKs send `do_not_set`). Every configured key is compared, each in constant time, so the
+time taken tells nothing about which key matched or how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from pixelport.delivery.http import Receive, Scope, Send, send_bytes
+
+ApiHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
+PREFIXES = ("/v1/", "/api/v1/")
+UNAUTHORIZED = ("Your request could not be authenticated: send the private API key as the "
+                "HTTP Basic user name.")
+
+
+def is_api_path(path: str) -> bool:
+    """Whether `path` belongs to the API rather than to delivery."""
+    return path in ("/v1", "/api/v1") or path.startswith(PREFIXES)
+
+
+def basic_user(authorization: bytes | None) -> bytes | None:
+    """The user name of an `Authorization: Basic ...` header, or None when there is none."""
+    if not authorization:
+        return None
+    scheme, _, encoded = authorization.strip().partition(b" ")
+    if scheme.lower() != b"basic" or not encoded.strip():
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return decoded.partition(b":")[0]
+
+
+def is_authorized(headers: Iterable[tuple[bytes, bytes]], keys: Sequence[str]) -> bool:
+    """Whether the request's Basic user name is one of the private keys."""
+    authorization = next((value for name, value in headers if name.lower() == b"authorization"),
+                         None)
+    user = basic_user(authorization)
+    if user is None:
+        return False
+    # Digests first: compare_digest on equal-length inputs leaks neither content nor length.
+    given = hashlib.sha256(user).digest()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given, hashlib.sha256(key.encode("utf-8")).digest())
+    return matched
+
+
+async def send_json(send: Send, status: int, body: dict[str, str],
+                    extra: dict[str, str] | None = None) -> None:
+    """A JSON answer in ImageKit's error shape (`{"message": ...}`)."""
+    headers = {"content-type": "application/json; charset=utf-8", "cache-control": "no-store",
+               **(extra or {})}
+    await send_bytes(send, status, headers, json.dumps(body).encode())
+
+
+class ApiGate:
+    """Authenticates every API request, then hands it to the route with the longest prefix."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = tuple(keys)
+        self.routes: list[tuple[str, ApiHandler]] = []
+
+    def route(self, prefix: str, handler: ApiHandler) -> None:
+        """Serve paths starting with `prefix` (e.g. `/api/v1/files/upload`) with `handler`."""
+        self.routes.append((prefix, handler))
+        self.routes.sort(key=lambda item: -len(item[0]))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point for one API request."""
+        if not is_authorized(scope["headers"], self.keys):
+            await send_json(send, 401, {"message": UNAUTHORIZED},
+                            {"www-authenticate": 'Basic realm="pixelport"'})
+            return
+        path = scope["path"]
+        for prefix, handler in self.routes:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                await handler(scope, receive, send)
+                return
+        await send_json(send, 404, {"message": "No API route matches this path."})

@@ -1,0 +1,236 @@
+"""Result cache, saved originals, coalescing, admission control, purge, restart."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pixelport.transform import engine
+from tests.helpers import OriginServer, Pixelport, make_image, server_timing
+
+pytestmark = pytest.mark.integration
+KEY = "private_cache_test_key"
+
+
+def config(origin: OriginServer, cache_dir: Path, **cache: Any) -> dict[str, Any]:
+    return {
+        "security": {"allow_private_networks": True, "private_key": KEY},
+        "library": {"dir": ""},
+        "cache": {"dir": str(cache_dir), **cache},
+        "origin": [{"name": "web", "type": "web_server", "base_url": origin.url}],
+        "endpoint": [{"identifier": "", "origins": ["web"]}],
+    }
+
+
+def fetches(origin: OriginServer, path: str) -> int:
+    return origin.paths().count(path)
+
+
+def count_renders(monkeypatch: pytest.MonkeyPatch, delay: float = 0.0) -> list[int]:
+    calls: list[int] = []
+    real = engine.render
+
+    def counting(*args: Any) -> Any:
+        calls.append(1)
+        time.sleep(delay)
+        return real(*args)
+
+    monkeypatch.setattr(engine, "render", counting)
+    return calls
+
+
+def test_second_request_is_a_hit_without_origin_contact(serve: Any, origin: OriginServer,
+                                                        tmp_path: Path) -> None:
+    origin.files["/a.jpg"] = make_image(400, 300)
+    pp = serve(config(origin, tmp_path / "cache"))
+    first = pp.get("/tr:w-100/a.jpg")
+    assert server_timing(first.headers["server-timing"])["cache"] == "miss"
+    second = pp.get("/tr:w-100/a.jpg")
+    assert server_timing(second.headers["server-timing"])["cache"] == "hit"
+    assert second.body == first.body and second.headers["etag"] == first.headers["etag"]
+    assert fetches(origin, "/a.jpg") == 1
+    # Another variant (Accept) of the same URL is its own entry.
+    webp = pp.get("/tr:w-100/a.jpg", {"Accept": "image/webp"})
+    assert webp.headers["content-type"] == "image/webp"
+    # The query form of the same transformation shares the entry.
+    assert server_timing(pp.get("/a.jpg?tr=w-100").headers["server-timing"])["cache"] == "hit"
+
+
+def test_identical_cold_requests_do_one_fetch_and_one_transform(
+        serve: Any, origin: OriginServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    origin.files["/hot.jpg"] = make_image(600, 400)
+    origin.delays["/hot.jpg"] = 0.3
+    renders = count_renders(monkeypatch)
+    pp = serve(config(origin, tmp_path / "cache"))
+    with ThreadPoolExecutor(50) as pool:
+        responses = list(pool.map(lambda _: pp.get("/tr:w-120/hot.jpg"), range(50)))
+    assert all(r.status == 200 for r in responses)
+    assert len({r.body for r in responses}) == 1
+    assert fetches(origin, "/hot.jpg") == 1
+    assert len(renders) == 1
+
+
+def test_different_sizes_share_one_fetch(serve: Any, origin: OriginServer,
+                                         tmp_path: Path) -> None:
+    origin.files["/one.jpg"] = make_image(600, 400)
+    origin.delays["/one.jpg"] = 0.3
+    pp = serve(config(origin, tmp_path / "cache"))
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda w: pp.get(f"/tr:w-{50 + w}/one.jpg"), range(10)))
+    assert [r.image().width for r in responses] == [50 + w for w in range(10)]
+    assert fetches(origin, "/one.jpg") == 1
+
+
+def test_slow_fetch_does_not_block_other_urls(serve: Any, origin: OriginServer,
+                                              tmp_path: Path) -> None:
+    origin.files["/slow.jpg"] = make_image(100, 100)
+    origin.files["/fast.jpg"] = make_image(100, 100)
+    origin.delays["/slow.jpg"] = 2.0
+    pp = serve(config(origin, tmp_path / "cache"))
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(pp.get, "/slow.jpg")
+        time.sleep(0.2)
+        began = time.monotonic()
+        assert pp.get("/fast.jpg").status == 200
+        assert time.monotonic() - began < 1.0
+        assert slow.result().status == 200
+
+
+def test_saved_originals_serve_after_the_origin_stops(serve: Any, tmp_path: Path) -> None:
+    origin = OriginServer().start()
+    origin.files["/keep.jpg"] = make_image(400, 300)
+    pp = serve(config(origin, tmp_path / "cache", save_originals=True))
+    assert pp.get("/tr:w-100/keep.jpg").status == 200
+    origin.stop()
+    other = pp.get("/tr:w-150/keep.jpg")  # a transformation never made before
+    assert other.status == 200 and other.image().width == 150
+
+
+def test_stale_original_is_revalidated_and_304_keeps_it(serve: Any, origin: OriginServer,
+                                                        tmp_path: Path) -> None:
+    origin.files["/rv.jpg"] = make_image(400, 300)
+    pp = serve(config(origin, tmp_path / "cache", save_originals=True, originals_ttl=0))
+    assert pp.get("/tr:w-100/rv.jpg").status == 200
+    assert pp.get("/tr:w-110/rv.jpg").status == 200
+    second = origin.requests[-1]
+    assert second.headers.get("if-none-match", "").startswith('"')
+    # The origin's content changes: the next revalidation fetches it anew.
+    origin.files["/rv.jpg"] = make_image(200, 100)
+    assert pp.get("/tr:w-120,f-png/rv.jpg").image().height == 60
+
+
+def test_purge_exact_and_prefix(serve: Any, origin: OriginServer, tmp_path: Path) -> None:
+    for name in ("/shop/a.jpg", "/shop/b.jpg", "/other/c.jpg"):
+        origin.files[name] = make_image(100, 100)
+    pp = serve(config(origin, tmp_path / "cache"))
+    for name in ("/shop/a.jpg", "/shop/b.jpg", "/other/c.jpg"):
+        for width in (10, 20):
+            pp.get(f"/tr:w-{width}{name}")
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:do_not_set".encode()).decode(),
+            "Content-Type": "application/json"}
+    response = post(pp, "/v1/files/purge", {"url": f"{pp.url}/tr:w-10/shop/a.jpg"}, auth)
+    assert response[0] == 201
+    request_id = json.loads(response[1])["requestId"]
+    status = pp.get(f"/v1/files/purge/{request_id}", auth)
+    assert status.status == 200 and json.loads(status.body) == {"status": "Completed"}
+    assert cache_state(pp, "/tr:w-20/shop/a.jpg") == "miss"   # every transformation purged
+    assert cache_state(pp, "/tr:w-20/shop/b.jpg") == "hit"
+    assert post(pp, "/v1/files/purge", {"url": f"{pp.url}/shop/*"}, auth)[0] == 201
+    assert cache_state(pp, "/tr:w-10/shop/b.jpg") == "miss"
+    assert cache_state(pp, "/tr:w-10/other/c.jpg") == "hit"
+    # Too broad a wildcard, a wrong key, a bad body.
+    assert post(pp, "/v1/files/purge", {"url": f"{pp.url}/*"}, auth)[0] == 400
+    assert post(pp, "/v1/files/purge", {"url": f"{pp.url}/x.jpg"},
+                {"Authorization": "Basic " + base64.b64encode(b"wrong:").decode()})[0] == 401
+    assert post(pp, "/v1/files/purge", {"nope": 1}, auth)[0] == 400
+    assert pp.get("/v1/files/purge/unknown", auth).status == 404
+
+
+def cache_state(pp: Pixelport, target: str) -> object:
+    return server_timing(pp.get(target).headers["server-timing"])["cache"]
+
+
+def post(pp: Pixelport, target: str, body: dict[str, Any],
+         headers: dict[str, str]) -> tuple[int, bytes]:
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", pp.port, timeout=10)
+    try:
+        conn.request("POST", target, json.dumps(body), headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_queue_full_answers_503_fast(serve: Any, origin: OriginServer, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    origin.files["/q.jpg"] = make_image(200, 200)
+    count_renders(monkeypatch, delay=1.5)
+    data = config(origin, tmp_path / "cache")
+    data["server"] = {"processing_threads": 1, "processing_queue": 0}
+    pp = serve(data)
+    with ThreadPoolExecutor(2) as pool:
+        busy = pool.submit(pp.get, "/tr:w-10/q.jpg")
+        time.sleep(0.5)
+        began = time.monotonic()
+        refused = pp.get("/tr:w-20/q.jpg")
+        assert time.monotonic() - began < 0.5
+        assert refused.status == 503 and refused.ik_error.startswith("EBUSY")
+        assert refused.headers["retry-after"] == "1"
+        assert busy.result().status == 200
+    # A cache hit needs no worker, even while the pool is busy.
+    with ThreadPoolExecutor(2) as pool:
+        blocker = pool.submit(pp.get, "/tr:w-30/q.jpg")
+        time.sleep(0.5)
+        assert pp.get("/tr:w-10/q.jpg").status == 200
+        blocker.result()
+
+
+def test_restart_keeps_the_disk_cache_and_corruption_is_recomputed(tmp_path: Path) -> None:
+    origin = OriginServer().start()
+    origin.files["/p.jpg"] = make_image(300, 200)
+    cache_dir = tmp_path / "cache"
+    first = Pixelport(config(origin, cache_dir))
+    body = first.get("/tr:w-100/p.jpg").body
+    first.stop()
+    second = Pixelport(config(origin, cache_dir))
+    try:
+        again = second.get("/tr:w-100/p.jpg")
+        assert server_timing(again.headers["server-timing"])["cache"] == "hit"
+        assert again.body == body and fetches(origin, "/p.jpg") == 1
+    finally:
+        second.stop()
+    entries = list((cache_dir / "results").rglob("*.entry"))
+    assert len(entries) == 1
+    data = bytearray(entries[0].read_bytes())
+    data[-10] ^= 0xFF  # flip a byte in the body
+    entries[0].write_bytes(bytes(data))
+    third = Pixelport(config(origin, cache_dir))
+    try:
+        recomputed = third.get("/tr:w-100/p.jpg")
+        assert recomputed.status == 200 and recomputed.body == body
+        assert server_timing(recomputed.headers["server-timing"])["cache"] == "miss"
+        assert fetches(origin, "/p.jpg") == 2
+    finally:
+        third.stop()
+        origin.stop()
+    assert not list(cache_dir.rglob(".tmp-*"))
+
+
+def test_disk_cache_stays_under_its_budget(serve: Any, origin: OriginServer,
+                                           tmp_path: Path) -> None:
+    origin.files["/b.jpg"] = make_image(400, 300)
+    cache_dir = tmp_path / "cache"
+    pp = serve(config(origin, cache_dir, max_size="20KB", memory_size="1KB"))
+    for width in range(100, 300, 10):
+        assert pp.get(f"/tr:w-{width},f-png/b.jpg").status == 200
+    total = sum(f.stat().st_size for f in (cache_dir / "results").rglob("*.entry"))
+    assert 0 < total <= 20_000
+    # The most recent result survived eviction.
+    assert cache_state(pp, "/tr:w-290,f-png/b.jpg") == "hit"
