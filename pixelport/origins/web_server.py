@@ -9,6 +9,7 @@ import aiohttp
 
 from pixelport.config import OriginConfig
 from pixelport.origins.base import FetchOptions, Original, Shared
+from pixelport.origins.cloud import request_headers
 from pixelport.origins.http import HttpClient, check_status, original_from
 
 # RFC 3986 pchars stay as they are; everything else (space, %, ?, #, unicode) is encoded.
@@ -62,15 +63,9 @@ class WebServerOrigin:
     async def fetch(self, path: str, options: FetchOptions) -> Original:
         """GET the file; 404 → NotFound, 401/403 → AccessDenied, 5xx/timeout → OriginFailed."""
         encoded = quote(path, safe=PATH_SAFE)
-        headers = {self.origin_header[0]: self.origin_header[1], "Accept-Encoding": "identity"}
+        headers = {self.origin_header[0]: self.origin_header[1], **request_headers(options)}
         if self.settings.forward_host_header and options.host:
             headers["Host"] = options.host
-        if options.byte_range:
-            headers["Range"] = options.byte_range
-        if options.if_none_match:
-            headers["If-None-Match"] = options.if_none_match
-        if options.if_modified_since:
-            headers["If-Modified-Since"] = options.if_modified_since
         who = f"web server origin {self.name!r}"
         response = await self.client.get(
             f"{self.settings.base_url}/{encoded}", headers, self.timeout, who

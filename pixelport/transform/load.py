@@ -1,0 +1,157 @@
+"""Loading an image: header probe (limits before decoding), decode with shrink-on-load,
+EXIF orientation, sRGB, and animation frames."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from pixelport.config import LimitsConfig
+from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
+from pixelport.transform import geometry
+from pixelport.transform.geometry import Context, Plan
+from pixelport.transform.step import ChainItem, Step
+
+_LOADER_FORMATS = {
+    "jpegload": "jpg", "pngload": "png", "webpload": "webp", "gifload": "gif",
+    "heifload": "heic", "tiffload": "tiff", "svgload": "svg",
+}
+ANIMATABLE = ("gif", "webp")
+# Truncated files and decoding errors (a bad PNG CRC) are refused with EFORMAT rather than
+# served half grey; mere warnings, common in camera JPEGs, still pass.
+FAIL_ON = "error"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the header says, read without decoding pixels."""
+
+    format: str
+    width: int  # upright, after EXIF orientation; one frame of an animation
+    height: int
+    pages: int
+
+
+def probe(data: bytes, limits: LimitsConfig) -> Probe:
+    """Read the header and enforce the input pixel and frame limits before any decoding."""
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        loader = str(image.get("vips-loader"))
+    except pyvips.Error:
+        raise UnsupportedFormat("The file is not an image that can be decoded") from None
+    fmt = _LOADER_FORMATS.get(loader.removesuffix("_buffer").removesuffix("_source"), "other")
+    if fmt == "other":
+        raise UnsupportedFormat(f"Images loaded by {loader} are not supported")
+    if fmt == "heic" and "av1" in _string(image, "heif-compression"):
+        fmt = "avif"
+    pages = _integer(image, "n-pages", 1)
+    width, height = image.width, image.height
+    if width * height > limits.max_input_pixels:
+        raise LimitExceeded(f"The input image is {width}x{height} pixels, more than the "
+                            f"limit of {limits.max_input_pixels}")
+    if pages > limits.max_frames:
+        raise LimitExceeded(f"The input has {pages} frames, more than the limit of "
+                            f"{limits.max_frames}")
+    if width * height * pages > limits.max_input_pixels * 4:
+        raise LimitExceeded("The input animation has too many pixels in all")
+    if _integer(image, "orientation", 1) in (5, 6, 7, 8):
+        width, height = height, width
+    return Probe(fmt, width, height, pages)
+
+
+def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
+          limits: LimitsConfig, keep_profile: bool, page: int | None,
+          animated: bool) -> tuple[list[Any], bool]:
+    """Decode the input; returns the frames and whether the first step's scale is done."""
+    load_options: dict[str, Any] = {}
+    if page is not None:
+        if page > info.pages:
+            raise InvalidRequest(f"pg-{page}: the input has {info.pages} page(s)")
+        load_options["page"] = page - 1
+    first = chain[0] if chain else None
+    if (isinstance(first, Step) and not animated and not keep_profile and first.trim is None
+            and first.focus != "face"):
+        plan = geometry.plan(info.width, info.height, first, ctx)
+        if plan is not None and plan.precrop is None and plan.scale is not None:
+            check_output(plan, limits)
+            width, height = plan.scale
+            option_string = ",".join(f"{k}={v}" for k, v in load_options.items())
+            try:
+                # Shrink-on-load: JPEG, WebP, HEIF and SVG decode straight at a reduced size.
+                image = pyvips.Image.thumbnail_buffer(
+                    data, width, height=height, size="force", option_string=option_string,
+                    crop="attention" if plan.attention else "none", fail_on=FAIL_ON)
+            except pyvips.Error as exc:
+                raise decode_error(exc) from None
+            # Materialised (it is small now) so later steps may read it more than once.
+            return [to_srgb(image, keep_profile).copy_memory()], True
+    try:
+        if animated:
+            strip = pyvips.Image.new_from_buffer(data, "", n=-1, access="random",
+                                                 fail_on=FAIL_ON)
+            height = _integer(strip, "page-height", strip.height)
+            frames = [strip.crop(0, top, strip.width, height)
+                      for top in range(0, strip.height - height + 1, height)]
+            frames = [to_srgb(frame.copy_memory(), False) for frame in frames]
+            keep_animation(frames, strip)
+            return frames, False
+        image = pyvips.Image.new_from_buffer(data, "", access="random", fail_on=FAIL_ON,
+                                             **load_options)
+        return [to_srgb(image.autorot().copy_memory(), keep_profile)], False
+    except pyvips.Error as exc:
+        raise decode_error(exc) from None
+
+
+def keep_animation(frames: list[Any], strip: Any) -> None:
+    delay = strip.get("delay") if strip.get_typeof("delay") else None
+    loop = _integer(strip, "loop", 0)
+    frames[0] = frames[0].copy()
+    frames[0].set_type(pyvips.GValue.array_int_type, "delay",
+                       delay or [100] * len(frames))
+    frames[0].set_type(pyvips.GValue.gint_type, "loop", loop)
+
+
+def to_srgb(image: Any, keep_profile: bool) -> Any:
+    if not keep_profile and image.get_typeof("icc-profile-data") != 0:
+        # A broken profile: fall back to the plain colourspace conversion below.
+        with contextlib.suppress(pyvips.Error):
+            image = image.icc_transform("srgb", embedded=True)
+    if image.interpretation not in ("srgb",) or image.format != "uchar":
+        image = image.colourspace("srgb").cast("uchar")  # grey, CMYK, 16-bit → 8-bit sRGB
+    if image.bands > 4:
+        image = image[:4]
+    return image
+
+
+def check_output(plan: Plan, limits: LimitsConfig) -> None:
+    sizes = [(plan.out_width, plan.out_height)]
+    if plan.scale is not None:
+        sizes.append(plan.scale)
+    for width, height in sizes:
+        if width * height > limits.max_output_pixels:
+            raise LimitExceeded(f"The output would be {width}x{height} pixels, more than the "
+                                f"limit of {limits.max_output_pixels}")
+
+
+def decode_error(exc: Exception) -> UnsupportedFormat:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return UnsupportedFormat(f"The image could not be decoded: {first}")
+
+
+def _integer(image: Any, name: str, default: int) -> int:
+    if image.get_typeof(name) == 0:
+        return default
+    try:
+        return int(image.get(name))
+    except (pyvips.Error, TypeError, ValueError):
+        return default
+
+
+def _string(image: Any, name: str) -> str:
+    if image.get_typeof(name) == 0:
+        return ""
+    return str(image.get(name))
