@@ -253,6 +253,7 @@ class CacheConfig:
     ttl: float = 180 * 86400.0  # results older than this are made again
     originals_ttl: float = 86400.0  # saved originals older than this are revalidated
     originals_max_size: int = 10 * 10**9
+    decoded_memory: int = 256 * 2**20  # decoded copies of large originals shared by variants
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ class ImagesConfig:
     avif: bool = False  # automatic AVIF; f-avif always works
     quality: int = 80
     chroma_subsampling: bool = False  # ImageKit's default: off
+    fast_shrink_on_load: bool = True  # JPEG: the largest DCT shrink, as Pillow and sharp do
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ def _cache(s: Section) -> CacheConfig:
         ttl=s.duration("ttl", CacheConfig.ttl),
         originals_ttl=s.duration("originals_ttl", CacheConfig.originals_ttl),
         originals_max_size=s.size("originals_max_size", CacheConfig.originals_max_size),
+        decoded_memory=s.size("decoded_memory", CacheConfig.decoded_memory),
     )
     s.finish()
     return cfg
@@ -425,6 +428,7 @@ def _images(s: Section) -> ImagesConfig:
         avif=s.flag("avif", False),
         quality=s.integer("quality", 80, minimum=1, maximum=100),
         chroma_subsampling=s.flag("chroma_subsampling", False),
+        fast_shrink_on_load=s.flag("fast_shrink_on_load", True),
     )
     s.finish()
     return cfg

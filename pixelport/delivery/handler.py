@@ -47,6 +47,7 @@ from pixelport.security.svg import sanitize_svg
 from pixelport.transform import engine, registry
 from pixelport.transform.formats import CONTENT_TYPES
 from pixelport.transform.grammar import Param, split_chain
+from pixelport.transform.mezzanine import Mezzanines
 from pixelport.transform.pool import WorkPool
 from pixelport.transform.step import ChainItem, Step
 
@@ -88,6 +89,8 @@ class Delivery:
         self.results = results
         self.sources = sources
         self.work: Coalescer[Entry | None] = Coalescer()
+        self.parsed: dict[str, list[ChainItem]] = {}
+        self.mezzanines = Mezzanines(config.cache.decoded_memory)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point for one delivery request."""
@@ -115,7 +118,7 @@ class Delivery:
         request = parse_target(self.table, headers.get("host"), raw_path.split("?", 1)[0],
                                scope.get("query_string", b"").decode("latin-1"))
         signing.check_request(request, self.config.security)
-        steps = registry.parse(request.transformation, self.config.transformations)
+        steps = self.parse_chain(request.transformation)
         plain = [s for s in steps if isinstance(s, Step)]
         original_only = any(step.original for step in plain)
         return Plan(
@@ -125,6 +128,19 @@ class Delivery:
             client_width=_hint(headers, "sec-ch-width", "width", integer=True),
             client_dpr=_hint(headers, "sec-ch-dpr", "dpr", integer=False),
         )
+
+    def parse_chain(self, text: str) -> list[ChainItem]:
+        """Parse a transformation string, memoised: a hot URL's string repeats every request.
+
+        Steps are never changed after parsing, so one parsed chain can serve every request.
+        """
+        steps = self.parsed.get(text)
+        if steps is None:
+            steps = registry.parse(text, self.config.transformations)
+            if len(self.parsed) >= 4096:
+                self.parsed.clear()
+            self.parsed[text] = steps
+        return steps
 
     async def deliver(self, scope: Scope, send: Send, request_id: str, timing: Timing,
                       head: bool) -> None:
@@ -178,7 +194,8 @@ class Delivery:
         if kind and not plan.original_only and (kind != "svg" or plan.rasterise):
             options = engine.RenderOptions(
                 plan.headers.get("accept", ""), self.config.images, self.config.limits,
-                client_width=plan.client_width, client_dpr=plan.client_dpr)
+                client_width=plan.client_width, client_dpr=plan.client_dpr,
+                mezzanines=self.mezzanines)
             began = time.perf_counter()
             rendered = await self.pool.run(engine.render, fetched.data, plan.steps, options)
             transform_ms = (time.perf_counter() - began) * 1000

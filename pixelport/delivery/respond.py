@@ -40,8 +40,9 @@ async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
     headers["x-request-id"] = request_id
     if attachment_name is not None:
         headers["content-disposition"] = attachment(attachment_name)
-    modified = parse_http_date(headers.get("last-modified"))
-    if not_modified(request_headers, entry.etag, modified):
+    conditional = "if-none-match" in request_headers or "if-modified-since" in request_headers
+    if conditional and not_modified(request_headers, entry.etag,
+                                    parse_http_date(headers.get("last-modified"))):
         await send_bytes(send, 304, headers, b"", head=True)
         return
     body = entry.body

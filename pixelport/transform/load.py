@@ -4,6 +4,7 @@ EXIF orientation, sRGB, and animation frames."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from pixelport.config import LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
 from pixelport.transform import geometry
 from pixelport.transform.geometry import Context, Plan
+from pixelport.transform.mezzanine import ELIGIBLE_SIDE, MIN_SIDE, Mezzanines
 from pixelport.transform.step import ChainItem, Step
 
 _LOADER_FORMATS = {
@@ -64,7 +66,8 @@ def probe(data: bytes, limits: LimitsConfig) -> Probe:
 
 def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
           limits: LimitsConfig, keep_profile: bool, page: int | None,
-          animated: bool) -> tuple[list[Any], bool]:
+          animated: bool, fast_shrink: bool = True,
+          mezzanines: Mezzanines | None = None) -> tuple[list[Any], bool]:
     """Decode the input; returns the frames and whether the first step's scale is done."""
     load_options: dict[str, Any] = {}
     if page is not None:
@@ -79,11 +82,23 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             check_output(plan, limits)
             width, height = plan.scale
             option_string = ",".join(f"{k}={v}" for k, v in load_options.items())
+            crop = "attention" if plan.attention else "none"
+            shrink = jpeg_shrink(info, width, height) if fast_shrink else 1
             try:
-                # Shrink-on-load: JPEG, WebP, HEIF and SVG decode straight at a reduced size.
-                image = pyvips.Image.thumbnail_buffer(
-                    data, width, height=height, size="force", option_string=option_string,
-                    crop="attention" if plan.attention else "none", fail_on=FAIL_ON)
+                copy = shared_copy(data, info, width, height, mezzanines, page)
+                if copy is not None:
+                    image = copy.thumbnail_image(width, height=height, size="force", crop=crop)
+                elif shrink > 1:
+                    # The largest DCT-domain shrink that stays at or above the target, as
+                    # Pillow's draft() and sharp do; libvips' thumbnail keeps 2x headroom.
+                    image = pyvips.Image.new_from_buffer(
+                        data, "", shrink=shrink, access="sequential", fail_on=FAIL_ON).autorot()
+                    image = image.thumbnail_image(width, height=height, size="force", crop=crop)
+                else:
+                    # Shrink-on-load: JPEG, WebP, HEIF and SVG decode at a reduced size.
+                    image = pyvips.Image.thumbnail_buffer(
+                        data, width, height=height, size="force", option_string=option_string,
+                        crop=crop, fail_on=FAIL_ON)
             except pyvips.Error as exc:
                 raise decode_error(exc) from None
             # Materialised (it is small now) so later steps may read it more than once.
@@ -106,6 +121,7 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
 
 
 def keep_animation(frames: list[Any], strip: Any) -> None:
+    """Carry the animation's frame delays and loop count on the first frame."""
     delay = strip.get("delay") if strip.get_typeof("delay") else None
     loop = _integer(strip, "loop", 0)
     frames[0] = frames[0].copy()
@@ -114,11 +130,59 @@ def keep_animation(frames: list[Any], strip: Any) -> None:
     frames[0].set_type(pyvips.GValue.gint_type, "loop", loop)
 
 
+def shared_copy(data: bytes, info: Probe, width: int, height: int,
+                mezzanines: Mezzanines | None, page: int | None) -> Any | None:
+    """A decoded copy of a large JPEG shared by its variants (see mezzanine.py), or None."""
+    if (mezzanines is None or info.format != "jpg" or page is not None
+            or max(info.width, info.height) < ELIGIBLE_SIDE):
+        return None
+    shrink = max(f for f in (8, 4, 2, 1) if max(info.width, info.height) // f >= MIN_SIDE)
+    if info.width // shrink < width or info.height // shrink < height:
+        return None  # the target is larger than the copy would be
+
+    def build() -> Any:
+        image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=FAIL_ON)
+        return to_srgb(image.autorot(), False).copy_memory()
+
+    return mezzanines.get(data, build)
+
+
+def jpeg_shrink(info: Probe, width: int, height: int) -> int:
+    """The largest JPEG load shrink (8, 4, 2) keeping both sides at or above the target."""
+    if info.format != "jpg" or info.pages > 1:
+        return 1
+    for factor in (8, 4, 2):
+        if info.width // factor >= width and info.height // factor >= height:
+            return factor
+    return 1
+
+
+_SRGB_PROFILES: dict[bytes, bool] = {}
+
+
+def is_srgb(profile: bytes) -> bool:
+    """Whether an ICC profile is an sRGB one (converting from it to sRGB changes nothing).
+
+    Most camera and web images embed "sRGB IEC61966-2.1"; building an lcms transform for it
+    costs about as much as resizing a small image, so it is skipped. Decided once per profile.
+    """
+    digest = hashlib.blake2b(profile, digest_size=16).digest()
+    known = _SRGB_PROFILES.get(digest)
+    if known is None:
+        known = profile[16:20] == b"RGB " and b"sRGB" in profile[:4096]
+        if len(_SRGB_PROFILES) < 1024:
+            _SRGB_PROFILES[digest] = known
+    return known
+
+
 def to_srgb(image: Any, keep_profile: bool) -> Any:
+    """8-bit sRGB (3 or 4 bands); embedded profiles converted unless asked to keep them."""
     if not keep_profile and image.get_typeof("icc-profile-data") != 0:
-        # A broken profile: fall back to the plain colourspace conversion below.
-        with contextlib.suppress(pyvips.Error):
-            image = image.icc_transform("srgb", embedded=True)
+        profile = bytes(image.get("icc-profile-data"))
+        if not is_srgb(profile):
+            # A broken profile: fall back to the plain colourspace conversion below.
+            with contextlib.suppress(pyvips.Error):
+                image = image.icc_transform("srgb", embedded=True)
     if image.interpretation not in ("srgb",) or image.format != "uchar":
         image = image.colourspace("srgb").cast("uchar")  # grey, CMYK, 16-bit → 8-bit sRGB
     if image.bands > 4:
@@ -127,6 +191,7 @@ def to_srgb(image: Any, keep_profile: bool) -> Any:
 
 
 def check_output(plan: Plan, limits: LimitsConfig) -> None:
+    """Refuse a plan whose output exceeds the output pixel limit (ELIMIT)."""
     sizes = [(plan.out_width, plan.out_height)]
     if plan.scale is not None:
         sizes.append(plan.scale)
@@ -137,6 +202,7 @@ def check_output(plan: Plan, limits: LimitsConfig) -> None:
 
 
 def decode_error(exc: Exception) -> UnsupportedFormat:
+    """A libvips failure as EFORMAT, with its first line."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return UnsupportedFormat(f"The image could not be decoded: {first}")

@@ -1,0 +1,67 @@
+"""Decoded copies of large originals shared between the variants of a responsive page."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyvips
+
+from pixelport.config import ImagesConfig, LimitsConfig
+from pixelport.transform import engine, registry
+from pixelport.transform.mezzanine import Mezzanines
+from tests.helpers import make_image
+
+
+class Counting(Mezzanines):
+    def __init__(self, capacity: int, ttl: float = 30.0) -> None:
+        super().__init__(capacity, ttl)
+        self.builds = 0
+
+    def get(self, data: bytes, build: Any) -> Any:
+        def counted() -> Any:
+            self.builds += 1
+            return build()
+        return super().get(data, counted)
+
+
+def test_second_request_builds_and_later_ones_share() -> None:
+    store = Counting(64 * 2**20)
+    data = b"original"
+    image = pyvips.Image.black(10, 10)
+    assert store.get(data, lambda: image) is None          # first: go direct
+    assert store.get(data, lambda: image) is image         # second: build
+    assert store.get(data, lambda: image) is image         # third: shared
+    assert store.builds == 1
+    assert store.get(b"other", lambda: image) is None      # another original: direct
+
+
+def test_expiry_and_capacity() -> None:
+    store = Counting(64 * 2**20, ttl=0.05)
+    image = pyvips.Image.black(10, 10)
+    store.get(b"a", lambda: image)
+    time.sleep(0.1)
+    assert store.get(b"a", lambda: image) is None  # seen too long ago: direct again
+    tiny = Counting(10)
+    tiny.get(b"b", lambda: image)
+    assert tiny.get(b"b", lambda: image) is image and tiny.used == 0  # too big to keep
+    assert Counting(0).get(b"c", lambda: image) is None
+
+
+def test_variants_from_the_shared_copy_match_direct_renders() -> None:
+    data = make_image(4000, 3000, ".jpg")
+    store = Counting(256 * 2**20)
+    shared = engine.RenderOptions("", ImagesConfig(), LimitsConfig(), mezzanines=store)
+    direct = engine.RenderOptions("", ImagesConfig(), LimitsConfig())
+    for tr in ["w-300", "w-640,f-webp", "w-1000,h-200", "w-1600,f-png"]:
+        steps = registry.parse(tr)
+        ours = engine.render(data, steps, shared)
+        plain = engine.render(data, steps, direct)
+        assert (ours.width, ours.height, ours.format) == (plain.width, plain.height, plain.format)
+        a = pyvips.Image.new_from_buffer(ours.data, "")
+        b = pyvips.Image.new_from_buffer(plain.data, "")
+        assert abs(a.avg() - b.avg()) < 2
+    assert store.builds == 1
+    # Larger than the copy (2000x1500): rendered directly, never from the copy.
+    big = engine.render(data, registry.parse("w-2400"), shared)
+    assert big.width == 2400 and store.builds == 1
