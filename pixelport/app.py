@@ -48,7 +48,9 @@ class App:
                           if cache.save_originals and cache.dir else None)
         table = EndpointTable(endpoints)
         self.delivery = Delivery(config, table, self.pool, self.results,
-                                 Sources(config.limits.max_input_bytes, self.originals))
+                                 Sources(config.limits.max_input_bytes, self.originals,
+                                         recent_ttl=min(10.0, cache.originals_ttl)
+                                         if self.originals else 10.0))
         self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
         self.api = ApiGate(config.security.keys)
         purgers = [self.results.purge] + ([self.originals.purge] if self.originals else [])

@@ -183,7 +183,19 @@ class Delivery:
             raise BadSignature("This file is private: a signed URL is required")
 
     async def produce(self, plan: Plan, key: str) -> Entry | None:
-        """Fetch and transform (or pass through) one result, and cache it."""
+        """Fetch and transform (or pass through) one result, and cache it.
+
+        Image work is admitted by the pool first (503 EBUSY when it is full), and waits there
+        before downloading, so originals are held only by jobs about to run.
+        """
+        by_extension = mime.guess(plan.request.file_path) or ""
+        if plan.transforming or not by_extension or by_extension.startswith("image/"):
+            async with self.pool.admit():
+                return await self.make(plan, key)
+        return await self.make(plan, key)
+
+    async def make(self, plan: Plan, key: str) -> Entry | None:
+        """The body of `produce`."""
         request = plan.request
         fetched = await self.fetch(plan)
         if fetched.too_large:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,17 +48,42 @@ TOO_LARGE = Fetched(b"", None, too_large=True)
 class Sources:
     """Fetches originals for the delivery handler."""
 
-    def __init__(self, max_input_bytes: int, store: OriginalStore | None) -> None:
+    def __init__(self, max_input_bytes: int, store: OriginalStore | None,
+                 recent_bytes: int = 64 * 2**20, recent_ttl: float = 10.0) -> None:
         self.max_input_bytes = max_input_bytes
         self.store = store
         self.fetches: Coalescer[Fetched] = Coalescer()
+        # Originals fetched moments ago: the variants of one file queued behind the pool
+        # (a srcset burst) then still share one fetch after the first batch has finished.
+        self.recent: OrderedDict[str, tuple[Fetched, float]] = OrderedDict()
+        self.recent_bytes = recent_bytes
+        self.recent_ttl = recent_ttl
+        self.recent_used = 0
 
     async def fetch(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
         """The original, buffered; TOO_LARGE for a non-image file past the buffer limit."""
         # The Host is part of the key: origins that forward it may answer differently per host.
         key = f"{endpoint.identifier}\0{path}\0{options.host or ''}"
-        fetched, _ = await self.fetches.run(key, lambda: self._load(endpoint, path, options))
+        held = self.recent.get(key)
+        if held is not None and time.monotonic() - held[1] < self.recent_ttl:
+            return held[0]
+        fetched, shared = await self.fetches.run(key, lambda: self._load(endpoint, path, options))
+        if not shared and not fetched.too_large:
+            self._remember(key, fetched)
         return fetched
+
+    def _remember(self, key: str, fetched: Fetched) -> None:
+        size = len(fetched.data)
+        if size > self.recent_bytes // 4:
+            return
+        old = self.recent.pop(key, None)
+        if old is not None:
+            self.recent_used -= len(old[0].data)
+        self.recent[key] = (fetched, time.monotonic())
+        self.recent_used += size
+        while self.recent_used > self.recent_bytes:
+            _, (evicted, _) = self.recent.popitem(last=False)
+            self.recent_used -= len(evicted.data)
 
     async def _load(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
         saved = await self.store.get(endpoint.identifier, path) if self.store else None

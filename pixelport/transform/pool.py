@@ -7,8 +7,8 @@ import contextlib
 import ctypes
 import os
 import sys
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import pyvips
@@ -81,28 +81,32 @@ class WorkPool:
         self.threads = threads or os.cpu_count() or 1
         limit_malloc_arenas(max(2, self.threads))
         self.capacity = self.threads + queue
-        self.pending = 0
+        self.admitted = 0
+        # Admitted jobs beyond this wait before they download their original, so memory is
+        # bounded by the pool (two originals per worker), not by the queue.
+        self.holders = asyncio.Semaphore(self.threads * 2)
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pixelport-work")
 
-    async def run(self, fn: Callable[..., T], *args: object) -> T:
-        """Run `fn(*args)` in the pool; raises Busy when the queue is full."""
-        if self.pending >= self.capacity:
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Hold a place for one job (fetch and transform); Busy at once when none is left.
+
+        Jobs run detached from their requests (see cache.coalesce), so a place is held until
+        the work really ends, even when the client has gone.
+        """
+        if self.admitted >= self.capacity:
             raise Busy(f"All {self.threads} workers are busy and {self.capacity - self.threads} "
                        "jobs are waiting", retry_after=1)
-        self.pending += 1
-        future: Future[T] = self.executor.submit(fn, *args)
-        # A cancelled request does not stop the thread: count the job until it really ends.
-        loop = asyncio.get_running_loop()
+        self.admitted += 1
+        try:
+            async with self.holders:
+                yield
+        finally:
+            self.admitted -= 1
 
-        def done(_: Future[T]) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop may be closed at shutdown
-                loop.call_soon_threadsafe(self._done)
-
-        future.add_done_callback(done)
-        return await asyncio.wrap_future(future)
-
-    def _done(self) -> None:
-        self.pending -= 1
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run `fn(*args)` on a worker thread (admission is `admit`'s job)."""
+        return await asyncio.wrap_future(self.executor.submit(fn, *args))
 
     def shutdown(self) -> None:
         """Wait for running jobs and stop the workers."""
