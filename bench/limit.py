@@ -1,0 +1,92 @@
+"""The compute limit: the bare libvips work of a scenario in a tight loop on every core, no HTTP.
+
+Each worker process sets libvips up as pixelport's pool does (one libvips thread per job, no
+operation cache) and repeats `thumbnail_buffer` (shrink-on-load) + encode with pixelport's
+encoder settings for a fixed time. Images/s of all workers added up is the most any server can
+answer on this machine for that scenario.
+
+    .venv/bin/python bench/limit.py [--seconds 6] [--rounds 2] [--workers N]   (prints JSON)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+MEDIA = Path(__file__).resolve().parent / "media"
+
+# name -> (input file, width, output format)
+OPERATIONS: dict[str, tuple[str, int, str]] = {
+    "jpeg-12mp": ("photo-4000x3000.jpg", 300, "jpg"),
+    "webp-12mp": ("photo-4000x3000.jpg", 300, "webp"),
+    "jpeg-1200": ("photo-1200x900.jpg", 300, "jpg"),
+}
+
+
+def _work(name: str, seconds: float, start_at: float) -> tuple[int, float]:
+    import pyvips
+
+    pyvips.concurrency_set(1)
+    pyvips.cache_set_max(0)
+    pyvips.cache_set_max_mem(0)
+    pyvips.cache_set_max_files(0)
+    filename, width, fmt = OPERATIONS[name]
+    data = (MEDIA / filename).read_bytes()
+
+    def once() -> bytes:
+        image = pyvips.Image.thumbnail_buffer(data, width)
+        if fmt == "webp":
+            return bytes(image.webpsave_buffer(Q=80, effort=4, keep="none"))
+        # pixelport's JPEG settings (transform/formats.py): optimised Huffman, no subsampling.
+        return bytes(image.jpegsave_buffer(Q=80, optimize_coding=True, subsample_mode="off",
+                                           keep="none"))
+
+    once()  # warm up: load the codec libraries
+    while time.monotonic() < start_at:  # start every worker at the same moment
+        time.sleep(0.001)
+    count = 0
+    began = time.monotonic()
+    deadline = began + seconds
+    while time.monotonic() < deadline:
+        once()
+        count += 1
+    return count, time.monotonic() - began
+
+
+def measure(name: str, seconds: float, workers: int, rounds: int = 1) -> dict[str, Any]:
+    """Images/s of `workers` processes repeating operation `name` for `seconds`.
+
+    With several rounds the best one counts: on a shared machine other work only ever slows
+    a round down, and the limit is what the machine can do.
+    """
+    rates = []
+    with ProcessPoolExecutor(workers) as pool:
+        for _ in range(rounds):
+            start_at = time.monotonic() + 1.0
+            futures = [pool.submit(_work, name, seconds, start_at) for _ in range(workers)]
+            results = [f.result() for f in futures]
+            rates.append(sum(count / elapsed for count, elapsed in results))
+    return {"operation": name, "workers": workers, "seconds": seconds,
+            "images_per_s": round(max(rates), 2), "rounds": [round(r, 2) for r in rates]}
+
+
+def main() -> None:
+    """Measure every operation and print one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--rounds", type=int, default=1, help="best of this many rounds")
+    parser.add_argument("--only", choices=sorted(OPERATIONS), action="append")
+    args = parser.parse_args()
+    out = {name: measure(name, args.seconds, args.workers, args.rounds)
+           for name in args.only or OPERATIONS}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

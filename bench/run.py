@@ -1,0 +1,802 @@
+"""pixelport against thumbor, ipx, nginx and the bare libvips limit, on this machine.
+
+    make bench                       # setup.sh, then this with the defaults (about 8 minutes)
+    .venv/bin/python bench/run.py --quick --no-docs        # a 3-second smoke run
+    .venv/bin/python bench/run.py --scenarios cold-jpeg-c4,hot --servers pixelport,thumbor
+
+One nginx on 127.0.0.1 serves the originals (bench/media: every /img-<x>.jpg is the 12 MP photo
+and every /small-<x>.jpg the 1200x900 one, each followed by a line naming the URL, so every URL
+is a distinct file); pixelport, thumbor (two processes behind an nginx proxy) and ipx read from
+it, each on its own loopback port. wrk drives each scenario against each server in turn while
+/proc is sampled for the RSS and CPU time of that server's process tree. Results go to
+bench/results/<timestamp>.json (and latest.json); the table also goes to docs/performance.md
+between its bench markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from string import Template
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+WORK = BENCH / ".work"
+RESULTS = BENCH / "results"
+DOC = REPO / "docs" / "performance.md"
+PYTHON = Path(sys.executable)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+SRCSET_WIDTHS = (320, 480, 640, 768, 1024, 1280, 1600, 1920)
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+# --- URL grammars -------------------------------------------------------------------------------
+
+def _formats(fmt: str) -> dict[str, str]:
+    """The output format's name in each server's grammar."""
+    return {"pixelport": "jpg" if fmt == "jpeg" else fmt, "thumbor": fmt, "ipx": fmt}
+
+
+def url(server: str, width: int, fmt: str, name: str, origin: str) -> str:
+    """The path asking `server` for `name` (an origin path) at `width` px, quality 80, `fmt`."""
+    f = _formats(fmt)[server]
+    if server == "pixelport":
+        return f"/tr:w-{width},q-80,f-{f}/{name}"
+    if server == "thumbor":
+        host = origin.removeprefix("http://")
+        return f"/unsafe/{width}x0/filters:quality(80):format({f})/{host}/{name}"
+    if server == "ipx":
+        return f"/w_{width},q_80,f_{f}/o/{name}"
+    raise ValueError(server)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One wrk run per server: `variants` are (width, format) asked of each original."""
+
+    name: str
+    connections: int
+    original: str  # origin path with {id}, or a fixed path (the same URL every time)
+    variants: tuple[tuple[int, str], ...]
+    what: str
+
+    def templates(self, server: str, origin: str) -> list[str]:
+        """wrk path templates for `server`."""
+        return [url(server, w, f, self.original, origin) for w, f in self.variants]
+
+
+SCENARIOS = [
+    Scenario("cold-jpeg-c4", 4, "img-{id}.jpg", ((300, "jpeg"),),
+             "12 MP JPEG -> 300 px JPEG q80, every URL unique, 4 connections"),
+    Scenario("cold-jpeg-c16", 16, "img-{id}.jpg", ((300, "jpeg"),),
+             "12 MP JPEG -> 300 px JPEG q80, every URL unique, 16 connections"),
+    Scenario("cold-jpeg-c64", 64, "img-{id}.jpg", ((300, "jpeg"),),
+             "12 MP JPEG -> 300 px JPEG q80, every URL unique, 64 connections (memory bound)"),
+    Scenario("cold-webp", 8, "img-{id}.jpg", ((300, "webp"),),
+             "12 MP JPEG -> 300 px WebP q80, every URL unique, 8 connections"),
+    Scenario("small", 8, "small-{id}.jpg", ((300, "jpeg"),),
+             "1200x900 JPEG -> 300 px JPEG q80, every URL unique, 8 connections"),
+    Scenario("srcset", 16, "img-{id}.jpg",
+             tuple((w, f) for w in SRCSET_WIDTHS for f in ("jpeg", "webp")),
+             "each distinct 12 MP original asked at 8 widths x 2 formats in a row, 16 conns"),
+    Scenario("hot", 16, "img-hot.jpg", ((300, "jpeg"),),
+             "one URL repeated (result cache), 16 connections; nginx serves the same bytes"),
+]
+
+
+# --- processes and /proc ------------------------------------------------------------------------
+
+_PORTS: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now, never the same one twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _PORTS:
+            _PORTS.add(port)
+            return port
+
+
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(entry.name))
+    return kids
+
+
+def tree(root: int) -> list[int]:
+    """`root` and all its descendants."""
+    kids = _children()
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """(utime, stime) of `pids` added up, in seconds."""
+    user = system = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            text = Path(f"/proc/{pid}/stat").read_text()
+            fields = text[text.rindex(")") + 2:].split()
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of `pids`, in seconds."""
+    return sum(cpu_times(pids))
+
+
+def memory(pids: list[int]) -> tuple[int, int]:
+    """(RSS, PSS) of `pids` added up, in bytes. PSS splits pages shared by forked workers."""
+    rss = pss = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+    return rss, pss
+
+
+class Sampler:
+    """Samples the peak RSS/PSS of a process tree every `interval` seconds in a thread."""
+
+    def __init__(self, root: int, interval: float = 0.1) -> None:
+        self.root, self.interval = root, interval
+        self.peak_rss = self.peak_pss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            rss, pss = memory(tree(self.root))
+            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass
+class Server:
+    """A server under test (or the origin), started in its own process group."""
+
+    name: str
+    port: int
+    command: list[str]
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        """http://127.0.0.1:port"""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """The root of the process tree."""
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        """Start it with its output in .work/<name>.log, and wait until it answers."""
+        log = (WORK / f"{self.name}.log").open("wb")
+        self.process = subprocess.Popen(self.command, cwd=self.cwd, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        env={**os.environ, **self.env})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"bench: {self.name} exited at start; see {log.name}")
+            with contextlib.suppress(OSError):
+                status, _, _ = get(self.port, self.ready_path)
+                if status < 500:
+                    return
+            time.sleep(0.2)
+        raise SystemExit(f"bench: {self.name} did not answer within 60 s; see {log.name}")
+
+    def stop(self) -> None:
+        """SIGTERM to its process group, SIGKILL after 10 s."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(5)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the tree is idle (requests wrk abandoned at the end are finished)."""
+        deadline = time.monotonic() + timeout
+        before = cpu_seconds(tree(self.pid))
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = cpu_seconds(tree(self.pid))
+            if now - before < 0.05:
+                return
+            before = now
+
+
+def get(port: int, path: str, timeout: float = 60) -> tuple[int, dict[str, str], bytes]:
+    """One GET to 127.0.0.1:port."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, body
+    finally:
+        conn.close()
+
+
+def render(template: str, target: Path, **values: str) -> Path:
+    """Fill bench/conf/<template> into `target`."""
+    text = Template((BENCH / "conf" / template).read_text()).substitute(values)
+    target.write_text(text)
+    return target
+
+
+def make_servers(names: list[str], pixelport: list[str]) -> tuple[Server, dict[str, Server]]:
+    """The nginx origin and the servers under test, configured but not started."""
+    nginx_port = free_port()
+    for sub in ("nginx-tmp", "hot"):
+        (WORK / sub).mkdir(parents=True, exist_ok=True)
+    nginx = Server("nginx", nginx_port, [
+        "nginx", "-p", str(WORK), "-e", str(WORK / "nginx-error.log"), "-c",
+        str(render("nginx.conf.in", WORK / "nginx.conf", work=str(WORK), port=str(nginx_port),
+                   media=str(BENCH / "media")))], "/img-ready.jpg")
+    origin = nginx.base
+    servers: dict[str, Server] = {}
+    if "pixelport" in names:
+        port = free_port()
+        config = render("pixelport.toml.in", WORK / "pixelport.toml", port=str(port),
+                        origin=origin)
+        servers["pixelport"] = Server("pixelport", port, [
+            *pixelport, "serve", "--config", str(config),
+            "--listen", f"127.0.0.1:{port}", "--log-level", "warning"], "/healthz")
+    if "thumbor" in names:
+        port, port1, port2 = free_port(), free_port(), free_port()
+        (WORK / "thumbor-lb-tmp").mkdir(parents=True, exist_ok=True)
+        config = render("thumbor.conf.in", WORK / "thumbor.conf", work=str(WORK))
+        balancer = render("thumbor-lb.conf.in", WORK / "thumbor-lb.conf", work=str(WORK),
+                          port=str(port), port1=str(port1), port2=str(port2))
+        servers["thumbor"] = Server("thumbor", port, [
+            "bash", str(BENCH / "thumbor_cluster.sh"),
+            str(BENCH / ".venv-thumbor" / "bin" / "thumbor"), str(config), str(port1),
+            str(port2), str(balancer)], "/healthcheck")
+    if "ipx" in names:
+        port = free_port()
+        servers["ipx"] = Server("ipx", port, [
+            "node", str(BENCH / "ipx_server.mjs"), str(port), origin], "/")
+    return nginx, servers
+
+
+# --- wrk --------------------------------------------------------------------------------------
+
+def wrk(port: int, connections: int, seconds: float, nonce: str,
+        templates: list[str]) -> dict[str, Any]:
+    """Run wrk with bench/wrk/paths.lua; its JSON summary."""
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "60s",
+               "-s", str(BENCH / "wrk" / "paths.lua"), f"http://127.0.0.1:{port}", "--",
+               nonce, *templates]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    for line in done.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            return dict(json.loads(line.removeprefix("WRKJSON ")))
+    raise SystemExit(f"bench: wrk failed ({done.returncode}): {done.stdout}\n{done.stderr}")
+
+
+def measure(server: Server, nginx: Server, scenario: Scenario, seconds: float,
+            nonce: str) -> dict[str, Any]:
+    """One wrk run of `scenario` against `server`, with /proc figures for its tree."""
+    templates = ([t if "{id}" in scenario.original else t.replace("{id}", nonce)
+                  for t in scenario.templates(server.name, nginx.base)]
+                 if server.name != "nginx" else ["/hot/result.jpg"])
+    if "{id}" not in scenario.original:  # one URL: ask once so result caches hold it
+        status, _, _ = get(server.port, templates[0])
+        if status != 200:
+            raise SystemExit(f"bench: {server.name} answered {status} for {templates[0]}")
+    (user0, sys0), origin0 = cpu_times(tree(server.pid)), cpu_seconds(tree(nginx.pid))
+    t0 = time.monotonic()
+    with Sampler(server.pid) as sampler:
+        result = wrk(server.port, scenario.connections, seconds, nonce, templates)
+        user1, sys1 = cpu_times(tree(server.pid))
+        origin1 = cpu_seconds(tree(nginx.pid))
+    wall = time.monotonic() - t0
+    cpu0, cpu1 = user0 + sys0, user1 + sys1
+    requests = max(1, result["requests"])
+    statuses = {int(k): v for k, v in result["statuses"].items()}
+    ok = sum(v for k, v in statuses.items() if 200 <= k < 300)
+    busy = statuses.get(503, 0)
+    lat = result["latency_us"]
+    return {
+        "server": server.name, "scenario": scenario.name, "connections": scenario.connections,
+        "seconds": round(result["duration_us"] / 1e6, 2),
+        "requests": result["requests"], "ok": ok, "busy_503": busy,
+        "other_errors": result["requests"] - ok - busy + sum(
+            result["errors"][k] for k in ("connect", "read", "write", "timeout")),
+        "rps": round(ok / (result["duration_us"] / 1e6), 2),
+        "p50_ms": round(lat["p50"] / 1000, 2), "p90_ms": round(lat["p90"] / 1000, 2),
+        "p99_ms": round(lat["p99"] / 1000, 2), "max_ms": round(lat["max"] / 1000, 2),
+        "peak_rss_mb": round(sampler.peak_rss / 2**20, 1),
+        "peak_pss_mb": round(sampler.peak_pss / 2**20, 1),
+        "cpu_ms_per_request": round((cpu1 - cpu0) * 1000 / requests, 2),
+        "cpu_utilisation": round((cpu1 - cpu0) / wall, 2),
+        "cpu_system_share": round((sys1 - sys0) / max(1e-9, cpu1 - cpu0), 2),
+        "origin_cpu_ms_per_request": round((origin1 - origin0) * 1000 / requests, 2),
+        "statuses": statuses, "wrk_errors": result["errors"],
+        "bytes_per_response": round(result["bytes"] / requests),
+    }
+
+
+def best(tries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fastest of repeated runs; errors added up and the highest memory peak over all."""
+    out = dict(max(tries, key=lambda r: r["rps"]))
+    out["attempts_rps"] = [r["rps"] for r in tries]
+    for key in ("other_errors", "busy_503"):
+        out[key] = sum(r[key] for r in tries)
+    for key in ("peak_rss_mb", "peak_pss_mb"):
+        out[key] = max(r[key] for r in tries)
+    return out
+
+
+def check_outputs(servers: dict[str, Server], nginx: Server, nonce: str) -> dict[str, Any]:
+    """Every server answers every variant with an image of the asked format and width."""
+    import pyvips
+
+    magic = {"jpeg": b"\xff\xd8\xff", "webp": b"RIFF"}
+    sizes: dict[str, Any] = {}
+    seen: set[tuple[str, int, str, str]] = set()
+    for scenario in SCENARIOS:
+        for name, server in servers.items():
+            for width, fmt in scenario.variants:
+                key = (name, width, fmt, scenario.original.split("-")[0])
+                if key in seen:
+                    continue
+                seen.add(key)
+                original = scenario.original.replace("{id}", f"check-{nonce}")
+                path = url(name, width, fmt, original, nginx.base)
+                status, _, body = get(server.port, path)
+                if status != 200 or not body.startswith(magic[fmt]):
+                    raise SystemExit(f"bench: {name} {path}: {status} {body[:200]!r}")
+                image = pyvips.Image.new_from_buffer(body, "")
+                if image.width != width:
+                    raise SystemExit(f"bench: {name} {path}: {image.width} px wide, not {width}")
+                sizes[f"{name} {key[3]} {width} {fmt}"] = len(body)
+    return sizes
+
+
+# --- machine and versions -----------------------------------------------------------------------
+
+def _run(command: list[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (done.stdout + done.stderr).strip()
+
+
+def busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy since boot (from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and its reaped children (servers, wrk, limit.py)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def machine() -> dict[str, Any]:
+    """CPU, cores, memory, kernel, date."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
+    mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.M)
+    return {
+        "cpu": model.group(1) if model else platform.processor(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(mem.group(1)) / 2**20, 1) if mem else None,
+        "kernel": platform.release(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def versions() -> dict[str, str]:
+    """Versions of everything measured."""
+    from importlib.metadata import version
+
+    import pyvips
+
+    out = {"python": platform.python_version(), "pixelport": version("pixelport")}
+    commit = _run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    if re.fullmatch(r"[0-9a-f]{7,40}", commit):
+        dirty = _run(["git", "-C", str(REPO), "status", "--porcelain", "--", "pixelport"])
+        out["pixelport commit"] = commit + (" with uncommitted changes" if dirty else "")
+    for dist in ("pyvips", "pyvips-binary", "uvicorn", "uvloop", "httptools", "aiohttp"):
+        out[dist] = version(dist)
+    out["libvips (pixelport)"] = ".".join(str(pyvips.version(i)) for i in range(3))
+    thumbor_py = BENCH / ".venv-thumbor" / "bin" / "python"
+    if thumbor_py.exists():
+        text = _run([str(thumbor_py), "-c", "from importlib.metadata import version as v; "
+                     "print(v('thumbor'), v('pillow'), v('tornado'))"]).split()
+        if len(text) == 3:
+            out.update({"thumbor": text[0], "pillow (thumbor)": text[1],
+                        "tornado (thumbor)": text[2]})
+    modules = BENCH / ".ipx" / "node_modules"
+    if modules.exists():
+        for pkg in ("ipx", "sharp"):
+            meta = json.loads((modules / pkg / "package.json").read_text())
+            out[pkg] = meta["version"]
+        vips = _run(["node", "-e", f"console.log(require({str(modules / 'sharp')!r})"
+                     ".versions.vips)"])
+        out["libvips (sharp)"] = vips.splitlines()[-1] if vips else "?"
+        out["node"] = _run(["node", "--version"]).removeprefix("v")
+    out["nginx"] = _run(["nginx", "-v"]).split("/")[-1]
+    wrk_v = _run(["wrk", "-v"]).splitlines()
+    out["wrk"] = wrk_v[0].split()[1] if wrk_v and len(wrk_v[0].split()) > 1 else "?"
+    return out
+
+
+# --- the report ---------------------------------------------------------------------------------
+
+def _find(runs: list[dict[str, Any]], server: str, scenario: str) -> dict[str, Any] | None:
+    return next((r for r in runs if r["server"] == server and r["scenario"] == scenario), None)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a is not None and b else None
+
+
+def targets(runs: list[dict[str, Any]], limit: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of issue 7 with its measured ratio."""
+    def rps(server: str, scenario: str) -> float | None:
+        run = _find(runs, server, scenario)
+        return run["rps"] if run else None
+
+    def lim(name: str) -> float | None:
+        return limit[name]["images_per_s"] if name in limit else None
+
+    px = "pixelport"
+    rows: list[tuple[str, str, float | None, float]] = [
+        ("cold-jpeg", "req/s / libvips limit", _ratio(rps(px, "cold-jpeg-c16"),
+                                                      lim("jpeg-12mp")), 0.95),
+        ("cold-jpeg", "req/s / thumbor", _ratio(rps(px, "cold-jpeg-c16"),
+                                               rps("thumbor", "cold-jpeg-c16")), 1.0),
+        ("cold-jpeg", "req/s / ipx", _ratio(rps(px, "cold-jpeg-c16"),
+                                           rps("ipx", "cold-jpeg-c16")), 1.35),
+        ("cold-webp", "req/s / libvips limit", _ratio(rps(px, "cold-webp"), lim("webp-12mp")),
+         0.95),
+        ("cold-webp", "req/s / thumbor", _ratio(rps(px, "cold-webp"),
+                                               rps("thumbor", "cold-webp")), 1.0),
+        ("cold-webp", "req/s / ipx", _ratio(rps(px, "cold-webp"), rps("ipx", "cold-webp")), 1.35),
+        ("small", "req/s / libvips limit", _ratio(rps(px, "small"), lim("jpeg-1200")), 0.95),
+        ("small", "req/s / thumbor", _ratio(rps(px, "small"), rps("thumbor", "small")), 1.1),
+        ("srcset", "variants/s / thumbor", _ratio(rps(px, "srcset"), rps("thumbor", "srcset")),
+         3.0),
+        ("hot", "req/s / nginx", _ratio(rps(px, "hot"), rps("nginx", "hot")), 0.5),
+        ("hot", "req/s / thumbor result storage", _ratio(rps(px, "hot"),
+                                                         rps("thumbor", "hot")), 5.0),
+    ]
+    out = [{"scenario": s, "measure": m, "value": v, "target": f">= {t:g}",
+            "met": v is not None and v >= t} for s, m, v, t in rows]
+    for scenario, bound in (("cold-jpeg-c4", 2.0), ("cold-jpeg-c16", 3.0)):
+        run = _find(runs, px, scenario)
+        value = _ratio(run["p99_ms"], run["p50_ms"]) if run else None
+        out.append({"scenario": scenario, "measure": "p99 / p50", "value": value,
+                    "target": f"<= {bound:g}", "met": value is not None and value <= bound})
+    px_runs = [r for r in runs if r["server"] == px]
+    errors = sum(r["other_errors"] for r in px_runs)
+    out.append({"scenario": "all", "measure": "errors other than 503 EBUSY",
+                "value": errors if px_runs else None, "target": "= 0",
+                "met": bool(px_runs) and errors == 0})
+    peaks = {s: max((r["peak_rss_mb"] for r in runs if r["server"] == s
+                     and r["scenario"].startswith("cold-jpeg")), default=None)
+             for s in (px, "thumbor")}
+    value = _ratio(peaks[px], peaks["thumbor"])
+    out.append({"scenario": "cold-jpeg", "measure": "peak RSS / thumbor's", "value": value,
+                "target": "<= 1", "met": value is not None and value <= 1})
+    return out
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def tables(report: dict[str, Any]) -> str:
+    """The Markdown tables: targets, ratios per scenario, raw figures."""
+    runs, limit = report["runs"], report["limit"]
+    lines = ["| scenario | measure | measured | target | met |", "|---|---|---|---|---|"]
+    for t in report["targets"]:
+        lines.append(f"| {t['scenario']} | {t['measure']} | {_fmt(t['value'])} | {t['target']} "
+                     f"| {'yes' if t['met'] else '**no**'} |")
+    lines += ["", "Ratios of requests/s (pixelport ÷ peer, pixelport ÷ limit):", "",
+              "| scenario | pixelport req/s | ÷ thumbor | ÷ ipx | ÷ nginx | ÷ libvips limit |",
+              "|---|---|---|---|---|---|"]
+    limits = {"cold-jpeg-c4": "jpeg-12mp", "cold-jpeg-c16": "jpeg-12mp",
+              "cold-webp": "webp-12mp", "small": "jpeg-1200"}
+    for scenario in SCENARIOS:
+        px = _find(runs, "pixelport", scenario.name)
+        if px is None:
+            continue
+        cells = [_ratio(px["rps"], (_find(runs, peer, scenario.name) or {}).get("rps"))
+                 for peer in ("thumbor", "ipx", "nginx")]
+        lim = limit.get(limits.get(scenario.name, ""), {}).get("images_per_s")
+        lines.append(f"| {scenario.name} | {_fmt(px['rps'])} | "
+                     + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(_ratio(px['rps'], lim))} |")
+    lines += ["", "Every run (CPU ms per request: user + system time of the server's process "
+              "tree over the run ÷ requests; RSS/PSS: peak of the tree, sampled every 0.1 s):", "",
+              "| scenario | server | conns | req/s | p50 ms | p99 ms | non-2xx (503) | "
+              "peak RSS MB | peak PSS MB | CPU ms/req | origin CPU ms/req |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        lines.append(f"| {r['scenario']} | {r['server']} | {r['connections']} | {_fmt(r['rps'])} "
+                     f"| {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} | "
+                     f"{r['other_errors'] + r['busy_503']} ({r['busy_503']}) | "
+                     f"{_fmt(r['peak_rss_mb'])} | {_fmt(r['peak_pss_mb'])} | "
+                     f"{_fmt(r['cpu_ms_per_request'])} | "
+                     f"{_fmt(r['origin_cpu_ms_per_request'])} |")
+    sizes = report.get("output_bytes", {})
+    if sizes:
+        kinds = sorted({k.split(" ", 1)[1] for k in sizes
+                        if k.split()[2] in ("300", "640", "1920")})
+        servers = [s for s in ("pixelport", "thumbor", "ipx") if any(k.startswith(s + " ")
+                                                                      for k in sizes)]
+        lines += ["", "Bytes of each answer (the output settings differ; see above):", "",
+                  "| input, width, format | " + " | ".join(servers) + " |",
+                  "|---" * (len(servers) + 1) + "|"]
+        for kind in sorted(kinds, key=lambda k: (k.split()[0], int(k.split()[1]), k)):
+            lines.append(f"| {kind} | " + " | ".join(
+                f"{sizes[f'{s} {kind}']:,}" if f"{s} {kind}" in sizes else "n/a"
+                for s in servers) + " |")
+    lines += ["", "The libvips limit (thumbnail_buffer + encode with pixelport's settings, "
+              f"{next(iter(limit.values()))['workers'] if limit else '?'} processes, no HTTP):",
+              "", "| operation | images/s |", "|---|---|"]
+    lines += [f"| {name} | {_fmt(v['images_per_s'])} |" for name, v in limit.items()]
+    return "\n".join(lines)
+
+
+def environment_text(report: dict[str, Any]) -> str:
+    """Machine, load and versions, as Markdown."""
+    m = report["machine"]
+    load0, other = report["load_before"], report.get("other_cpu_share", 0.0)
+    lines = [
+        f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"Linux {m['kernel']}; wrk {report['settings']['seconds']:g} s per run. Load average "
+        f"before the run {'/'.join(f'{x:.2f}' for x in load0)} (1/5/15 min); processes "
+        f"other than the benchmark's used {other:.0%} of the machine's CPU time during it"
+        + (" — **the machine was shared with other work**, so the figures are noisy."
+           if other > 0.05 else "."),
+        "",
+        f"Each scenario ran {report['settings']['repeat']} time(s) per server, interleaved, "
+        "and the fastest run counts (errors are added up over all runs and memory is the "
+        "highest peak of any run); the libvips limit is the best of as many rounds.",
+        "",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
+    ]
+    return "\n".join(lines)
+
+
+def update_doc(report: dict[str, Any]) -> None:
+    """Replace the part of docs/performance.md between the bench markers."""
+    block = f"{BEGIN}\n{environment_text(report)}\n\n{tables(report)}\n{END}"
+    text = DOC.read_text() if DOC.exists() else (
+        "# Performance\n\n`make bench` measures pixelport against thumbor, ipx, nginx and the "
+        "bare libvips limit; see bench/run.py.\n\n## Latest run\n\n" + BEGIN + "\n" + END + "\n")
+    if BEGIN not in text or END not in text:
+        text += f"\n## Latest run\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    DOC.write_text(head + block + tail)
+
+
+# --- profiling ----------------------------------------------------------------------------------
+
+def profile(server: Server, nginx: Server, scenario: Scenario, seconds: float, nonce: str,
+            out: Path) -> None:
+    """py-spy record of `server` under `scenario` (a separate, uncounted run)."""
+    spy = BENCH / ".venv-tools" / "bin" / "py-spy"
+    recorder = subprocess.Popen([str(spy), "record", "--pid", str(server.pid), "--threads",
+                                 "--native", "--rate", "100", "--duration", str(int(seconds)),
+                                 "--format", "raw", "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(1)
+    result = measure(server, nginx, scenario, seconds, nonce)
+    _, err = recorder.communicate(timeout=120)
+    print(f"bench: profiled {scenario.name}: {result['rps']} req/s under py-spy -> {out}"
+          + (f" ({err.decode().strip().splitlines()[-1]})" if recorder.returncode else ""))
+
+
+# --- main -------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def running(servers: list[Server]) -> Iterator[None]:
+    """Start servers in order; stop them all (in reverse) whatever happens."""
+    started: list[Server] = []
+
+    def on_signal(signum: int, _: Any) -> None:
+        raise SystemExit(f"bench: stopped by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for server in servers:
+            started.append(server)
+            server.start()
+            print(f"bench: {server.name} on {server.base} (pid {server.pid})", flush=True)
+        yield
+    finally:
+        for server in reversed(started):
+            server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main() -> int:
+    """Run the benchmark; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=10, help="wrk duration per run")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs per scenario and server, interleaved; the fastest counts")
+    parser.add_argument("--limit-seconds", type=float, default=5)
+    parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS))
+    parser.add_argument("--servers", default="pixelport,thumbor,ipx")
+    parser.add_argument("--quick", action="store_true", help="3 s runs, 2 s limit")
+    parser.add_argument("--pixelport-cmd", default=str(REPO / ".venv" / "bin" / "pixelport"),
+                        help="the pixelport command (to compare builds)")
+    parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md")
+    parser.add_argument("--no-limit", action="store_true", help="skip the libvips limit")
+    parser.add_argument("--profile", default="", metavar="SCENARIOS",
+                        help="comma-separated scenarios to profile pixelport in with py-spy "
+                        "afterwards (extra, uncounted runs; results/profile-*.txt)")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.limit_seconds, args.repeat = 3, 2, 1
+    wanted = set(args.scenarios.split(","))
+    scenarios = [s for s in SCENARIOS if s.name in wanted]
+    names = [n for n in args.servers.split(",") if n]
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"bench: {tool} is missing; run bench/setup.sh (make bench does)")
+
+    nonce = f"{int(time.time())}{os.getpid() % 1000:03d}"
+    busy0, own0, wall0 = busy_seconds(), own_seconds(), time.monotonic()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    RESULTS.mkdir(exist_ok=True)
+    report: dict[str, Any] = {"machine": machine(), "load_before": list(os.getloadavg()),
+                              "settings": {"seconds": args.seconds, "nonce": nonce,
+                                           "repeat": args.repeat,
+                                           "scenarios": {s.name: s.what for s in scenarios}}}
+    print(f"bench: {report['machine']['cpu']}, {report['machine']['cores']} cores, load "
+          f"{report['load_before'][0]:.2f}", flush=True)
+    report["versions"] = versions()
+
+    limit: dict[str, Any] = {}
+    if not args.no_limit:
+        print("bench: the libvips limit ...", flush=True)
+        out = subprocess.run([str(PYTHON), str(BENCH / "limit.py"), "--seconds",
+                              str(args.limit_seconds), "--rounds", str(max(1, args.repeat))],
+                             capture_output=True, text=True, check=True)
+        limit = json.loads(out.stdout)
+        for name, value in limit.items():
+            print(f"bench:   {name}: {value['images_per_s']} images/s", flush=True)
+    report["limit"] = limit
+
+    nginx, servers = make_servers(names, shlex.split(args.pixelport_cmd))
+    runs: list[dict[str, Any]] = []
+    with running([nginx, *servers.values()]):
+        report["output_bytes"] = check_outputs(servers, nginx, nonce)
+        for server in servers.values():  # warm up: pools, connections, imports
+            wrk(server.port, 4, 2 if args.quick else 3, f"warm{nonce}",
+                SCENARIOS[0].templates(server.name, nginx.base))
+            server.settle()
+        for scenario in scenarios:
+            order = list(servers.values())
+            if scenario.name == "hot" and "pixelport" in servers:
+                hot = url("pixelport", 300, "jpeg", scenario.original, nginx.base)
+                status, _, body = get(servers["pixelport"].port, hot)
+                if status == 200:
+                    (WORK / "hot" / "result.jpg").write_bytes(body)
+                    order.append(nginx)
+            attempts: dict[str, list[dict[str, Any]]] = {}
+            for attempt in range(max(1, args.repeat)):
+                for server in order:
+                    # A fresh id space per run: no run can hit what an earlier one cached.
+                    run_nonce = f"{nonce}{SCENARIOS.index(scenario)}x{attempt}"
+                    result = measure(server, nginx, scenario, args.seconds, run_nonce)
+                    attempts.setdefault(server.name, []).append(result)
+                    print(f"bench: {scenario.name:14} {server.name:9} {result['rps']:9.1f} req/s"
+                          f"  p50 {result['p50_ms']:8.1f} ms  p99 {result['p99_ms']:8.1f} ms  "
+                          f"non-2xx {result['other_errors'] + result['busy_503']:4}  "
+                          f"RSS {result['peak_rss_mb']:7.1f} MB  "
+                          f"CPU {result['cpu_ms_per_request']:7.1f} ms/req", flush=True)
+                    if server is not nginx:
+                        server.settle()
+                    for sub in ("thumbor-storage", "thumbor-result-storage"):
+                        shutil.rmtree(WORK / sub, ignore_errors=True)
+            runs.extend(best(tries) for tries in attempts.values())
+            report.setdefault("attempts", []).extend(
+                t for tries in attempts.values() for t in tries)
+        for name in filter(None, args.profile.split(",")):
+            if "pixelport" in servers:
+                scenario = next(s for s in SCENARIOS if s.name == name)
+                profile(servers["pixelport"], nginx, scenario, args.seconds, f"prof{nonce}",
+                        RESULTS / f"profile-pixelport-{name}.txt")
+    report["load_after"] = list(os.getloadavg())
+    # Every server has been stopped and reaped by now, so their CPU time is in own_seconds().
+    other = busy_seconds() - busy0 - (own_seconds() - own0)
+    report["cpu_seconds"] = {"machine_busy": round(busy_seconds() - busy0, 1),
+                             "benchmark": round(own_seconds() - own0, 1),
+                             "wall": round(time.monotonic() - wall0, 1)}
+    report["other_cpu_share"] = round(max(0.0, other) / ((time.monotonic() - wall0)
+                                                         * (os.cpu_count() or 1)), 3)
+    report["runs"] = runs
+    report["targets"] = targets(runs, limit)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for path in (RESULTS / f"{stamp}.json", RESULTS / "latest.json"):
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    print()
+    print(tables(report))
+    print(f"\nbench: results in {RESULTS / (stamp + '.json')}")
+    if not args.no_docs:
+        update_doc(report)
+        print(f"bench: updated {DOC.relative_to(REPO)}")
+    shutil.rmtree(WORK, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

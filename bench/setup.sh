@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what the benchmark needs, idempotently, only through the ordinary package clients:
+#   nginx + wrk from Debian (apt-get), thumbor (+ py-spy for profiling) from PyPI into
+#   bench/.venv-thumbor and bench/.venv-tools, ipx (sharp/libvips) from npm into bench/.ipx.
+# Each step is skipped when its stamp says it is already done at the pinned version.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-python3}"
+THUMBOR_VERSION="${THUMBOR_VERSION:-7.8.0}"
+PYSPY_VERSION="${PYSPY_VERSION:-0.4.3}"
+IPX_VERSION="${IPX_VERSION:-3.1.1}"
+
+say() { printf 'bench/setup: %s\n' "$*"; }
+
+# --- Debian: nginx (the static origin) and wrk (the load generator) -------------------------
+if ! command -v nginx >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
+    say "installing nginx-light and wrk with apt-get"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    # policy-rc.d (present in containers) keeps the packaged nginx service from starting.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light wrk >/dev/null
+fi
+
+# --- PyPI: thumbor in its own venv ------------------------------------------------------------
+if [ ! -f .venv-thumbor/.installed-"$THUMBOR_VERSION" ]; then
+    say "installing thumbor $THUMBOR_VERSION into bench/.venv-thumbor"
+    test -x .venv-thumbor/bin/python || "$PYTHON" -m venv .venv-thumbor
+    .venv-thumbor/bin/python -m pip install --quiet --disable-pip-version-check \
+        "thumbor==$THUMBOR_VERSION"
+    touch .venv-thumbor/.installed-"$THUMBOR_VERSION"
+fi
+
+# --- PyPI: py-spy (sampling profiler, used with --profile) --------------------------------------
+if [ ! -f .venv-tools/.installed-"$PYSPY_VERSION" ]; then
+    say "installing py-spy $PYSPY_VERSION into bench/.venv-tools"
+    test -x .venv-tools/bin/python || "$PYTHON" -m venv .venv-tools
+    .venv-tools/bin/python -m pip install --quiet --disable-pip-version-check \
+        "py-spy==$PYSPY_VERSION"
+    touch .venv-tools/.installed-"$PYSPY_VERSION"
+fi
+
+# --- npm: ipx (sharp + its bundled libvips) ---------------------------------------------------
+if [ ! -f .ipx/.installed-"$IPX_VERSION" ]; then
+    say "installing ipx $IPX_VERSION into bench/.ipx"
+    mkdir -p .ipx
+    npm install --prefix .ipx --no-audit --no-fund --loglevel=error "ipx@$IPX_VERSION"
+    touch .ipx/.installed-"$IPX_VERSION"
+fi
+say "ready"
