@@ -65,6 +65,7 @@ class Plan:
 
     request: DeliveryRequest
     steps: list[ChainItem]
+    canonical: str  # the chain's stable spelling, for the cache key
     headers: dict[str, str]
     transforming: bool
     original_only: bool
@@ -89,7 +90,7 @@ class Delivery:
         self.results = results
         self.sources = sources
         self.work: Coalescer[Entry | None] = Coalescer()
-        self.parsed: dict[str, list[ChainItem]] = {}
+        self.parsed: dict[str, tuple[list[ChainItem], str]] = {}
         self.mezzanines = Mezzanines(config.cache.decoded_memory)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,29 +119,31 @@ class Delivery:
         request = parse_target(self.table, headers.get("host"), raw_path.split("?", 1)[0],
                                scope.get("query_string", b"").decode("latin-1"))
         signing.check_request(request, self.config.security)
-        steps = self.parse_chain(request.transformation)
+        steps, canonical = self.parse_chain(request.transformation)
         plain = [s for s in steps if isinstance(s, Step)]
         original_only = any(step.original for step in plain)
         return Plan(
-            request=request, steps=steps, headers=headers,
+            request=request, steps=steps, canonical=canonical, headers=headers,
             transforming=bool(steps) and not original_only, original_only=original_only,
             rasterise=any(step.format in RASTER for step in plain),
             client_width=_hint(headers, "sec-ch-width", "width", integer=True),
             client_dpr=_hint(headers, "sec-ch-dpr", "dpr", integer=False),
         )
 
-    def parse_chain(self, text: str) -> list[ChainItem]:
-        """Parse a transformation string, memoised: a hot URL's string repeats every request.
+    def parse_chain(self, text: str) -> tuple[list[ChainItem], str]:
+        """Parse a transformation string and spell it canonically, memoised.
 
-        Steps are never changed after parsing, so one parsed chain can serve every request.
+        A hot URL's string repeats every request, and steps are never changed after parsing,
+        so one parsed chain (and its cache-key spelling) serves every request.
         """
-        steps = self.parsed.get(text)
-        if steps is None:
+        found = self.parsed.get(text)
+        if found is None:
             steps = registry.parse(text, self.config.transformations)
+            found = (steps, registry.canonical(steps))
             if len(self.parsed) >= 4096:
                 self.parsed.clear()
-            self.parsed[text] = steps
-        return steps
+            self.parsed[text] = found
+        return found
 
     async def deliver(self, scope: Scope, send: Send, request_id: str, timing: Timing,
                       head: bool) -> None:
@@ -155,7 +158,7 @@ class Delivery:
                                not by_extension or by_extension.startswith("image/"),
                                plan.client_width, plan.client_dpr)
         attach = request.flag("ik-attachment") == "true"
-        key = keys.result_key(request.endpoint.identifier, request.file_path, plan.steps,
+        key = keys.result_key(request.endpoint.identifier, request.file_path, plan.canonical,
                               variant, attach)
         entry = self.results.get_memory(key) or await self.results.get(key)
         if entry is not None:

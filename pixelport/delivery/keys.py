@@ -11,7 +11,6 @@ import hashlib
 import math
 
 from pixelport.config import ImagesConfig
-from pixelport.transform import registry
 from pixelport.transform.formats import accepts
 from pixelport.transform.step import ChainItem, Step
 
@@ -33,9 +32,9 @@ def variant(steps: list[ChainItem], headers: dict[str, str], images: ImagesConfi
     return ",".join(parts)
 
 
-def result_key(endpoint: str, path: str, steps: list[ChainItem], variant_text: str,
+def result_key(endpoint: str, path: str, canonical: str, variant_text: str,
                attachment: bool) -> str:
     """A fixed-length key for the result cache."""
-    text = "\0".join([endpoint, path, registry.canonical(steps), variant_text,
+    text = "\0".join([endpoint, path, canonical, variant_text,
                       "attachment" if attachment else ""])
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()

@@ -96,7 +96,7 @@ class Sources:
         try:
             original = await endpoint.chain.fetch(path, options)
         except NotFound:
-            raise
+            raise  # the file is gone: a saved copy must not resurrect it
         except PixelportError as exc:
             if saved is None:
                 raise

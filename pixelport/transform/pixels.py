@@ -9,7 +9,6 @@ import pyvips
 
 from pixelport.errors import LimitExceeded
 from pixelport.transform.colours import BLACK, WHITE, Colour
-from pixelport.transform.expr import Expr
 from pixelport.transform.geometry import Box
 from pixelport.transform.step import Background, Border, ColourReplace, Gradient, Radius, Shadow
 
@@ -195,7 +194,7 @@ def round_corners(image: Any, spec: Radius, values: dict[str, float]) -> Any:
                  f'ry="{height / 2}" fill="#fff"/>')
     else:
         limit = min(width, height) / 2
-        tl, tr, br, bl = (min(limit, max(0.0, _value(c, values))) for c in spec.corners)
+        tl, tr, br, bl = (min(limit, max(0.0, c.evaluate(values))) for c in spec.corners)
         shape = (f'<path fill="#fff" d="M{tl},0 H{width - tr} A{tr},{tr} 0 0 1 {width},{tr} '
                  f'V{height - br} A{br},{br} 0 0 1 {width - br},{height} H{bl} '
                  f'A{bl},{bl} 0 0 1 0,{height - bl} V{tl} A{tl},{tl} 0 0 1 {tl},0 Z"/>')
@@ -205,10 +204,6 @@ def round_corners(image: Any, spec: Radius, values: dict[str, float]) -> Any:
     base = with_alpha(image)
     alpha = (base[3] * (mask / 255)).cast("uchar")
     return base[:3].bandjoin(alpha)
-
-
-def _value(expression: Expr, values: dict[str, float]) -> float:
-    return expression.evaluate(values)
 
 
 def add_border(image: Any, spec: Border, values: dict[str, float]) -> Any:
