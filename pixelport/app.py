@@ -10,6 +10,7 @@ from pixelport.cache.results import ResultCache
 from pixelport.config import Config
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
+from pixelport.delivery.hot import HotAnswers
 from pixelport.delivery.http import Receive, Scope, Send, send_bytes
 from pixelport.delivery.sources import Sources
 from pixelport.origins.base import Origin, Shared
@@ -46,14 +47,16 @@ class App:
         self.originals = (OriginalStore(cache.dir / "originals", cache.originals_max_size,
                                         cache.originals_ttl)
                           if cache.save_originals and cache.dir else None)
+        # Answers the HTTP protocol repeats itself (pixelport.server), while their entry lives.
+        self.hot = HotAnswers(self.results.memory, cache.ttl)
         table = EndpointTable(endpoints)
-        self.delivery = Delivery(config, table, self.pool, self.results,
-                                 Sources(config.limits.max_input_bytes, self.originals,
-                                         recent_ttl=min(10.0, cache.originals_ttl)
-                                         if self.originals else 10.0))
+        sources = Sources(config.limits.max_input_bytes, self.originals,
+                          recent_ttl=min(10.0, cache.originals_ttl) if self.originals else 10.0)
+        self.delivery = Delivery(config, table, self.pool, self.results, sources, self.hot)
         self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
         self.api = ApiGate(config.security.keys)
-        purgers = [self.results.purge] + ([self.originals.purge] if self.originals else [])
+        purgers = [self.results.purge, sources.purge] + (
+            [self.originals.purge] if self.originals else [])
         self.api.route("/v1/files/purge", PurgeApi(table, purgers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -127,8 +127,7 @@ def purge_command(url: str, path: Path | None, server: str | None) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run the HTTP server until SIGINT/SIGTERM."""
-    import uvicorn
-
+    from pixelport import server
     from pixelport.app import App
 
     config = _load(args.config)
@@ -140,7 +139,5 @@ def serve_command(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips narrates every operation
     app = App(config)
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=args.access_log,
-                loop="uvloop", http="httptools", lifespan="on", server_header=False,
-                timeout_graceful_shutdown=15)
+    server.run(app, host, port, args.log_level, args.access_log)
     return 0

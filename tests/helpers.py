@@ -20,6 +20,7 @@ import uvicorn
 
 from pixelport.app import App
 from pixelport.config import from_dict
+from pixelport.server import uvicorn_config
 
 
 def make_image(width: int, height: int, fmt: str = ".jpg", *, alpha: bool = False,
@@ -165,9 +166,8 @@ class Pixelport:
             config["cache"] = {**config.get("cache", {}), "dir": self.cache_dir}
         self.app = App(from_dict(config, base=base))
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning",
-            lifespan="on", loop="asyncio"))
+        self.server = uvicorn.Server(uvicorn_config(
+            self.app, "127.0.0.1", self.port, log_level="warning", loop="asyncio"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10

@@ -20,6 +20,8 @@ from pixelport.cache.results import ResultCache
 from pixelport.config import Config
 from pixelport.delivery import keys, mime
 from pixelport.delivery.endpoints import EndpointTable
+from pixelport.delivery.hot import HotAnswers
+from pixelport.delivery.hot import request_key as hot_key
 from pixelport.delivery.http import (
     Receive,
     Scope,
@@ -83,12 +85,13 @@ class Delivery:
     """Answers every request that is not an admin or API route."""
 
     def __init__(self, config: Config, table: EndpointTable, pool: WorkPool,
-                 results: ResultCache, sources: Sources) -> None:
+                 results: ResultCache, sources: Sources, hot: HotAnswers | None = None) -> None:
         self.config = config
         self.table = table
         self.pool = pool
         self.results = results
         self.sources = sources
+        self.hot = hot
         self.work: Coalescer[Entry | None] = Coalescer()
         self.parsed: dict[str, tuple[list[ChainItem], str]] = {}
         self.mezzanines = Mezzanines(config.cache.decoded_memory)
@@ -173,9 +176,26 @@ class Delivery:
                 timing.add("transformation", entry.transform_ms)
             timing.describe("cache", "miss")
         self.check_private(entry, plan)
-        await send_entry(send, entry, plan.headers, timing, request_id,
-                         self.config.server.cache_max_age,
-                         request.file_path if attach else None, head)
+        status, sent = await send_entry(send, entry, plan.headers, timing, request_id,
+                                        self.config.server.cache_max_age,
+                                        request.file_path if attach else None, head)
+        if status == 200 and not head and self.hot is not None:
+            self.remember_hot(scope, sent, entry, key, request.expiry)
+
+    def remember_hot(self, scope: Scope, sent: dict[str, str], entry: Entry, key: str,
+                     expiry: str | None) -> None:
+        """File this plain answer so the protocol can repeat it without ASGI (`hot.py`)."""
+        assert self.hot is not None
+        target = scope.get("raw_path") or b""
+        if scope.get("query_string"):
+            target += b"?" + scope["query_string"]
+        request_key = hot_key(target, scope["headers"])
+        if request_key is None:
+            return
+        headers = {k: v for k, v in sent.items() if k != "x-request-id"}
+        headers["server-timing"] = "cache;desc=hit"
+        self.hot.remember(request_key, headers, entry, key,
+                          int(expiry) if expiry is not None else None)
 
     def check_private(self, entry: Entry, plan: Plan) -> None:
         """A private file needs a signed URL or a named transformation (as on ImageKit)."""

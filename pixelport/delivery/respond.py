@@ -30,8 +30,8 @@ class Timing:
 
 async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
                      timing: Timing, request_id: str, max_age: int, attachment_name: str | None,
-                     head: bool) -> None:
-    """Answer with `entry`: 200, 304 or 206/416."""
+                     head: bool) -> tuple[int, dict[str, str]]:
+    """Answer with `entry`: 200, 304 or 206/416; returns the status and headers sent."""
     headers = dict(entry.headers)
     headers.pop("x-private", None)  # internal marker, not for clients
     headers["etag"] = entry.etag
@@ -44,7 +44,7 @@ async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
     if conditional and not_modified(request_headers, entry.etag,
                                     parse_http_date(headers.get("last-modified"))):
         await send_bytes(send, 304, headers, b"", head=True)
-        return
+        return 304, headers
     body = entry.body
     status = 200
     if "accept-ranges" in headers and "range" in request_headers:
@@ -52,13 +52,14 @@ async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
         if wanted is False:
             headers["content-range"] = f"bytes */{len(body)}"
             await send_bytes(send, 416, headers, b"", head)
-            return
+            return 416, headers
         if isinstance(wanted, tuple):
             first, last = wanted
             status = 206
             headers["content-range"] = f"bytes {first}-{last}/{len(body)}"
             body = body[first:last + 1]
     await send_bytes(send, status, headers, body, head)
+    return status, headers
 
 
 def attachment(path: str) -> str:

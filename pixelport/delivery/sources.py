@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,6 +85,14 @@ class Sources:
         while self.recent_used > self.recent_bytes:
             _, (evicted, _) = self.recent.popitem(last=False)
             self.recent_used -= len(evicted.data)
+
+    async def purge(self, matches: Callable[[str, str], bool]) -> int:
+        """Forget recently fetched originals of matching (endpoint, path)."""
+        doomed = [k for k in self.recent if matches(*k.split("\0")[:2])]
+        for key in doomed:
+            fetched, _ = self.recent.pop(key)
+            self.recent_used -= len(fetched.data)
+        return 0  # results are what a purge counts; these are only their inputs
 
     async def _load(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
         saved = await self.store.get(endpoint.identifier, path) if self.store else None
