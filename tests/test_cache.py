@@ -87,6 +87,31 @@ def test_different_sizes_share_one_fetch(serve: Any, origin: OriginServer,
     assert fetches(origin, "/one.jpg") == 1
 
 
+def test_variants_waiting_on_one_fetch_share_one_decode_from_the_first(
+        serve: Any, origin: OriginServer, tmp_path: Path) -> None:
+    origin.files["/big.jpg"] = make_image(4000, 3000)
+    origin.files["/lone.jpg"] = make_image(4000, 3000, colour=(0, 90, 0))
+    origin.delays["/big.jpg"] = 0.5
+    pp = serve(config(origin, tmp_path / "cache"))
+    store = pp.app.delivery.mezzanines
+    asked: list[bool] = []
+    real = store.get
+
+    def recording(data: bytes, build: Any, popular: bool = False) -> Any:
+        asked.append(popular)
+        return real(data, build, popular)
+
+    store.get = recording  # type: ignore[method-assign]
+    assert pp.get("/tr:w-300/lone.jpg").status == 200
+    assert asked == [False] and not store.items  # alone: decoded directly, nothing kept
+    asked.clear()
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(lambda w: pp.get(f"/tr:w-{w}/big.jpg"), (300, 400)))
+    assert [r.image().width for r in responses] == [300, 400]
+    assert fetches(origin, "/big.jpg") == 1
+    assert asked == [True, True] and len(store.items) == 1  # the first already built it
+
+
 def test_slow_fetch_does_not_block_other_urls(serve: Any, origin: OriginServer,
                                               tmp_path: Path) -> None:
     origin.files["/slow.jpg"] = make_image(100, 100)

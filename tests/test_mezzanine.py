@@ -18,11 +18,11 @@ class Counting(Mezzanines):
         super().__init__(capacity, ttl)
         self.builds = 0
 
-    def get(self, data: bytes, build: Any) -> Any:
+    def get(self, data: bytes, build: Any, popular: bool = False) -> Any:
         def counted() -> Any:
             self.builds += 1
             return build()
-        return super().get(data, counted)
+        return super().get(data, counted, popular)
 
 
 def test_second_request_builds_and_later_ones_share() -> None:
@@ -34,6 +34,24 @@ def test_second_request_builds_and_later_ones_share() -> None:
     assert store.get(data, lambda: image) is image         # third: shared
     assert store.builds == 1
     assert store.get(b"other", lambda: image) is None      # another original: direct
+
+
+def test_popular_originals_build_on_the_first_request() -> None:
+    store = Counting(64 * 2**20)
+    image = pyvips.Image.black(10, 10)
+    assert store.get(b"wanted", lambda: image, popular=True) is image
+    assert store.get(b"wanted", lambda: image) is image and store.builds == 1
+
+
+def test_a_copy_serves_only_the_bytes_it_was_made_from() -> None:
+    store = Counting(64 * 2**20)
+    image = pyvips.Image.black(10, 10)
+    ends = b"h" * 70_000
+    one, two = ends + b"1" + ends, ends + b"2" + ends  # same length, same first/last 64 KiB
+    store.get(one, lambda: image)
+    assert store.get(one, lambda: image) is image
+    assert store.get(two, lambda: None) is None  # not `one`'s copy, though its quick key matches
+    assert store.get(bytes(bytearray(one)), lambda: None) is image  # equal bytes, another object
 
 
 def test_expiry_and_capacity() -> None:

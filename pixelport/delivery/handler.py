@@ -230,7 +230,7 @@ class Delivery:
             options = engine.RenderOptions(
                 plan.headers.get("accept", ""), self.config.images, self.config.limits,
                 client_width=plan.client_width, client_dpr=plan.client_dpr,
-                mezzanines=self.mezzanines)
+                mezzanines=self.mezzanines, popular=fetched.demand > 1)
             began = time.perf_counter()
             rendered = await self.pool.run(engine.render, fetched.data, plan.steps, options)
             transform_ms = (time.perf_counter() - began) * 1000

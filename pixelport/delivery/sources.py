@@ -41,6 +41,7 @@ class Fetched:
     download_ms: float = 0.0
     too_large: bool = False
     saved: bool = False  # served from the saved copy
+    demand: int = 1  # requests it has served: more than one, and its variants share a decode
 
 
 TOO_LARGE = Fetched(b"", None, too_large=True)
@@ -60,6 +61,7 @@ class Sources:
         self.recent_bytes = recent_bytes
         self.recent_ttl = recent_ttl
         self.recent_used = 0
+        self.joined: dict[str, int] = {}  # requests waiting on each fetch in flight
 
     async def fetch(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
         """The original, buffered; TOO_LARGE for a non-image file past the buffer limit."""
@@ -67,8 +69,20 @@ class Sources:
         key = f"{endpoint.identifier}\0{path}\0{options.host or ''}"
         held = self.recent.get(key)
         if held is not None and time.monotonic() - held[1] < self.recent_ttl:
+            held[0].demand += 1
             return held[0]
-        fetched, shared = await self.fetches.run(key, lambda: self._load(endpoint, path, options))
+        self.joined[key] = self.joined.get(key, 0) + 1
+
+        async def load() -> Fetched:
+            fetched = await self._load(endpoint, path, options)
+            if not fetched.too_large:
+                # Counted before anyone wakes: the first renderer knows the others are coming.
+                fetched.demand = self.joined.pop(key, 1)
+            return fetched
+
+        fetched, shared = await self.fetches.run(key, load)
+        if key not in self.fetches.running:
+            self.joined.pop(key, None)  # joined after the fetch had finished
         if not shared and not fetched.too_large:
             self._remember(key, fetched)
         return fetched

@@ -40,6 +40,7 @@ class RenderOptions:
     client_width: int | None = None
     client_dpr: float | None = None
     mezzanines: Mezzanines | None = None  # decoded copies shared between variants
+    popular: bool = False  # other requests want this original too: share its decode now
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rende
     animated = info.pages > 1 and info.format in load.ANIMATABLE and page is None
     frames, first_done = load.load(data, info, chain, ctx, options.limits, keep_profile,
                                   page, animated, options.images.fast_shrink_on_load,
-                                  options.mezzanines)
+                                  options.mezzanines, options.popular)
     output = Output()
     for index, item in enumerate(chain):
         step = _resolve(item, frames[0], ctx)

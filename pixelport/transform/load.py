@@ -67,7 +67,8 @@ def probe(data: bytes, limits: LimitsConfig) -> Probe:
 def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
           limits: LimitsConfig, keep_profile: bool, page: int | None,
           animated: bool, fast_shrink: bool = True,
-          mezzanines: Mezzanines | None = None) -> tuple[list[Any], bool]:
+          mezzanines: Mezzanines | None = None,
+          popular: bool = False) -> tuple[list[Any], bool]:
     """Decode the input; returns the frames and whether the first step's scale is done."""
     load_options: dict[str, Any] = {}
     if page is not None:
@@ -85,7 +86,7 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             crop = "attention" if plan.attention else "none"
             shrink = jpeg_shrink(info, width, height) if fast_shrink else 1
             try:
-                copy = shared_copy(data, info, width, height, mezzanines, page)
+                copy = shared_copy(data, info, width, height, mezzanines, page, popular)
                 if copy is not None:
                     image = copy.thumbnail_image(width, height=height, size="force", crop=crop)
                 elif shrink > 1:
@@ -131,7 +132,8 @@ def keep_animation(frames: list[Any], strip: Any) -> None:
 
 
 def shared_copy(data: bytes, info: Probe, width: int, height: int,
-                mezzanines: Mezzanines | None, page: int | None) -> Any | None:
+                mezzanines: Mezzanines | None, page: int | None,
+                popular: bool = False) -> Any | None:
     """A decoded copy of a large JPEG shared by its variants (see mezzanine.py), or None."""
     if (mezzanines is None or info.format != "jpg" or page is not None
             or max(info.width, info.height) < ELIGIBLE_SIDE):
@@ -144,7 +146,7 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
         image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=FAIL_ON)
         return to_srgb(image.autorot(), False).copy_memory()
 
-    return mezzanines.get(data, build)
+    return mezzanines.get(data, build, popular)
 
 
 def jpeg_shrink(info: Probe, width: int, height: int) -> int:

@@ -78,13 +78,15 @@ class WorkPool:
 
     def __init__(self, threads: int = 0, queue: int = 64) -> None:
         configure_vips()
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = int(os.environ.get("PP_THREADS", 0)) or threads or os.cpu_count() or 1
+        if os.environ.get("PP_SWITCH"):
+            sys.setswitchinterval(float(os.environ["PP_SWITCH"]))
         limit_malloc_arenas(max(2, self.threads))
         self.capacity = self.threads + queue
         self.admitted = 0
         # Admitted jobs beyond this wait before they download their original, so memory is
         # bounded by the pool (two originals per worker), not by the queue.
-        self.holders = asyncio.Semaphore(self.threads * 2)
+        self.holders = asyncio.Semaphore(self.threads * int(os.environ.get("PP_HOLD", 2)))
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pixelport-work")
 
     @contextlib.asynccontextmanager
