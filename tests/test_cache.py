@@ -112,6 +112,20 @@ def test_variants_waiting_on_one_fetch_share_one_decode_from_the_first(
     assert asked == [True, True] and len(store.items) == 1  # the first already built it
 
 
+def test_only_originals_asked_again_are_kept_for_later_variants(
+        serve: Any, origin: OriginServer, tmp_path: Path) -> None:
+    origin.files["/a.jpg"] = make_image(400, 300)
+    pp = serve(config(origin, tmp_path / "cache"))
+    recent = pp.app.delivery.sources.recent
+    pp.get("/tr:w-10/a.jpg")
+    assert not recent  # asked once: not held
+    pp.get("/tr:w-20/a.jpg")
+    assert len(recent) == 1  # asked again within moments: held for the variants to come
+    for width in (30, 40, 50):
+        pp.get(f"/tr:w-{width}/a.jpg")
+    assert fetches(origin, "/a.jpg") == 2
+
+
 def test_slow_fetch_does_not_block_other_urls(serve: Any, origin: OriginServer,
                                               tmp_path: Path) -> None:
     origin.files["/slow.jpg"] = make_image(100, 100)

@@ -62,13 +62,16 @@ class Sources:
         self.recent_ttl = recent_ttl
         self.recent_used = 0
         self.joined: dict[str, int] = {}  # requests waiting on each fetch in flight
+        self.seen: OrderedDict[str, float] = OrderedDict()  # when each key was last fetched
 
     async def fetch(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
         """The original, buffered; TOO_LARGE for a non-image file past the buffer limit."""
         # The Host is part of the key: origins that forward it may answer differently per host.
         key = f"{endpoint.identifier}\0{path}\0{options.host or ''}"
+        now = time.monotonic()
+        self._prune(now)
         held = self.recent.get(key)
-        if held is not None and time.monotonic() - held[1] < self.recent_ttl:
+        if held is not None:
             held[0].demand += 1
             return held[0]
         self.joined[key] = self.joined.get(key, 0) + 1
@@ -78,14 +81,31 @@ class Sources:
             if not fetched.too_large:
                 # Counted before anyone wakes: the first renderer knows the others are coming.
                 fetched.demand = self.joined.pop(key, 1)
+                last = self.seen.pop(key, None)
+                self.seen[key] = time.monotonic()
+                if len(self.seen) > 4096:
+                    self.seen.popitem(last=False)
+                if last is not None and self.seen[key] - last < self.recent_ttl:
+                    fetched.demand += 1  # fetched moments ago too: more variants are coming
             return fetched
 
         fetched, shared = await self.fetches.run(key, load)
         if key not in self.fetches.running:
             self.joined.pop(key, None)  # joined after the fetch had finished
-        if not shared and not fetched.too_large:
+        if not shared and not fetched.too_large and fetched.demand > 1:
+            # Only originals asked more than once: a stream of distinct originals would
+            # otherwise fill the whole budget with files nobody asks again.
             self._remember(key, fetched)
         return fetched
+
+    def _prune(self, now: float) -> None:
+        """Drop the recent originals past their time (the oldest come first)."""
+        while self.recent:
+            key, (fetched, stored) = next(iter(self.recent.items()))
+            if now - stored < self.recent_ttl:
+                return
+            del self.recent[key]
+            self.recent_used -= len(fetched.data)
 
     def _remember(self, key: str, fetched: Fetched) -> None:
         size = len(fetched.data)
