@@ -208,7 +208,7 @@ class ServerConfig:
 
     listen: str = "127.0.0.1:8080"
     origin_header: tuple[str, str] = ("x-req-from", "pixelport")
-    processing_threads: int = 0  # 0: one per core
+    processing_threads: int = 0  # 0: one per core, plus one
     processing_queue: int = 64
     cache_max_age: int = 31_536_000
     error_max_age: int = 60

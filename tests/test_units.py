@@ -94,3 +94,19 @@ def test_guard_refuses_private_addresses(address: str) -> None:
                                      "::ffff:93.184.216.34", "8.8.8.8"])
 def test_guard_allows_public_addresses(address: str) -> None:
     assert blocked_reason(address) is None
+
+
+def test_default_worker_threads_are_one_per_usable_core_plus_one() -> None:
+    import os
+
+    from pixelport.transform.pool import WorkPool, default_threads
+
+    assert default_threads() == len(os.sched_getaffinity(0)) + 1
+    pool = WorkPool(0, 4)
+    try:
+        assert pool.threads == default_threads() and pool.capacity == pool.threads + 4
+    finally:
+        pool.shutdown()
+    explicit = WorkPool(3, 0)
+    assert explicit.threads == 3
+    explicit.shutdown()
