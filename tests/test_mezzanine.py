@@ -43,6 +43,26 @@ def test_popular_originals_build_on_the_first_request() -> None:
     assert store.get(b"wanted", lambda: image) is image and store.builds == 1
 
 
+def test_a_resize_of_the_copy_serves_one_more_request_of_its_size() -> None:
+    store = Counting(64 * 2**20)
+    data = b"original"
+    store.get(data, lambda: pyvips.Image.black(100, 100), popular=True)
+    made: list[Any] = []
+
+    def make() -> Any:
+        made.append(pyvips.Image.black(10, 10).copy_memory())
+        return made[-1]
+
+    first = store.resized(data, (10, 10, "none"), make)
+    assert store.resized(data, (10, 10, "none"), make) is first  # the other format's request
+    assert store.resized(data, (10, 10, "none"), make) is not first and len(made) == 2
+    store.resized(data, (20, 10, "none"), make)
+    assert len(made) == 3
+    # Without a shared copy of `data`, nothing is held.
+    store.resized(b"unknown", (10, 10, "none"), make)
+    assert store.resized(b"unknown", (10, 10, "none"), make) is made[-1] and len(made) == 5
+
+
 def test_a_copy_serves_only_the_bytes_it_was_made_from() -> None:
     store = Counting(64 * 2**20)
     image = pyvips.Image.black(10, 10)

@@ -87,8 +87,11 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             shrink = jpeg_shrink(info, width, height) if fast_shrink else 1
             try:
                 copy = shared_copy(data, info, width, height, mezzanines, page, popular)
-                if copy is not None:
-                    image = copy.thumbnail_image(width, height=height, size="force", crop=crop)
+                if copy is not None and mezzanines is not None:
+                    image = mezzanines.resized(data, (width, height, crop), lambda: to_srgb(
+                        copy.thumbnail_image(width, height=height, size="force", crop=crop),
+                        False).copy_memory())
+                    return [image], True
                 elif shrink > 1:
                     # The largest DCT-domain shrink that stays at or above the target, as
                     # Pillow's draft() and sharp do; libvips' thumbnail keeps 2x headroom.

@@ -47,6 +47,8 @@ class Mezzanines:
         self.items: OrderedDict[Key, tuple[Any, bytes, int, float]] = OrderedDict()
         self.seen: OrderedDict[Key, float] = OrderedDict()
         self.building: dict[Key, threading.Event] = {}
+        self.sized: OrderedDict[tuple[Key, tuple[object, ...]], tuple[Any, bytes, int, float]] = (
+            OrderedDict())
 
     def get(self, data: bytes, build: Callable[[], Any], popular: bool = False) -> Any | None:
         """The shared copy of `data`, built on the second request (or the first of several
@@ -96,6 +98,33 @@ class Mezzanines:
                     _, (_, _, evicted, _) = self.items.popitem(last=False)
                     self.used -= evicted
         return image
+
+    def resized(self, data: bytes, size: tuple[object, ...], make: Callable[[], Any]) -> Any:
+        """`make()` (a resize of `data`'s copy to `size`), shared with one later request for
+        the same size: a page asks each width in two formats, and the second need not
+        resize again. Held at most until that request, or until the copy expires."""
+        key = (quick_key(data), size)
+        with self.lock:
+            held = self.sized.pop(key, None)
+        if held is not None and (held[1] is data or held[1] == data):
+            self.used -= held[2]
+            return held[0]
+        image = make()
+        cost = image.width * image.height * image.bands
+        with self.lock:
+            if quick_key(data) in self.items and self.used + cost <= self.capacity:
+                self.sized[key] = (image, data, cost, time.monotonic())
+                self.used += cost
+            self._expire_sized(time.monotonic())
+        return image
+
+    def _expire_sized(self, now: float) -> None:
+        while self.sized:
+            key, (_, _, cost, made) = next(iter(self.sized.items()))
+            if now - made <= self.ttl:
+                return
+            del self.sized[key]
+            self.used -= cost
 
     def _fresh(self, digest: Key, data: bytes, now: float) -> Any | None:
         item = self.items.get(digest)
