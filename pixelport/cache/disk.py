@@ -97,33 +97,36 @@ class DiskTier:
 
     async def put(self, key: str, entry: Entry) -> None:
         """Write atomically, then account and evict."""
-        data = entry.encode()
-        if len(data) > self.capacity:
+        if len(entry.body) > self.capacity:
             return
         try:
-            await asyncio.to_thread(self._write, key, data)
+            # Encoding checksums the body: in the thread too, off the event loop.
+            size = await asyncio.to_thread(self._write, key, entry)
         except OSError as exc:
             log.warning("cache write for %s failed: %s", key, exc)
             return
         self._forget(key)
-        self.index[key] = Indexed(len(data), entry.endpoint, entry.path)
-        self.used += len(data)
+        self.index[key] = Indexed(size, entry.endpoint, entry.path)
+        self.used += size
         doomed = self._evict()
         if doomed:
             await asyncio.to_thread(self._unlink_all, doomed)
 
-    def _write(self, key: str, data: bytes) -> None:
+    def _write(self, key: str, entry: Entry) -> int:
+        head = entry.head()
         target = self.file(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
+                handle.write(head)
+                handle.write(entry.body)
             os.replace(temporary, target)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+        return len(head) + len(entry.body)
 
     def _evict(self) -> list[str]:
         doomed: list[str] = []

@@ -40,13 +40,17 @@ class Entry:
 
     def encode(self) -> bytes:
         """The on-disk form."""
+        return self.head() + self.body
+
+    def head(self) -> bytes:
+        """The on-disk form up to the body (written before it, without copying the body)."""
         header = json.dumps({
             "headers": self.headers, "etag": self.etag, "endpoint": self.endpoint,
             "path": self.path, "created": self.created, "download_ms": self.download_ms,
             "transform_ms": self.transform_ms, "length": len(self.body),
             "checksum": hashlib.blake2b(self.body, digest_size=16).hexdigest(),
         }, separators=(",", ":")).encode()
-        return MAGIC + _LENGTH.pack(len(header)) + header + self.body
+        return MAGIC + _LENGTH.pack(len(header)) + header
 
     @classmethod
     def decode(cls, data: bytes) -> Entry:

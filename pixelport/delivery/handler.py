@@ -7,6 +7,7 @@ shared per file, or from the saved copy) and transforms it in the bounded pool.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -232,7 +233,7 @@ class Delivery:
                 client_width=plan.client_width, client_dpr=plan.client_dpr,
                 mezzanines=self.mezzanines, popular=fetched.demand > 1)
             began = time.perf_counter()
-            rendered = await self.pool.run(engine.render, fetched.data, plan.steps, options)
+            rendered, etag = await self.pool.run(_render, fetched.data, plan.steps, options)
             transform_ms = (time.perf_counter() - began) * 1000
             body = rendered.data
             headers["content-type"] = rendered.content_type
@@ -245,13 +246,16 @@ class Delivery:
                                     "be transformed")
         else:
             body, headers = await self.as_is(fetched, request.file_path)
+            # A large file's digest would hold up the event loop for milliseconds.
+            etag = (strong_etag(body) if len(body) < 65536
+                    else await asyncio.to_thread(strong_etag, body))
         if fetched.last_modified is not None:
             headers["last-modified"] = http_date(fetched.last_modified)
         if fetched.canonical_url:
             headers["link"] = f'<{fetched.canonical_url}>; rel="canonical"'
         if fetched.private:
             headers["x-private"] = "1"
-        entry = Entry(body, headers, strong_etag(body), request.endpoint.identifier,
+        entry = Entry(body, headers, etag, request.endpoint.identifier,
                       request.file_path, download_ms=fetched.download_ms,
                       transform_ms=transform_ms)
         await self.results.put(key, entry)
@@ -327,6 +331,13 @@ class Delivery:
             headers["server-timing"] = timing.header()
         log.info("request %s: %d %s", request_id, error.status, error.header)
         await send_bytes(send, error.status, headers, error.body.encode(), head)
+
+
+def _render(data: bytes, steps: list[ChainItem],
+            options: engine.RenderOptions) -> tuple[engine.Rendered, str]:
+    """Render and tag, both on the worker thread."""
+    rendered = engine.render(data, steps, options)
+    return rendered, strong_etag(rendered.data)
 
 
 def _raw_params(transformation: str) -> list[Param]:
