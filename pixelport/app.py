@@ -94,6 +94,9 @@ class App:
 
     async def aclose(self) -> None:
         """Close pooled connections and stop the workers."""
+        await self.results.close()
+        if self.originals is not None:
+            self.originals.close()
         for origin in self.origins.values():
             await origin.aclose()
         await self.http.aclose()

@@ -191,6 +191,13 @@ def test_purge_exact_and_prefix(serve: Any, origin: OriginServer, tmp_path: Path
     assert pp.get("/v1/files/purge/unknown", auth).status == 404
 
 
+def settle(pp: Pixelport) -> None:
+    """Wait for the background disk writes of the results served so far."""
+    deadline = time.monotonic() + 10
+    while pp.app.results.writes and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def cache_state(pp: Pixelport, target: str) -> object:
     return server_timing(pp.get(target).headers["server-timing"])["cache"]
 
@@ -269,7 +276,33 @@ def test_disk_cache_stays_under_its_budget(serve: Any, origin: OriginServer,
     pp = serve(config(origin, cache_dir, max_size="20KB", memory_size="1KB"))
     for width in range(100, 300, 10):
         assert pp.get(f"/tr:w-{width},f-png/b.jpg").status == 200
+    settle(pp)
     total = sum(f.stat().st_size for f in (cache_dir / "results").rglob("*.entry"))
     assert 0 < total <= 20_000
     # The most recent result survived eviction.
     assert cache_state(pp, "/tr:w-290,f-png/b.jpg") == "hit"
+
+
+def test_disk_write_racing_a_purge_does_not_bring_the_file_back(tmp_path: Path) -> None:
+    import asyncio
+
+    from pixelport.cache.disk import DiskTier
+    from pixelport.cache.entry import Entry
+
+    async def scenario() -> None:
+        disk = DiskTier(tmp_path / "d", 10**6)
+        entry = Entry(b"x" * 1000, {}, '"e"', "", "/a.jpg")
+        other = Entry(b"y" * 1000, {}, '"f"', "", "/b.jpg")
+        writing = asyncio.ensure_future(disk.put("k" * 40, entry))
+        kept = asyncio.ensure_future(disk.put("m" * 40, other))
+        await asyncio.sleep(0)  # both writes under way in the writer thread
+        assert await disk.get("k" * 40) is entry  # readable while being written
+        await disk.purge(lambda endpoint, path: path == "/a.jpg")
+        assert await disk.get("k" * 40) is None
+        await asyncio.gather(writing, kept)
+        assert not disk.file("k" * 40).exists() and "k" * 40 not in disk.index
+        read = await disk.get("m" * 40)
+        assert read is not None and read.body == other.body
+        disk.writer.shutdown()
+
+    asyncio.run(scenario())

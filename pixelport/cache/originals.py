@@ -44,6 +44,10 @@ class OriginalStore:
         """Save (or re-save with a new timestamp after a 304)."""
         await self.disk.put(self.key(entry.endpoint, entry.path), entry)
 
+    def close(self) -> None:
+        """Stop the writer thread."""
+        self.disk.close()
+
     async def purge(self, matches: Callable[[str, str], bool]) -> int:
         """Forget matching files."""
         return await self.disk.purge(matches)

@@ -20,6 +20,7 @@ class ResultCache:
         self.memory = MemoryTier(memory_bytes)
         self.disk = DiskTier(disk_dir, disk_bytes) if disk_dir is not None else None
         self.ttl = ttl
+        self.writes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Index the disk tier (in a thread)."""
@@ -48,10 +49,19 @@ class ResultCache:
         return entry
 
     async def put(self, key: str, entry: Entry) -> None:
-        """Store in both tiers."""
+        """Store in memory now and on disk in the background (the answer need not wait)."""
         self.memory.put(key, entry)
         if self.disk is not None:
-            await self.disk.put(key, entry)
+            task = asyncio.ensure_future(self.disk.put(key, entry))
+            self.writes.add(task)
+            task.add_done_callback(self.writes.discard)
+
+    async def close(self) -> None:
+        """Finish the disk writes under way and stop the writer (at shutdown)."""
+        while self.writes:
+            await asyncio.gather(*self.writes, return_exceptions=True)
+        if self.disk is not None:
+            self.disk.close()
 
     async def purge(self, matches: Callable[[str, str], bool]) -> int:
         """Remove every entry of matching (endpoint, path) from both tiers."""
