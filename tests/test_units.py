@@ -110,3 +110,19 @@ def test_default_worker_threads_are_one_per_usable_core_plus_one() -> None:
     explicit = WorkPool(3, 0)
     assert explicit.threads == 3
     explicit.shutdown()
+
+
+def test_every_origin_type_resolves_and_cloud_sdks_load_only_when_used() -> None:
+    import subprocess
+    import sys
+
+    from pixelport.origins.registry import BUILDERS, builder
+
+    assert all(callable(builder(name)) for name in BUILDERS)
+    assert builder("ftp") is None
+    probe = ("import sys, pixelport.app, pixelport.cli; "
+             "print(sorted(m for m in ('botocore', 'aiobotocore', 'google.auth') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
