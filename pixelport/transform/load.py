@@ -97,7 +97,9 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
                     # Pillow's draft() and sharp do; libvips' thumbnail keeps 2x headroom.
                     image = pyvips.Image.new_from_buffer(
                         data, "", shrink=shrink, access="sequential", fail_on=FAIL_ON).autorot()
-                    image = image.thumbnail_image(width, height=height, size="force", crop=crop)
+                    if (image.width, image.height) != (width, height) or crop != "none":
+                        image = image.thumbnail_image(width, height=height, size="force",
+                                                      crop=crop)
                 else:
                     # Shrink-on-load: JPEG, WebP, HEIF and SVG decode at a reduced size.
                     image = pyvips.Image.thumbnail_buffer(
