@@ -249,3 +249,22 @@ def test_http_10_and_connection_close_are_answered_and_closed(
             while chunk := sock.recv(65536):  # ends only when the server closes
                 received += chunk
         assert received.endswith(body)
+
+
+def test_answers_do_not_keep_evicted_entries_alive() -> None:
+    import gc
+    import weakref
+
+    memory = MemoryTier(1 << 20)
+    hot = HotAnswers(memory, 60)
+    made = entry(b"z" * 1000)
+    alive = weakref.ref(made)
+    memory.put("k", made)
+    key = request_key(TARGET, [])
+    assert key is not None
+    hot.remember(key, {}, made, "k", None)
+    del made
+    memory.remove("k")  # evicted or purged
+    gc.collect()
+    assert alive() is None
+    assert hot.lookup(GET, TARGET, []) is None and not hot.answers

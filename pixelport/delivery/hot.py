@@ -9,13 +9,15 @@ hints. The protocol (`pixelport.server`) looks there before it builds an ASGI re
 
 An answer is only good while the memory tier still holds the very entry it was made from,
 so purges, evictions, replacements and the cache's time to live apply to it unchanged; a
-signed URL's answer also ends at its `ik-t`.
+signed URL's answer also ends at its `ik-t`. Answers refer to their entry weakly: an entry the
+memory tier has let go is freed, not kept alive by a stale answer.
 """
 
 from __future__ import annotations
 
 import re
 import time
+import weakref
 from collections.abc import Iterable
 
 from pixelport.cache.entry import Entry
@@ -33,12 +35,11 @@ Key = tuple[bytes, ...]
 
 
 class _Answer:
-    __slots__ = ("body", "entry", "expires", "head", "result_key")
+    __slots__ = ("entry", "expires", "head", "result_key")
 
     def __init__(self, head: bytes, entry: Entry, result_key: str, expires: float) -> None:
         self.head = head
-        self.body = entry.body
-        self.entry = entry
+        self.entry = weakref.ref(entry)
         self.result_key = result_key
         self.expires = expires
 
@@ -64,11 +65,13 @@ class HotAnswers:
         if answer is None:
             return None
         entries = self.memory.entries
-        if entries.get(answer.result_key) is not answer.entry or time.time() >= answer.expires:
+        entry = answer.entry()
+        if (entry is None or entries.get(answer.result_key) is not entry
+                or time.time() >= answer.expires):
             del self.answers[key]
             return None
         entries.move_to_end(answer.result_key)
-        return answer.head, answer.body
+        return answer.head, entry.body
 
     def remember(self, key: Key, headers: dict[str, str], entry: Entry, result_key: str,
                  expiry: int | None) -> None:
