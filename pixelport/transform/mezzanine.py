@@ -102,17 +102,19 @@ class Mezzanines:
     def resized(self, data: bytes, size: tuple[object, ...], make: Callable[[], Any]) -> Any:
         """`make()` (a resize of `data`'s copy to `size`), shared with one later request for
         the same size: a page asks each width in two formats, and the second need not
-        resize again. Held at most until that request, or until the copy expires."""
-        key = (quick_key(data), size)
+        resize again. Held until that request, for `ttl` seconds at most."""
+        digest = quick_key(data)
+        key = (digest, size)
         with self.lock:
             held = self.sized.pop(key, None)
+            if held is not None:
+                self.used -= held[2]
         if held is not None and (held[1] is data or held[1] == data):
-            self.used -= held[2]
             return held[0]
         image = make()
         cost = image.width * image.height * image.bands
         with self.lock:
-            if quick_key(data) in self.items and self.used + cost <= self.capacity:
+            if digest in self.items and self.used + cost <= self.capacity:
                 self.sized[key] = (image, data, cost, time.monotonic())
                 self.used += cost
             self._expire_sized(time.monotonic())
