@@ -18,11 +18,18 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def demo_server() -> Iterator[str]:
+def demo_server(tmp_path: Path) -> Iterator[str]:
+    # The demo config as shipped, with its cache in tmp_path: a test run must not fill (or
+    # read) the checkout's data/cache.
+    demo = (ROOT / "demo" / "pixelport.toml").read_text()
+    assert 'dir = "library"' in demo and 'dir = "../data/cache"' in demo
+    config = tmp_path / "pixelport.toml"
+    config.write_text(demo.replace('dir = "library"', f'dir = "{ROOT / "demo" / "library"}"')
+                      .replace('dir = "../data/cache"', f'dir = "{tmp_path / "cache"}"'))
     port = free_port()
     command = shutil.which("pixelport", path=str(ROOT / ".venv" / "bin")) or "pixelport"
-    process = subprocess.Popen([command, "serve", "--config", str(ROOT / "demo" /
-                                "pixelport.toml"), "--listen", f"127.0.0.1:{port}"],
+    process = subprocess.Popen([command, "serve", "--config", str(config), "--listen",
+                                f"127.0.0.1:{port}"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
