@@ -75,6 +75,7 @@ def corpus() -> dict[str, Item]:
         "gallery/private.jpg": Item(make_image(30, 20), "image/jpeg", private=True),
         "gallery/notes.txt": Item(b"hello from the gallery\n", "text/plain"),
         "top.txt": Item(b"at the top\n", "text/plain"),
+        "gallery/clip.mp4": Item(bytes(range(256)) * 4, "video/mp4"),  # streamed, by type
     }
     for name in SPECIAL_NAMES:
         items[f"gallery/special/{name}"] = Item(f"file {name}\n".encode(), "text/plain")

@@ -78,6 +78,7 @@ class OriginServer:
     delays: dict[str, float] = field(default_factory=dict)
     extra_headers: dict[str, dict[str, str]] = field(default_factory=dict)
     redirects: dict[str, str] = field(default_factory=dict)
+    ranges: bool = True  # answer single byte ranges (206/416), as nginx does
     requests: list[Recorded] = field(default_factory=list)
     port: int = 0
 
@@ -121,7 +122,25 @@ class OriginServer:
                     self.send_header("ETag", etag)
                     self.end_headers()
                     return
-                self.send_response(200)
+                wanted = self.headers.get("Range", "")
+                if origin.ranges and wanted.startswith("bytes=") and "," not in wanted:
+                    first_text, _, last_text = wanted[6:].partition("-")
+                    first = int(first_text or 0)
+                    if first >= len(body):
+                        payload = b"<html>416</html>"
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(body)}")
+                        self.send_header("Content-Type", "text/html")
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                        return
+                    last = min(int(last_text) if last_text else len(body) - 1, len(body) - 1)
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {first}-{last}/{len(body)}")
+                    body = body[first:last + 1]
+                else:
+                    self.send_response(200)
                 self.send_header("ETag", etag)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Last-Modified", "Tue, 01 Jan 2030 00:00:00 GMT")

@@ -374,5 +374,13 @@ def test_video_range_is_forwarded_to_web_origins(serve: Any, origin: OriginServe
     pp = serve(config(None, [web_origin("web", origin)]))
     part = pp.get("/v.mp4", {"Range": "bytes=5-14"})
     assert origin.requests[-1].headers.get("range") == "bytes=5-14"
-    # The test origin ignores Range (as a server may): the full body comes back as a 200.
-    assert part.status == 200 and part.body == b"0123456789" * 100
+    assert part.status == 206 and part.body == b"5678901234"
+    assert part.headers["content-range"] == "bytes 5-14/1000"
+    # Past the end: the origin's 416 is passed on, without its error page.
+    past = pp.get("/v.mp4", {"Range": "bytes=1000-"})
+    assert past.status == 416 and past.body == b"" and not past.ik_error
+    assert past.headers["content-range"] == "bytes */1000"
+    # An origin that ignores Range (as a server may): the full body comes back as a 200.
+    origin.ranges = False
+    whole = pp.get("/v.mp4", {"Range": "bytes=5-14"})
+    assert whole.status == 200 and whole.body == b"0123456789" * 100

@@ -295,6 +295,13 @@ class Delivery:
         original = await request.endpoint.chain.fetch(request.file_path, options)
         try:
             timing.add("download", (time.perf_counter() - started) * 1000)
+            if original.status == 416:  # the range lies past the end: say so, without a body
+                refused = {"accept-ranges": "bytes", "cache-control": "no-store",
+                           "server-timing": timing.header(), "x-request-id": request_id}
+                if original.content_range:
+                    refused["content-range"] = original.content_range
+                await send_bytes(send, 416, refused, b"", head)
+                return
             content_type = mime.content_type(request.file_path, original.content_type, None)
             if is_svg(content_type):
                 raise UnsupportedFormat("SVG files this large are not served")

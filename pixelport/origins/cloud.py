@@ -134,7 +134,8 @@ async def error_code(response: aiohttp.ClientResponse, header: str | None = None
 async def answer(response: aiohttp.ClientResponse, name: str, who: str, path: str,
                  meta_prefix: str, code_header: str | None = None) -> Original:
     """A streamed Original from a provider's response, or the mapped error for a failure."""
-    if response.status >= 300 and response.status != 304:
+    # 416 only answers a Range request: the object is there, the range is not (passed on).
+    if response.status >= 300 and response.status not in (304, 416):
         code = await error_code(response, code_header)
         raise provider_error(who, path, response.status, code)
     original = original_from(response, name, who)

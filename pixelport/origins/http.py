@@ -82,10 +82,12 @@ class HttpClient:
         raise OriginFailed(f"{who}: more than {self.max_redirects} redirects")
 
 
-def check_status(response: aiohttp.ClientResponse, who: str, path: str) -> None:
-    """Map an origin's error status to the error contract (2xx and 304 pass)."""
+def check_status(response: aiohttp.ClientResponse, who: str, path: str,
+                 ranged: bool = False) -> None:
+    """Map an origin's error status to the error contract (2xx and 304 pass, and 416 when a
+    range was asked: the file is there, the range is not)."""
     status = response.status
-    if status < 300 or status == 304:
+    if status < 300 or status == 304 or (status == 416 and ranged):
         return
     response.release()
     raise provider_error(who, path, status, None)

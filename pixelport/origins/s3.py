@@ -148,6 +148,10 @@ class S3Origin:
             status = int(meta.get("HTTPStatusCode") or 0)
             if status == 304:
                 return self._not_modified(meta.get("HTTPHeaders", {}))
+            if status == 416 and options.byte_range:  # the object is there, the range is not
+                size = str(error.get("ActualObjectSize", ""))
+                return Original(body=empty_body(), source=self.name, status=416, size=0,
+                                content_range=f"bytes */{size}" if size.isdigit() else None)
             raise provider_error(self.who, path, status, error.get("Code")) from None
         except BotoCoreError as exc:
             raise self._sdk_error(exc) from None

@@ -126,7 +126,7 @@ class WebProxyOrigin:
         headers[self.origin_header[0]] = self.origin_header[1]
         response = await self.client.get(str(target), headers, self.timeout, self.who,
                                          check_hop=self.check_host)
-        check_status(response, self.who, path)
+        check_status(response, self.who, path, ranged=options.byte_range is not None)
         return original_from(response, self.name, self.who)
 
     def check_host(self, url: URL) -> None:

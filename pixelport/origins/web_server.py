@@ -70,7 +70,7 @@ class WebServerOrigin:
         response = await self.client.get(
             f"{self.settings.base_url}/{encoded}", headers, self.timeout, who
         )
-        check_status(response, who, path)
+        check_status(response, who, path, ranged=options.byte_range is not None)
         original = original_from(response, self.name, who)
         if self.settings.canonical_base_url:
             original.canonical_url = f"{self.settings.canonical_base_url}/{encoded}"
