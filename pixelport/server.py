@@ -33,12 +33,15 @@ _ANSWERED = _Answered()
 
 def hot_protocol(hot: HotAnswers) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, answering from `hot` where it can."""
-    prefix = os.urandom(4).hex()
+    prefix = os.urandom(4).hex().encode()
     counter = itertools.count()
     status_200 = STATUS_LINE[200]
-    defaults: list[Any] = [None, b""]  # uvicorn's default headers, and their serialization
 
     class HotProtocol(HttpToolsProtocol):
+        # uvicorn's default headers (a new list every second, for Date), and their bytes.
+        default_headers: list[tuple[bytes, bytes]] | None = None
+        default_lines = b""
+
         def on_headers_complete(self) -> None:
             cycle = self.cycle
             if ((cycle is None or cycle.response_complete) and not self.pipeline
@@ -52,12 +55,13 @@ def hot_protocol(hot: HotAnswers) -> type[HttpToolsProtocol]:
             super().on_headers_complete()
 
         def _write_hot(self, head: bytes, body: bytes) -> None:
-            current = self.server_state.default_headers  # replaced every second (Date)
-            if defaults[0] is not current:
-                defaults[0] = current
-                defaults[1] = b"".join(b"%s: %s\r\n" % pair for pair in current)
-            request_id = b"%s%08x" % (prefix.encode(), next(counter) & 0xFFFFFFFF)
-            lines = (status_200, defaults[1], head, b"x-request-id: ", request_id, b"\r\n\r\n")
+            current = self.server_state.default_headers
+            if HotProtocol.default_headers is not current:
+                HotProtocol.default_headers = current
+                HotProtocol.default_lines = b"".join(b"%s: %s\r\n" % pair for pair in current)
+            request_id = b"%s%08x" % (prefix, next(counter) & 0xFFFFFFFF)
+            lines = (status_200, HotProtocol.default_lines, head, b"x-request-id: ", request_id,
+                     b"\r\n\r\n")
             if len(body) <= 65536:  # one write; past that, copying costs more than a write
                 self.transport.write(b"".join((*lines, body)))
             else:

@@ -16,6 +16,11 @@ MAGIC = b"PXPC1\n"
 _LENGTH = struct.Struct(">I")
 
 
+def body_digest(data: bytes) -> str:
+    """The BLAKE2b digest of a body: the on-disk checksum, and the ETag of what we make."""
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
 class CorruptEntry(ValueError):
     """The bytes are not a whole, intact entry."""
 
@@ -32,6 +37,7 @@ class Entry:
     created: float = field(default_factory=time.time)
     download_ms: float = 0.0
     transform_ms: float = 0.0
+    digest: str = ""  # body_digest(body) when already known (it is the ETag of renders)
 
     @property
     def size(self) -> int:
@@ -48,7 +54,7 @@ class Entry:
             "headers": self.headers, "etag": self.etag, "endpoint": self.endpoint,
             "path": self.path, "created": self.created, "download_ms": self.download_ms,
             "transform_ms": self.transform_ms, "length": len(self.body),
-            "checksum": hashlib.blake2b(self.body, digest_size=16).hexdigest(),
+            "checksum": self.digest or body_digest(self.body),
         }, separators=(",", ":")).encode()
         return MAGIC + _LENGTH.pack(len(header)) + header
 
@@ -64,13 +70,14 @@ class Entry:
             body = data[start + header_length:]
             if len(body) != header["length"]:
                 raise CorruptEntry("truncated body")
-            if hashlib.blake2b(body, digest_size=16).hexdigest() != header["checksum"]:
+            if body_digest(body) != header["checksum"]:
                 raise CorruptEntry("checksum mismatch")
             return cls(body=body, headers=dict(header["headers"]), etag=str(header["etag"]),
                        endpoint=str(header["endpoint"]), path=str(header["path"]),
                        created=float(header["created"]),
                        download_ms=float(header["download_ms"]),
-                       transform_ms=float(header["transform_ms"]))
+                       transform_ms=float(header["transform_ms"]),
+                       digest=str(header["checksum"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptEntry(str(exc)) from None
 

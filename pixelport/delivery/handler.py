@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from pixelport.cache.coalesce import Coalescer
-from pixelport.cache.entry import Entry
+from pixelport.cache.entry import Entry, body_digest
 from pixelport.cache.results import ResultCache
 from pixelport.config import Config
 from pixelport.delivery import keys, mime
@@ -30,7 +30,6 @@ from pixelport.delivery.http import (
     http_date,
     send_bytes,
     send_stream,
-    strong_etag,
 )
 from pixelport.delivery.request import DeliveryRequest, parse_target
 from pixelport.delivery.respond import Timing, attachment, send_entry
@@ -233,7 +232,7 @@ class Delivery:
                 client_width=plan.client_width, client_dpr=plan.client_dpr,
                 mezzanines=self.mezzanines, popular=fetched.demand > 1)
             began = time.perf_counter()
-            rendered, etag = await self.pool.run(_render, fetched.data, plan.steps, options)
+            rendered, digest = await self.pool.run(_render, fetched.data, plan.steps, options)
             transform_ms = (time.perf_counter() - began) * 1000
             body = rendered.data
             headers["content-type"] = rendered.content_type
@@ -247,17 +246,18 @@ class Delivery:
         else:
             body, headers = await self.as_is(fetched, request.file_path)
             # A large file's digest would hold up the event loop for milliseconds.
-            etag = (strong_etag(body) if len(body) < 65536
-                    else await asyncio.to_thread(strong_etag, body))
+            digest = (body_digest(body) if len(body) < 65536
+                      else await asyncio.to_thread(body_digest, body))
         if fetched.last_modified is not None:
             headers["last-modified"] = http_date(fetched.last_modified)
         if fetched.canonical_url:
             headers["link"] = f'<{fetched.canonical_url}>; rel="canonical"'
         if fetched.private:
             headers["x-private"] = "1"
-        entry = Entry(body, headers, etag, request.endpoint.identifier,
+        # A strong ETag from the bytes served; the same digest checks the cached file.
+        entry = Entry(body, headers, f'"{digest}"', request.endpoint.identifier,
                       request.file_path, download_ms=fetched.download_ms,
-                      transform_ms=transform_ms)
+                      transform_ms=transform_ms, digest=digest)
         await self.results.put(key, entry)
         return entry
 
@@ -342,9 +342,9 @@ class Delivery:
 
 def _render(data: bytes, steps: list[ChainItem],
             options: engine.RenderOptions) -> tuple[engine.Rendered, str]:
-    """Render and tag, both on the worker thread."""
+    """Render and digest the result, both on the worker thread."""
     rendered = engine.render(data, steps, options)
-    return rendered, strong_etag(rendered.data)
+    return rendered, body_digest(rendered.data)
 
 
 def _raw_params(transformation: str) -> list[Param]:

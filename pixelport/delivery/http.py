@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email.utils
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime
 from typing import Any
@@ -12,11 +11,6 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-
-
-def strong_etag(data: bytes) -> str:
-    """A strong ETag from the bytes served."""
-    return '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"'
 
 
 def http_date(moment: datetime) -> str:
