@@ -47,6 +47,16 @@ def exif_rotated() -> bytes:
     return bytes(loaded.jpegsave_buffer(keep="exif"))
 
 
+def exif_rotated_halves() -> bytes:
+    """400x400, red left half and blue right half, EXIF orientation 6: upright, red on top
+    and blue below. Square, so that a decode at the target size cannot hide a missed turn."""
+    red = pyvips.Image.black(200, 400).new_from_image([255, 0, 0])
+    blue = pyvips.Image.black(200, 400).new_from_image([0, 0, 255])
+    image = red.join(blue, "horizontal").cast("uchar").copy(interpretation="srgb")
+    image.set_type(pyvips.GValue.gint_type, "orientation", 6)
+    return bytes(image.jpegsave_buffer(Q=95, keep="exif"))
+
+
 def p3_image() -> bytes:
     """Saturated green in the Display P3 space, with the P3 profile embedded."""
     return bytes(solid(64, 64, (0, 255, 0)).icc_transform("p3").jpegsave_buffer(
@@ -73,6 +83,7 @@ def write_library(root: Path) -> Path:
         "anim.gif": animated_gif(),
         "pages.tif": multipage_tiff(),
         "rotated.jpg": exif_rotated(),
+        "rotated-halves.jpg": exif_rotated_halves(),
         "p3.jpg": p3_image(),
         "bordered.png": bordered(),
         "logo.svg": SVG,

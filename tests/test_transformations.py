@@ -278,6 +278,15 @@ def test_exif_orientation_is_applied(pp: Pixelport) -> None:
     img = image(pp, "/tr:f-png/rotated.jpg")
     assert (img.width, img.height) == (100, 300)
     assert image(pp, "/tr:w-50/rotated.jpg").height == 150
+    # Shrink-on-load to exactly the target (w-100, w-200), with a resize after it (w-150),
+    # a full decode (w-300) and no resize at all: the pixels are turned every time.
+    for target in ("/tr:w-100/rotated-halves.jpg", "/tr:w-200/rotated-halves.jpg",
+                   "/tr:w-150/rotated-halves.jpg", "/tr:w-300,f-png/rotated-halves.jpg",
+                   "/rotated-halves.jpg"):
+        img = image(pp, target)
+        assert img.width == img.height
+        assert near(pixel(img, img.width * 3 // 4, img.height // 8), (255, 0, 0), 40)
+        assert near(pixel(img, img.width * 3 // 4, img.height * 7 // 8), (0, 0, 255), 40)
 
 
 def test_best_format_and_vary(pp: Pixelport) -> None:

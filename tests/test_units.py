@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import struct
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pixelport.delivery.http import not_modified, parse_range
+from pixelport.cache.entry import CorruptEntry, Entry, body_digest
+from pixelport.delivery.http import http_date, not_modified, parse_range
+from pixelport.delivery.mime import guess
 from pixelport.errors import InvalidRequest
+from pixelport.origins.http import parse_http_date
 from pixelport.security.network import blocked_reason
 from pixelport.security.paths import check_file_path, resolve_under
+from pixelport.threadnames import namer
 from pixelport.transform.formats import accepts, choose, sniff
 from tests.helpers import make_image
 
@@ -126,3 +135,54 @@ def test_every_origin_type_resolves_and_cloud_sdks_load_only_when_used() -> None
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_cache_entry_round_trip_and_damage() -> None:
+    entry = Entry(b"body bytes" * 100, {"content-type": "image/jpeg"}, '"e"', "ep", "/a.jpg")
+    data = entry.encode()
+    again = Entry.decode(data)
+    assert (again.body, again.headers, again.etag, again.path) == (
+        entry.body, entry.headers, entry.etag, entry.path)
+    damaged = bytearray(data)
+    damaged[-3] ^= 0x01  # one bit of the body
+    with pytest.raises(CorruptEntry, match="checksum"):
+        Entry.decode(bytes(damaged))
+    with pytest.raises(CorruptEntry, match="truncated"):
+        Entry.decode(data[:-1])
+
+
+def test_cache_entry_of_the_first_format_still_reads() -> None:
+    body = b"x" * 1000
+    header = json.dumps({"headers": {}, "etag": '"e"', "endpoint": "", "path": "/a",
+                         "created": 1.0, "download_ms": 0, "transform_ms": 0,
+                         "length": len(body), "checksum": body_digest(body)}).encode()
+    data = b"PXPC1\n" + struct.pack(">I", len(header)) + header + body
+    assert Entry.decode(data).body == body
+    with pytest.raises(CorruptEntry):
+        Entry.decode(data[:-1] + b"y")
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/a/b.jpg", "image/jpeg"), ("/a/B.JPG", "image/jpeg"), ("/v1.2/file", None),
+    ("/x.tar.gz", "application/x-tar"), ("/s.css", "text/css"), ("/a.b.webp", "image/webp"),
+    ("/noext", None), ("/a/b.JSON", "application/json"), ("/f.mp4", "video/mp4"),
+])
+def test_mime_guess_by_suffix(path: str, expected: str | None) -> None:
+    assert guess(path) == expected
+
+
+def test_http_dates_round_trip() -> None:
+    moment = datetime(2026, 11, 22, 18, 5, 7, tzinfo=UTC)
+    assert http_date(moment) == "Sun, 22 Nov 2026 18:05:07 GMT"
+    assert parse_http_date(http_date(moment)) == moment
+    assert parse_http_date("not a date") is None and parse_http_date(None) is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="native thread names are read from /proc")
+def test_worker_threads_carry_native_names() -> None:
+    def comm() -> str:
+        return Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
+
+    with ThreadPoolExecutor(2, initializer=namer("pp-test")) as executor:
+        names = {executor.submit(comm).result() for _ in range(8)}
+    assert names and names <= {"pp-test0", "pp-test1"}

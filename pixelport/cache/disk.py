@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelport.cache.entry import CorruptEntry, Entry, read_header
+from pixelport.threadnames import namer
 
 log = logging.getLogger("pixelport.cache")
 SUFFIX = ".entry"
@@ -45,7 +46,8 @@ class DiskTier:
         self.capacity = capacity
         self.used = 0
         self.index: OrderedDict[str, Indexed] = OrderedDict()
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="pixelport-cache")
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="pixelport-cache",
+                                         initializer=namer("pp-cache"))
         self.folders: set[Path] = set()  # fan-out folders known to exist
         self.names = itertools.count()
         # Purges made while writes were in flight: a write that ends after a purge matching

@@ -1,7 +1,11 @@
 """A cached response: body plus the headers that describe it, and its on-disk form.
 
 On disk an entry is one file: a magic line, a JSON header (with the body's length and
-BLAKE2b checksum) and the body. A torn or tampered file fails the checks and reads as a miss.
+CRC-32) and the body. A torn or damaged file fails the checks and reads as a miss. The CRC
+guards against accidents, not tampering (whoever can write the cache folder can write a
+matching CRC, or a matching hash): it is five times cheaper than the BLAKE2b of the first
+format, which cost 4 ms to write or read a saved 12 MP original. Files of the first format
+(PXPC1) still read.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ import hashlib
 import json
 import struct
 import time
+import zlib
 from dataclasses import dataclass, field
 
-MAGIC = b"PXPC1\n"
+MAGIC = b"PXPC2\n"
+_MAGIC_BLAKE2B = b"PXPC1\n"
 _LENGTH = struct.Struct(">I")
 
 
 def body_digest(data: bytes) -> str:
-    """The BLAKE2b digest of a body: the on-disk checksum, and the ETag of what we make."""
+    """The BLAKE2b digest of a body: the ETag of what we make."""
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
@@ -37,7 +43,6 @@ class Entry:
     created: float = field(default_factory=time.time)
     download_ms: float = 0.0
     transform_ms: float = 0.0
-    digest: str = ""  # body_digest(body) when already known (it is the ETag of renders)
 
     @property
     def size(self) -> int:
@@ -54,14 +59,14 @@ class Entry:
             "headers": self.headers, "etag": self.etag, "endpoint": self.endpoint,
             "path": self.path, "created": self.created, "download_ms": self.download_ms,
             "transform_ms": self.transform_ms, "length": len(self.body),
-            "checksum": self.digest or body_digest(self.body),
+            "crc32": zlib.crc32(self.body),
         }, separators=(",", ":")).encode()
         return MAGIC + _LENGTH.pack(len(header)) + header
 
     @classmethod
     def decode(cls, data: bytes) -> Entry:
         """Parse and verify the on-disk form."""
-        if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _LENGTH.size:
+        if not data.startswith((MAGIC, _MAGIC_BLAKE2B)) or len(data) < len(MAGIC) + _LENGTH.size:
             raise CorruptEntry("bad magic")
         start = len(MAGIC) + _LENGTH.size
         (header_length,) = _LENGTH.unpack_from(data, len(MAGIC))
@@ -70,21 +75,21 @@ class Entry:
             body = data[start + header_length:]
             if len(body) != header["length"]:
                 raise CorruptEntry("truncated body")
-            if body_digest(body) != header["checksum"]:
+            if (zlib.crc32(body) != header["crc32"] if data.startswith(MAGIC)
+                    else body_digest(body) != header["checksum"]):
                 raise CorruptEntry("checksum mismatch")
             return cls(body=body, headers=dict(header["headers"]), etag=str(header["etag"]),
                        endpoint=str(header["endpoint"]), path=str(header["path"]),
                        created=float(header["created"]),
                        download_ms=float(header["download_ms"]),
-                       transform_ms=float(header["transform_ms"]),
-                       digest=str(header["checksum"]))
+                       transform_ms=float(header["transform_ms"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptEntry(str(exc)) from None
 
 
 def read_header(data: bytes) -> tuple[str, str, float]:
     """Endpoint, path and creation time from the head of an on-disk entry (for the index)."""
-    if not data.startswith(MAGIC):
+    if not data.startswith((MAGIC, _MAGIC_BLAKE2B)):
         raise CorruptEntry("bad magic")
     (header_length,) = _LENGTH.unpack_from(data, len(MAGIC))
     start = len(MAGIC) + _LENGTH.size

@@ -254,10 +254,10 @@ class Delivery:
             headers["link"] = f'<{fetched.canonical_url}>; rel="canonical"'
         if fetched.private:
             headers["x-private"] = "1"
-        # A strong ETag from the bytes served; the same digest checks the cached file.
+        # A strong ETag from the bytes served.
         entry = Entry(body, headers, f'"{digest}"', request.endpoint.identifier,
                       request.file_path, download_ms=fetched.download_ms,
-                      transform_ms=transform_ms, digest=digest)
+                      transform_ms=transform_ms)
         await self.results.put(key, entry)
         return entry
 

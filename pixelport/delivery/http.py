@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime
 from typing import Any
@@ -13,8 +14,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+@functools.lru_cache(maxsize=4096)
 def http_date(moment: datetime) -> str:
-    """An IMF-fixdate."""
+    """An IMF-fixdate (memoised: an original's date is formatted for each of its variants)."""
     return email.utils.format_datetime(moment, usegmt=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import functools
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -128,6 +129,13 @@ def parse_http_date(value: str | None) -> datetime | None:
     """An HTTP date, or None when absent or malformed."""
     if not value:
         return None
+    return _parse_http_date(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_http_date(value: str) -> datetime | None:
+    # Memoised: every answer from the cache parses its Last-Modified again, and
+    # email.utils takes tens of microseconds of the event loop for it.
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -106,7 +106,7 @@ def render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rende
     animated = info.pages > 1 and info.format in load.ANIMATABLE and page is None
     frames, first_done = load.load(data, info, chain, ctx, options.limits, keep_profile,
                                   page, animated, options.images.fast_shrink_on_load,
-                                  options.mezzanines, options.popular)
+                                  options.mezzanines, options.popular, _encode_only(chain))
     output = Output()
     for index, item in enumerate(chain):
         step = _resolve(item, frames[0], ctx)
@@ -115,6 +115,14 @@ def render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rende
         frames = _apply(frames, step, ctx, options.limits, output, skip_scale=index == 0
                         and first_done)
     return _encode(frames, info, output, options, data)
+
+
+def _encode_only(chain: list[ChainItem]) -> bool:
+    """Whether the loaded image, once scaled, goes to the encoder untouched (read once)."""
+    if len(chain) != 1 or not isinstance(chain[0], Step):
+        return False
+    step = chain[0]
+    return step.trim is None and step.focus != "face" and not _operations(step, {})
 
 
 def _resolve(item: ChainItem, image: Any, ctx: Context) -> Step:

@@ -14,6 +14,7 @@ from typing import TypeVar
 import pyvips
 
 from pixelport.errors import Busy
+from pixelport.threadnames import namer
 
 T = TypeVar("T")
 
@@ -96,7 +97,8 @@ class WorkPool:
         # Admitted jobs beyond this wait before they download their original, so memory is
         # bounded by the pool (two originals per worker), not by the queue.
         self.holders = asyncio.Semaphore(self.threads * 2)
-        self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pixelport-work")
+        self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pixelport-work",
+                                           initializer=namer("pp-work"))
 
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
