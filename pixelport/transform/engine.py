@@ -147,7 +147,6 @@ def _note_hints(step: Step, output: Output) -> None:
 def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, output: Output,
            skip_scale: bool) -> list[Any]:
     first = frames[0]
-    values = geometry.variables(ctx, first.width, first.height)
     if step.trim is not None:
         frames = [pixels.trim(f, step.trim) for f in frames]
         first = frames[0]
@@ -163,9 +162,11 @@ def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, ou
         output.dpr = geometry.target(ctx.input_width, ctx.input_height, step, ctx).dpr
         if plan is not None:
             frames = [_geometry(f, plan, step, scaled=True) for f in frames]
-    values = geometry.variables(ctx, frames[0].width, frames[0].height)
-    operations = _operations(step, values)
-    for operation in operations:
+    # Only gradients, radii and borders read iw/cw-style variables; reading an image's size
+    # costs several calls into libvips, each a GIL round trip.
+    needs_values = step.gradient or step.radius or step.border
+    values = geometry.variables(ctx, frames[0].width, frames[0].height) if needs_values else {}
+    for operation in _operations(step, values):
         frames = [operation(f) for f in frames]
     return frames
 
@@ -236,8 +237,9 @@ def _geometry(image: Any, plan: Plan, step: Step, scaled: bool = False) -> Any:
 def _encode(frames: list[Any], info: load.Probe, output: Output, options: RenderOptions,
             data: bytes) -> Rendered:
     first = frames[0]
-    if first.width * first.height > options.limits.max_output_pixels:
-        raise LimitExceeded(f"The output would be {first.width}x{first.height} pixels, more "
+    width, height = first.width, first.height
+    if width * height > options.limits.max_output_pixels:
+        raise LimitExceeded(f"The output would be {width}x{height} pixels, more "
                             f"than the limit of {options.limits.max_output_pixels}")
     animated = len(frames) > 1
     choice = formats.choose(
@@ -249,7 +251,7 @@ def _encode(frames: list[Any], info: load.Probe, output: Output, options: Render
     fmt = choice.format
     if fmt == "svg":
         raise UnsupportedFormat("f-svg needs an SVG input, which is served as it is")
-    largest = max(first.width, first.height)
+    largest = max(width, height)
     if fmt == "webp" and largest > WEBP_MAX:
         if not choice.negotiated:
             raise LimitExceeded(f"WebP output is limited to {WEBP_MAX} pixels a side")
@@ -273,6 +275,6 @@ def _encode(frames: list[Any], info: load.Probe, output: Output, options: Render
         background=output.background or WHITE,
     ))
     vary = tuple(sorted(output.vary | ({"Accept"} if choice.negotiated else set())))
-    return Rendered(encoded, fmt, first.width, first.height, choice.negotiated, vary, output.dpr)
+    return Rendered(encoded, fmt, width, height, choice.negotiated, vary, output.dpr)
 
 
