@@ -79,7 +79,11 @@ def hot_protocol(hot: HotAnswers) -> type[HttpToolsProtocol]:
 def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Config:
     """uvicorn's settings for pixelport (tests use the same)."""
     options.setdefault("loop", "uvloop")
-    options.setdefault("access_log", False)  # with an access log, every request takes ASGI
+    options.setdefault("access_log", False)
+    if options["access_log"]:
+        # Every request is logged, so every request takes ASGI: filing hot answers that
+        # nothing will read would only cost memory and time.
+        app.delivery.hot = None
     return uvicorn.Config(app, host=host, port=port, http=hot_protocol(app.hot),
                           lifespan="on", server_header=False, **options)
 

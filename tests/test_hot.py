@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
+from pixelport.app import App
 from pixelport.cache.entry import Entry
 from pixelport.cache.memory import MemoryTier
+from pixelport.config import from_dict
 from pixelport.delivery.hot import HotAnswers, request_key
 from pixelport.security.signing import sign_url
+from pixelport.server import uvicorn_config
 from tests.helpers import OriginServer, make_image, server_timing
 from tests.test_cache import KEY, config, fetches, post
 
@@ -268,3 +271,12 @@ def test_answers_do_not_keep_evicted_entries_alive() -> None:
     gc.collect()
     assert alive() is None
     assert hot.lookup(GET, TARGET, []) is None and not hot.answers
+
+
+def test_with_an_access_log_no_answers_are_filed(tmp_path: Path) -> None:
+    logged = App(from_dict({"library": {"dir": ""}, "cache": {"dir": str(tmp_path / "a")}}))
+    uvicorn_config(logged, "127.0.0.1", 0, access_log=True)
+    assert logged.delivery.hot is None  # every request is logged, so none is answered hot
+    quiet = App(from_dict({"library": {"dir": ""}, "cache": {"dir": str(tmp_path / "b")}}))
+    uvicorn_config(quiet, "127.0.0.1", 0)
+    assert quiet.delivery.hot is quiet.hot
