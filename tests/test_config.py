@@ -5,11 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pixelport.cli import main
 from pixelport.config import ConfigError, from_dict, load, parse_listen, parse_size
+from pixelport.origins.base import Shared
+from pixelport.origins.http import HttpClient
+from pixelport.origins.registry import build_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -145,3 +149,26 @@ def test_check_config_command_on_demo() -> None:
                             text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+def build(origin: dict[str, Any]) -> None:
+    """Load a config with this one web origin and build it, as check-config does."""
+    config = from_dict({"origin": [origin], "endpoint": [{"identifier": "e", "origins": ["w"]}]})
+    build_all(Shared(config, HttpClient(allow_private_networks=True)))
+
+
+@pytest.mark.parametrize("url", ["http://exa mple.com", "http://[::1", "http://a..b",
+                                 "http://x.com:99999", "http://-bad-.com", "http://x.com:0",
+                                 "http://x.com/?q=1"])
+def test_malformed_origin_urls_are_config_errors(url: str) -> None:
+    origin = {"name": "w", "type": "web_server", "base_url": url}
+    with pytest.raises(ConfigError, match=r"origin\[0\]\.base_url"):
+        build(origin)
+    with pytest.raises(ConfigError, match=r"origin\[0\]\.canonical_base_url"):
+        build({**origin, "base_url": "https://ok.example.com", "canonical_base_url": url})
+
+
+@pytest.mark.parametrize("url", ["https://bücher.de/a", "http://[::1]:8080/x",
+                                 "http://127.0.0.1:8080", "https://a_b.example.com/img/"])
+def test_unusual_but_valid_origin_urls_load(url: str) -> None:
+    build({"name": "w", "type": "web_server", "base_url": url, "canonical_base_url": url})

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 
 from pixelport.config import OriginConfig
 from pixelport.origins.base import FetchOptions, Original, Shared
-from pixelport.origins.cloud import request_headers
+from pixelport.origins.cloud import http_url, request_headers
 from pixelport.origins.http import HttpClient, check_status, original_from
 
 # RFC 3986 pchars stay as they are; everything else (space, %, ?, #, unicode) is encoded.
@@ -30,16 +30,11 @@ class WebServerSettings:
 def read_settings(cfg: OriginConfig) -> WebServerSettings:
     """Read and validate the origin's keys."""
     s = cfg.section
-    base_url = s.text("base_url")
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise s.error("base_url", f"must be an http(s) URL; got {base_url!r}")
-    if parts.query or parts.fragment:
-        raise s.error("base_url", "must not have a query or fragment")
     settings = WebServerSettings(
-        base_url=base_url.rstrip("/"),
+        base_url=http_url(s, "base_url", example="https://images.example.com"),
         forward_host_header=s.flag("forward_host_header", False),
-        canonical_base_url=(s.optional_text("canonical_base_url") or "").rstrip("/") or None,
+        canonical_base_url=(http_url(s, "canonical_base_url")
+                            if s.optional_text("canonical_base_url") else None),
         connect_timeout=s.number("connect_timeout", 5.0, minimum=0.1),
         read_timeout=s.number("read_timeout", 20.0, minimum=0.1),
     )
