@@ -23,23 +23,18 @@ if ! command -v nginx >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light wrk >/dev/null
 fi
 
-# --- PyPI: thumbor in its own venv ------------------------------------------------------------
-if [ ! -f .venv-thumbor/.installed-"$THUMBOR_VERSION" ]; then
-    say "installing thumbor $THUMBOR_VERSION into bench/.venv-thumbor"
-    test -x .venv-thumbor/bin/python || "$PYTHON" -m venv .venv-thumbor
-    .venv-thumbor/bin/python -m pip install --quiet --disable-pip-version-check \
-        "thumbor==$THUMBOR_VERSION"
-    touch .venv-thumbor/.installed-"$THUMBOR_VERSION"
-fi
-
-# --- PyPI: py-spy (sampling profiler, used with --profile) --------------------------------------
-if [ ! -f .venv-tools/.installed-"$PYSPY_VERSION" ]; then
-    say "installing py-spy $PYSPY_VERSION into bench/.venv-tools"
-    test -x .venv-tools/bin/python || "$PYTHON" -m venv .venv-tools
-    .venv-tools/bin/python -m pip install --quiet --disable-pip-version-check \
-        "py-spy==$PYSPY_VERSION"
-    touch .venv-tools/.installed-"$PYSPY_VERSION"
-fi
+# --- PyPI: each tool in a venv of its own ------------------------------------------------------
+# venv_install DIR PACKAGE VERSION: once per version (a marker file says it is done).
+venv_install() {
+    if [ ! -f "$1/.installed-$3" ]; then
+        say "installing $2 $3 into bench/$1"
+        test -x "$1/bin/python" || "$PYTHON" -m venv "$1"
+        "$1/bin/python" -m pip install --quiet --disable-pip-version-check "$2==$3"
+        touch "$1/.installed-$3"
+    fi
+}
+venv_install .venv-thumbor thumbor "$THUMBOR_VERSION"
+venv_install .venv-tools py-spy "$PYSPY_VERSION"  # the sampling profiler of --profile
 
 # --- npm: ipx (sharp + its bundled libvips) ---------------------------------------------------
 if [ ! -f .ipx/.installed-"$IPX_VERSION" ]; then

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import itertools
 import sys
-import threading
 from collections.abc import Callable
 
 _PR_SET_NAME = 15
@@ -23,13 +23,9 @@ def name_native_thread(name: str) -> None:
 
 def namer(prefix: str) -> Callable[[], None]:
     """A ThreadPoolExecutor initializer naming each worker `prefix` plus a number."""
-    lock = threading.Lock()
-    count = [0]
+    numbers = itertools.count()  # next() on it is atomic under the GIL
 
     def initializer() -> None:
-        with lock:
-            number = count[0]
-            count[0] += 1
-        name_native_thread(f"{prefix}{number}")
+        name_native_thread(f"{prefix}{next(numbers)}")
 
     return initializer
