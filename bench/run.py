@@ -593,11 +593,13 @@ def tables(report: dict[str, Any]) -> str:
                      + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(_ratio(px['rps'], lim))} |")
     lines += ["", "Every run (CPU ms per request: user + system time of the server's process "
               "tree over the run ÷ requests; RSS/PSS: peak of the tree, sampled every 0.1 s):", "",
-              "| scenario | server | conns | req/s | p50 ms | p99 ms | non-2xx (503) | "
-              "peak RSS MB | peak PSS MB | CPU ms/req | origin CPU ms/req |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| scenario | server | conns | req/s | each attempt | p50 ms | p99 ms | "
+              "non-2xx (503) | peak RSS MB | peak PSS MB | CPU ms/req | origin CPU ms/req |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
+        each = ", ".join(_fmt(x) for x in r.get("attempts_rps", [r["rps"]]))
         lines.append(f"| {r['scenario']} | {r['server']} | {r['connections']} | {_fmt(r['rps'])} "
+                     f"| {each} "
                      f"| {_fmt(r['p50_ms'])} | {_fmt(r['p99_ms'])} | "
                      f"{r['other_errors'] + r['busy_503']} ({r['busy_503']}) | "
                      f"{_fmt(r['peak_rss_mb'])} | {_fmt(r['peak_pss_mb'])} | "
@@ -618,8 +620,9 @@ def tables(report: dict[str, Any]) -> str:
                 for s in servers) + " |")
     lines += ["", "The libvips limit (thumbnail_buffer + encode with pixelport's settings, "
               f"{next(iter(limit.values()))['workers'] if limit else '?'} processes, no HTTP):",
-              "", "| operation | images/s |", "|---|---|"]
-    lines += [f"| {name} | {_fmt(v['images_per_s'])} |" for name, v in limit.items()]
+              "", "| operation | images/s | each round |", "|---|---|---|"]
+    lines += [f"| {name} | {_fmt(v['images_per_s'])} | "
+              f"{', '.join(_fmt(x) for x in v.get('rounds', []))} |" for name, v in limit.items()]
     return "\n".join(lines)
 
 
@@ -636,7 +639,8 @@ def environment_text(report: dict[str, Any]) -> str:
            if other > 0.05 else "."),
         "",
         f"Each scenario ran {report['settings']['repeat']} time(s) per server, interleaved, "
-        "and the fastest run counts (errors are added up over all runs and memory is the "
+        "and the fastest run counts (every attempt's req/s is listed: their spread is the "
+        "noise; errors are added up over all runs and memory is the "
         "highest peak of any run). The libvips limit is measured next to the scenarios it "
         "bounds, one round after each of their attempts, and its best round counts: the "
         "speed of this shared machine drifts by a quarter over minutes, so a limit measured "
