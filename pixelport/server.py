@@ -3,7 +3,8 @@
 For a request the delivery path has already answered plainly from memory
 (`delivery/hot.py`), the protocol writes the stored response as soon as the headers are
 parsed: no ASGI task, scope or awaits. Everything else (a body, pipelining behind a request
-still running, HTTP/1.0, a paused transport, access logging) takes uvicorn's ordinary path.
+still running, HTTP/1.0, a paused transport) takes uvicorn's ordinary path; with an access
+log, uvicorn's own protocol serves every request.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def hot_protocol(hot: HotAnswers) -> type[HttpToolsProtocol]:
         def on_headers_complete(self) -> None:
             cycle = self.cycle
             if ((cycle is None or cycle.response_complete) and not self.pipeline
-                    and not self.access_log and not self.flow.write_paused
+                    and not self.flow.write_paused
                     and self.parser.get_http_version() == "1.1"
                     and self.parser.should_keep_alive()):
                 answer = hot.lookup(self.parser.get_method(), self.url, self.headers)
@@ -80,12 +81,15 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
     """uvicorn's settings for pixelport (tests use the same)."""
     options.setdefault("loop", "uvloop")
     options.setdefault("access_log", False)
+    protocol: type[HttpToolsProtocol] = HttpToolsProtocol
     if options["access_log"]:
-        # Every request is logged, so every request takes ASGI: filing hot answers that
-        # nothing will read would only cost memory and time.
+        # Every request is logged, so every request takes ASGI: uvicorn's own protocol,
+        # and no hot answers filed that nothing would read.
         app.delivery.hot = None
-    return uvicorn.Config(app, host=host, port=port, http=hot_protocol(app.hot),
-                          lifespan="on", server_header=False, **options)
+    else:
+        protocol = hot_protocol(app.hot)
+    return uvicorn.Config(app, host=host, port=port, http=protocol, lifespan="on",
+                          server_header=False, **options)
 
 
 def run(app: App, host: str, port: int, log_level: str, access_log: bool) -> None:

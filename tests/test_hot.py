@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from pixelport.app import App
 from pixelport.cache.entry import Entry
@@ -275,8 +276,10 @@ def test_answers_do_not_keep_evicted_entries_alive() -> None:
 
 def test_with_an_access_log_no_answers_are_filed(tmp_path: Path) -> None:
     logged = App(from_dict({"library": {"dir": ""}, "cache": {"dir": str(tmp_path / "a")}}))
-    uvicorn_config(logged, "127.0.0.1", 0, access_log=True)
+    config = uvicorn_config(logged, "127.0.0.1", 0, access_log=True)
     assert logged.delivery.hot is None  # every request is logged, so none is answered hot
+    assert config.http is HttpToolsProtocol
     quiet = App(from_dict({"library": {"dir": ""}, "cache": {"dir": str(tmp_path / "b")}}))
-    uvicorn_config(quiet, "127.0.0.1", 0)
+    config = uvicorn_config(quiet, "127.0.0.1", 0)
     assert quiet.delivery.hot is quiet.hot
+    assert config.http is not HttpToolsProtocol

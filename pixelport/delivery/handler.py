@@ -68,12 +68,18 @@ class Plan:
     request: DeliveryRequest
     steps: list[ChainItem]
     canonical: str  # the chain's stable spelling, for the cache key
+    by_extension: str  # the content type the file name implies, "" when it implies none
     headers: dict[str, str]
     transforming: bool
     original_only: bool
     rasterise: bool
     client_width: int | None
     client_dpr: float | None
+
+    @property
+    def maybe_image(self) -> bool:
+        """Whether the file may be an image (its name says so, or says nothing)."""
+        return not self.by_extension or self.by_extension.startswith("image/")
 
     @property
     def plain(self) -> list[Step]:
@@ -126,7 +132,8 @@ class Delivery:
         plain = [s for s in steps if isinstance(s, Step)]
         original_only = any(step.original for step in plain)
         return Plan(
-            request=request, steps=steps, canonical=canonical, headers=headers,
+            request=request, steps=steps, canonical=canonical,
+            by_extension=mime.guess(request.file_path) or "", headers=headers,
             transforming=bool(steps) and not original_only, original_only=original_only,
             rasterise=any(step.format in RASTER for step in plain),
             client_width=_hint(headers, "sec-ch-width", "width", integer=True),
@@ -153,12 +160,10 @@ class Delivery:
         """Answer from the cache, or produce (once for all identical requests) and answer."""
         plan = self.plan(scope)
         request = plan.request
-        by_extension = mime.guess(request.file_path) or ""
-        if not plan.transforming and by_extension.startswith(STREAMED):
+        if not plan.transforming and plan.by_extension.startswith(STREAMED):
             await self.stream(plan, send, request_id, timing, head)
             return
-        variant = keys.variant(plan.steps, plan.headers, self.config.images,
-                               not by_extension or by_extension.startswith("image/"),
+        variant = keys.variant(plan.steps, plan.headers, self.config.images, plan.maybe_image,
                                plan.client_width, plan.client_dpr)
         attach = request.flag("ik-attachment") == "true"
         key = keys.result_key(request.endpoint.identifier, request.file_path, plan.canonical,
@@ -211,8 +216,7 @@ class Delivery:
         Image work is admitted by the pool first (503 EBUSY when it is full), and waits there
         before downloading, so originals are held only by jobs about to run.
         """
-        by_extension = mime.guess(plan.request.file_path) or ""
-        if plan.transforming or not by_extension or by_extension.startswith("image/"):
+        if plan.transforming or plan.maybe_image:
             async with self.pool.admit():
                 return await self.make(plan, key)
         return await self.make(plan, key)

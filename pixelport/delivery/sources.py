@@ -101,31 +101,30 @@ class Sources:
     def _prune(self, now: float) -> None:
         """Drop the recent originals past their time (the oldest come first)."""
         while self.recent:
-            key, (fetched, stored) = next(iter(self.recent.items()))
+            key, (_, stored) = next(iter(self.recent.items()))
             if now - stored < self.recent_ttl:
                 return
-            del self.recent[key]
-            self.recent_used -= len(fetched.data)
+            self._drop(key)
 
     def _remember(self, key: str, fetched: Fetched) -> None:
         size = len(fetched.data)
         if size > self.recent_bytes // 4:
             return
-        old = self.recent.pop(key, None)
-        if old is not None:
-            self.recent_used -= len(old[0].data)
+        self._drop(key)
         self.recent[key] = (fetched, time.monotonic())
         self.recent_used += size
         while self.recent_used > self.recent_bytes:
-            _, (evicted, _) = self.recent.popitem(last=False)
-            self.recent_used -= len(evicted.data)
+            self._drop(next(iter(self.recent)))
+
+    def _drop(self, key: str) -> None:
+        held = self.recent.pop(key, None)
+        if held is not None:
+            self.recent_used -= len(held[0].data)
 
     async def purge(self, matches: Callable[[str, str], bool]) -> int:
         """Forget recently fetched originals of matching (endpoint, path)."""
-        doomed = [k for k in self.recent if matches(*k.split("\0")[:2])]
-        for key in doomed:
-            fetched, _ = self.recent.pop(key)
-            self.recent_used -= len(fetched.data)
+        for key in [k for k in self.recent if matches(*k.split("\0")[:2])]:
+            self._drop(key)
         return 0  # results are what a purge counts; these are only their inputs
 
     async def _load(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
