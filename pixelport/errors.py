@@ -97,3 +97,6 @@ class Busy(PixelportError):
 
 class Unexpected(OriginFailed):
     """An unexpected exception, answered without details (they are logged with the request id)."""
+
+    status = 500
+    body = "Internal Server Error"

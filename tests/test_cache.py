@@ -97,9 +97,9 @@ def test_variants_waiting_on_one_fetch_share_one_decode_from_the_first(
     asked: list[bool] = []
     real = store.get
 
-    def recording(data: bytes, build: Any, popular: bool = False) -> Any:
+    def recording(data: bytes, build: Any, popular: bool = False, defer: bool = False) -> Any:
         asked.append(popular)
-        return real(data, build, popular)
+        return real(data, build, popular, defer)
 
     store.get = recording  # type: ignore[method-assign]
     assert pp.get("/tr:w-300/lone.jpg").status == 200
@@ -109,7 +109,8 @@ def test_variants_waiting_on_one_fetch_share_one_decode_from_the_first(
         responses = list(pool.map(lambda w: pp.get(f"/tr:w-{w}/big.jpg"), (300, 400)))
     assert [r.image().width for r in responses] == [300, 400]
     assert fetches(origin, "/big.jpg") == 1
-    assert asked == [True, True] and len(store.items) == 1  # the first already built it
+    # The first built it; the second found it, or came back for it once it was built.
+    assert asked in ([True, True], [True, True, True]) and len(store.items) == 1
 
 
 def test_only_originals_asked_again_are_kept_for_later_variants(
@@ -306,3 +307,34 @@ def test_disk_write_racing_a_purge_does_not_bring_the_file_back(tmp_path: Path) 
         disk.writer.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_entries_in_the_two_level_layout_of_earlier_versions_are_moved_and_read(
+        tmp_path: Path) -> None:
+    import asyncio
+
+    from pixelport.cache.disk import DiskTier
+    from pixelport.cache.entry import Entry
+
+    root = tmp_path / "d"
+    key = "ab" + "c" * 38
+    entry = Entry(b"z" * 500, {"content-type": "image/jpeg"}, '"e"', "", "/a.jpg")
+
+    async def write_then_read() -> None:
+        first = DiskTier(root, 10**6)
+        await first.put(key, entry)
+        first.close()
+        old = root / "ab" / "cc" / (key + ".entry")
+        old.parent.mkdir()
+        first.file(key).rename(old)  # where a 0.1 release kept it
+        second = DiskTier(root, 10**6)
+        await asyncio.to_thread(second.load_index)
+        assert second.file(key) == root / "ab" / (key + ".entry") and second.file(key).exists()
+        assert second.used == second.file(key).stat().st_size and key in second.index
+        read = await second.get(key)
+        assert read is not None and read.body == entry.body
+        assert list(root.rglob("*.entry")) == [second.file(key)]
+        assert not (root / "ab" / "cc").exists()
+        second.close()
+
+    asyncio.run(write_then_read())

@@ -384,3 +384,22 @@ def test_video_range_is_forwarded_to_web_origins(serve: Any, origin: OriginServe
     origin.ranges = False
     whole = pp.get("/v.mp4", {"Range": "bytes=5-14"})
     assert whole.status == 200 and whole.body == b"0123456789" * 100
+
+
+def test_an_unexpected_failure_is_a_500_without_details_and_the_server_goes_on(
+        serve: Any, origin: OriginServer) -> None:
+    origin.files["/a.jpg"] = make_image(40, 30)
+    pp = serve(config(None, [web_origin("web", origin)]))
+    delivery = pp.app.delivery
+
+    def broken(scope: Any) -> Any:
+        raise RuntimeError("a secret detail")
+
+    delivery.plan = broken
+    failed = pp.get("/tr:w-10/a.jpg")
+    assert failed.status == 500 and failed.body == b"Internal Server Error"
+    assert failed.headers["ik-error"].startswith("UNIDENTIFIED - Internal error; request id ")
+    assert "secret" not in failed.headers["ik-error"]
+    assert failed.headers["cache-control"] == "no-store"
+    del delivery.plan
+    assert pp.get("/tr:w-10/a.jpg").status == 200

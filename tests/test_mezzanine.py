@@ -18,11 +18,11 @@ class Counting(Mezzanines):
         super().__init__(capacity, ttl)
         self.builds = 0
 
-    def get(self, data: bytes, build: Any, popular: bool = False) -> Any:
+    def get(self, data: bytes, build: Any, popular: bool = False, defer: bool = False) -> Any:
         def counted() -> Any:
             self.builds += 1
             return build()
-        return super().get(data, counted, popular)
+        return super().get(data, counted, popular, defer)
 
 
 def test_second_request_builds_and_later_ones_share() -> None:
@@ -103,3 +103,42 @@ def test_variants_from_the_shared_copy_match_direct_renders() -> None:
     # Larger than the copy (2000x1500): rendered directly, never from the copy.
     big = engine.render(data, registry.parse("w-2400"), shared)
     assert big.width == 2400 and store.builds == 1
+
+
+def test_with_defer_a_request_does_not_block_its_thread_while_another_builds() -> None:
+    import asyncio
+    import threading
+
+    import pytest
+
+    from pixelport.transform.mezzanine import Pending
+
+    store = Counting(64 * 2**20)
+    image = pyvips.Image.black(10, 10)
+    started, release = threading.Event(), threading.Event()
+
+    def slow_build() -> Any:
+        started.set()
+        release.wait(5)
+        return image
+
+    builder = threading.Thread(target=store.get, args=(b"big", slow_build, True))
+    builder.start()
+    assert started.wait(5)
+    with pytest.raises(Pending) as raised:
+        store.get(b"big", lambda: image, defer=True)  # at once, not after the build
+
+    async def come_back() -> Any:
+        waiting = asyncio.ensure_future(raised.value.build.finished(timeout=5))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # still being built
+        release.set()
+        await waiting
+        return store.get(b"big", lambda: None, defer=True)
+
+    assert asyncio.run(come_back()) is image and store.builds == 1
+    builder.join()
+    # Once built, a callback added late runs at once.
+    ran: list[bool] = []
+    raised.value.build.on_done(lambda: ran.append(True))
+    assert ran == [True]

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -49,7 +49,7 @@ from pixelport.security.svg import sanitize_svg
 from pixelport.transform import engine, registry
 from pixelport.transform.formats import CONTENT_TYPES
 from pixelport.transform.grammar import Param, split_chain
-from pixelport.transform.mezzanine import Mezzanines
+from pixelport.transform.mezzanine import Mezzanines, Pending
 from pixelport.transform.pool import WorkPool
 from pixelport.transform.step import ChainItem, Step
 
@@ -118,7 +118,6 @@ class Delivery:
         except Exception:
             log.exception("request %s failed unexpectedly", request_id)
             error = Unexpected(f"Internal error; request id {request_id}")
-            error.status = 500
             await self.send_error(send, error, request_id, timing, head)
 
     def plan(self, scope: Scope) -> Plan:
@@ -234,9 +233,15 @@ class Delivery:
             options = engine.RenderOptions(
                 plan.headers.get("accept", ""), self.config.images, self.config.limits,
                 client_width=plan.client_width, client_dpr=plan.client_dpr,
-                mezzanines=self.mezzanines, popular=fetched.demand > 1)
+                mezzanines=self.mezzanines, popular=fetched.demand > 1, defer=True)
             began = time.perf_counter()
-            rendered, digest = await self.pool.run(_render, fetched.data, plan.steps, options)
+            try:
+                rendered, digest = await self.pool.run(_render, fetched.data, plan.steps, options)
+            except Pending as pending:
+                # Another job is decoding the shared copy: wait here, not on a worker thread.
+                await pending.build.finished()
+                rendered, digest = await self.pool.run(_render, fetched.data, plan.steps,
+                                                       replace(options, defer=False))
             transform_ms = (time.perf_counter() - began) * 1000
             body = rendered.data
             headers["content-type"] = rendered.content_type

@@ -41,6 +41,7 @@ class RenderOptions:
     client_dpr: float | None = None
     mezzanines: Mezzanines | None = None  # decoded copies shared between variants
     popular: bool = False  # other requests want this original too: share its decode now
+    defer: bool = False  # mezzanine.Pending instead of blocking while another builds the copy
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rende
     animated = info.pages > 1 and info.format in load.ANIMATABLE and page is None
     frames, first_done = load.load(data, info, chain, ctx, options.limits, keep_profile,
                                   page, animated, options.images.fast_shrink_on_load,
-                                  options.mezzanines, options.popular, _encode_only(chain))
+                                  options.mezzanines, options.popular, _encode_only(chain),
+                                  options.defer)
     output = Output()
     for index, item in enumerate(chain):
         step = _resolve(item, frames[0], ctx)

@@ -70,11 +70,13 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
           limits: LimitsConfig, keep_profile: bool, page: int | None,
           animated: bool, fast_shrink: bool = True,
           mezzanines: Mezzanines | None = None,
-          popular: bool = False, encode_only: bool = False) -> tuple[list[Any], bool]:
+          popular: bool = False, encode_only: bool = False,
+          defer: bool = False) -> tuple[list[Any], bool]:
     """Decode the input; returns the frames and whether the first step's scale is done.
 
     `encode_only`: the caller will only encode the frame once, so a decode that already has
-    the output's size is left lazy and runs inside the encoder's pass.
+    the output's size is left lazy and runs inside the encoder's pass. `defer`: see
+    Mezzanines.get.
     """
     load_options: dict[str, Any] = {}
     if page is not None:
@@ -92,7 +94,8 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             crop = "attention" if plan.attention else "none"
             shrink = jpeg_shrink(info, width, height) if fast_shrink else 1
             try:
-                copy = shared_copy(data, info, width, height, mezzanines, page, popular)
+                copy = shared_copy(data, info, width, height, mezzanines, page, popular,
+                                   defer)
                 if copy is not None and mezzanines is not None:
                     image = mezzanines.resized(data, (width, height, crop), lambda: to_srgb(
                         copy.thumbnail_image(width, height=height, size="force", crop=crop),
@@ -152,7 +155,7 @@ def keep_animation(frames: list[Any], strip: Any) -> None:
 
 def shared_copy(data: bytes, info: Probe, width: int, height: int,
                 mezzanines: Mezzanines | None, page: int | None,
-                popular: bool = False) -> Any | None:
+                popular: bool = False, defer: bool = False) -> Any | None:
     """A decoded copy of a large JPEG shared by its variants (see mezzanine.py), or None."""
     if (mezzanines is None or info.format != "jpg" or page is not None
             or max(info.width, info.height) < ELIGIBLE_SIDE):
@@ -165,7 +168,7 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
         image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=FAIL_ON)
         return to_srgb(image.autorot(), False).copy_memory()
 
-    return mezzanines.get(data, build, popular)
+    return mezzanines.get(data, build, popular, defer)
 
 
 def jpeg_shrink(info: Probe, width: int, height: int) -> int:

@@ -17,6 +17,8 @@ as they are for variants sharing one fetch).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 import zlib
@@ -28,6 +30,64 @@ MIN_SIDE = 1600  # a copy at least this large; smaller targets are resized from 
 ELIGIBLE_SIDE = 2 * MIN_SIDE  # originals at least this large (a shrink of 2 or more)
 _EDGE = 65536
 Key = tuple[int, int, int]
+
+
+class Build:
+    """A copy being built. Others wait for it: a thread by blocking, a coroutine by callback."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def finish(self) -> None:
+        """Mark the build over (made or failed) and run the callbacks."""
+        with self._lock:
+            self._done.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def wait(self, timeout: float) -> None:
+        """Block until the build is over, for `timeout` seconds at most."""
+        self._done.wait(timeout)
+
+    def on_done(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from the building thread) when the build is over; now if it is."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    async def finished(self, timeout: float = 30.0) -> None:
+        """Wait without holding a thread until the build is over, `timeout` seconds at most."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not future.done():
+                future.set_result(None)
+
+        def done() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(wake)
+
+        self.on_done(done)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(future, timeout)
+
+
+class Pending(Exception):
+    """Raised instead of blocking a worker thread while another job builds the copy.
+
+    A blocked worker is a core left idle for the length of a 12 MP decode (80 ms), with
+    work queued behind it; the request waits on the event loop instead and comes back.
+    """
+
+    def __init__(self, build: Build) -> None:
+        super().__init__("the shared copy is being built")
+        self.build = build
 
 
 def quick_key(data: bytes) -> Key:
@@ -46,13 +106,15 @@ class Mezzanines:
         self.lock = threading.Lock()
         self.items: OrderedDict[Key, tuple[Any, bytes, int, float]] = OrderedDict()
         self.seen: OrderedDict[Key, float] = OrderedDict()
-        self.building: dict[Key, threading.Event] = {}
+        self.building: dict[Key, Build] = {}
         self.sized: OrderedDict[tuple[Key, tuple[object, ...]], tuple[Any, bytes, int, float]] = (
             OrderedDict())
 
-    def get(self, data: bytes, build: Callable[[], Any], popular: bool = False) -> Any | None:
+    def get(self, data: bytes, build: Callable[[], Any], popular: bool = False,
+            defer: bool = False) -> Any | None:
         """The shared copy of `data`, built on the second request (or the first of several
-        asked at once: `popular`); None: go direct."""
+        asked at once: `popular`); None: go direct. While another thread builds it, wait, or
+        with `defer` raise Pending."""
         if self.capacity <= 0:
             return None
         digest = quick_key(data)
@@ -61,43 +123,49 @@ class Mezzanines:
             found = self._fresh(digest, data, now)
             if found is not None:
                 return found
-            event = self.building.get(digest)
-            if event is None:
+            pending = self.building.get(digest)
+            if pending is None:
                 first_seen = self.seen.pop(digest, None)
                 self.seen[digest] = now
                 while len(self.seen) > 4096:
                     self.seen.popitem(last=False)
                 if not popular and (first_seen is None or now - first_seen > self.ttl):
                     return None  # the first request: decode directly
-                event = threading.Event()
-                self.building[digest] = event
+                pending = Build()
+                self.building[digest] = pending
                 builder = True
             else:
                 builder = False
         if not builder:
-            event.wait(timeout=30)
+            if defer:
+                raise Pending(pending)
+            pending.wait(timeout=30)
             with self.lock:
                 return self._fresh(digest, data, time.monotonic())
+        image = None
         try:
             image = build()
         finally:
+            # Kept before the waiters wake, so that they find it.
             with self.lock:
                 self.building.pop(digest, None)
-            event.set()
-        if image is None:
-            return None
-        size = image.width * image.height * image.bands + len(data)
-        with self.lock:
-            if size <= self.capacity:
-                old = self.items.pop(digest, None)
-                if old is not None:
-                    self.used -= old[2]
-                self.items[digest] = (image, data, size, time.monotonic())
-                self.used += size
-                while self.used > self.capacity:
-                    _, (_, _, evicted, _) = self.items.popitem(last=False)
-                    self.used -= evicted
+                if image is not None:
+                    self._keep(digest, image, data)
+            pending.finish()
         return image
+
+    def _keep(self, digest: Key, image: Any, data: bytes) -> None:
+        size = image.width * image.height * image.bands + len(data)
+        if size > self.capacity:
+            return
+        old = self.items.pop(digest, None)
+        if old is not None:
+            self.used -= old[2]
+        self.items[digest] = (image, data, size, time.monotonic())
+        self.used += size
+        while self.used > self.capacity:
+            _, (_, _, evicted, _) = self.items.popitem(last=False)
+            self.used -= evicted
 
     def resized(self, data: bytes, size: tuple[object, ...], make: Callable[[], Any]) -> Any:
         """`make()` (a resize of `data`'s copy to `size`), shared with one later request for
