@@ -139,7 +139,7 @@ def test_every_origin_type_resolves_and_cloud_sdks_load_only_when_used() -> None
 
 def test_cache_entry_round_trip_and_damage() -> None:
     entry = Entry(b"body bytes" * 100, {"content-type": "image/jpeg"}, '"e"', "ep", "/a.jpg")
-    data = entry.encode()
+    data = entry.head() + entry.body  # the on-disk form, as the disk tier writes it
     again = Entry.decode(data)
     assert (again.body, again.headers, again.etag, again.path) == (
         entry.body, entry.headers, entry.etag, entry.path)
@@ -186,3 +186,26 @@ def test_worker_threads_carry_native_names() -> None:
     with ThreadPoolExecutor(2, initializer=namer("pp-test")) as executor:
         names = {executor.submit(comm).result() for _ in range(8)}
     assert names and names <= {"pp-test0", "pp-test1"}
+
+
+def test_a_plain_thumbnail_decodes_straight_into_the_encoder(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyvips
+
+    from pixelport.config import ImagesConfig, LimitsConfig
+    from pixelport.transform import engine, registry
+
+    copies: list[int] = []
+    real = pyvips.Image.copy_memory
+
+    def counted(self: pyvips.Image) -> pyvips.Image:
+        copies.append(self.width)
+        return real(self)
+
+    monkeypatch.setattr(pyvips.Image, "copy_memory", counted)
+    data = make_image(1200, 900, ".jpg")
+    options = engine.RenderOptions("", ImagesConfig(), LimitsConfig())
+    plain = engine.render(data, registry.parse("w-300,f-jpg"), options)
+    assert (plain.width, plain.height) == (300, 225) and copies == []  # lazy: no copy
+    cropped = engine.render(data, registry.parse("w-300,h-100,f-jpg"), options)
+    assert (cropped.width, cropped.height) == (300, 100) and copies  # read twice: copied

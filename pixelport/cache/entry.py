@@ -49,10 +49,6 @@ class Entry:
         """Bytes it holds (what the budgets count)."""
         return len(self.body) + 256
 
-    def encode(self) -> bytes:
-        """The on-disk form."""
-        return self.head() + self.body
-
     def head(self) -> bytes:
         """The on-disk form up to the body (written before it, without copying the body)."""
         header = json.dumps({
