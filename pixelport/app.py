@@ -28,7 +28,9 @@ log = logging.getLogger("pixelport")
 class App:
     """The pixelport ASGI application."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, hot_answers: bool = True) -> None:
+        """`hot_answers`: file answers for the HTTP protocol to repeat (pixelport.server);
+        off with an access log, which needs every request to go through ASGI."""
         self.config = config
         self.http = HttpClient(allow_private_networks=config.security.allow_private_networks)
         self.origins = build_all(Shared(config, self.http))
@@ -48,7 +50,7 @@ class App:
                                         cache.originals_ttl)
                           if cache.save_originals and cache.dir else None)
         # Answers the HTTP protocol repeats itself (pixelport.server), while their entry lives.
-        self.hot = HotAnswers(self.results.memory, cache.ttl)
+        self.hot = HotAnswers(self.results.memory, cache.ttl) if hot_answers else None
         table = EndpointTable(endpoints)
         sources = Sources(config.limits.max_input_bytes, self.originals,
                           recent_ttl=min(10.0, cache.originals_ttl) if self.originals else 10.0)

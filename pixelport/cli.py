@@ -138,6 +138,6 @@ def serve_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips narrates every operation
-    app = App(config)
+    app = App(config, hot_answers=not args.access_log)
     server.run(app, host, port, args.log_level, args.access_log)
     return 0

@@ -82,11 +82,9 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
     options.setdefault("loop", "uvloop")
     options.setdefault("access_log", False)
     protocol: type[HttpToolsProtocol] = HttpToolsProtocol
-    if options["access_log"]:
-        # Every request is logged, so every request takes ASGI: uvicorn's own protocol,
-        # and no hot answers filed that nothing would read.
-        app.delivery.hot = None
-    else:
+    # With an access log every request must take ASGI to be logged: uvicorn's own protocol
+    # (and the App is made without hot answers, which nothing would read).
+    if app.hot is not None and not options["access_log"]:
         protocol = hot_protocol(app.hot)
     return uvicorn.Config(app, host=host, port=port, http=protocol, lifespan="on",
                           server_header=False, **options)

@@ -69,10 +69,10 @@ def test_bad_listen_is_a_clear_error() -> None:
     assert result.returncode == 2 and "HOST:PORT" in result.stderr
 
 
-def _start(config_path: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(config_path: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
     command = shutil.which("pixelport", path=str(ROOT / ".venv" / "bin")) or "pixelport"
     process = subprocess.Popen([command, "serve", "--config", str(config_path), "--listen",
-                                f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                                f"127.0.0.1:{port}", *options], stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
     while True:
@@ -167,3 +167,20 @@ def test_purge_command(tmp_path: Path) -> None:
         process.terminate()
         process.wait(timeout=20)
         origin.stop()
+
+
+def test_access_log_logs_every_request_repeated_ones_included(tmp_path: Path) -> None:
+    from tests.helpers import OriginServer, make_image
+
+    origin = OriginServer().start()
+    origin.files["/a.jpg"] = make_image(64, 48)
+    port = free_port()
+    process = _start(_write_config(tmp_path, origin.url), port, "--access-log")
+    try:
+        for _ in range(3):  # the later ones are what hot answers would have served unlogged
+            assert httpx.get(f"http://127.0.0.1:{port}/tr:w-10/a.jpg").status_code == 200
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0].decode()
+        origin.stop()
+    assert output.count('/a.jpg HTTP/1.1" 200') == 3  # uvicorn logs the path as sent

@@ -275,11 +275,12 @@ def test_answers_do_not_keep_evicted_entries_alive() -> None:
 
 
 def test_with_an_access_log_no_answers_are_filed(tmp_path: Path) -> None:
-    logged = App(from_dict({"library": {"dir": ""}, "cache": {"dir": str(tmp_path / "a")}}))
-    config = uvicorn_config(logged, "127.0.0.1", 0, access_log=True)
-    assert logged.delivery.hot is None  # every request is logged, so none is answered hot
-    assert config.http is HttpToolsProtocol
+    logged = App(from_dict({"library": {"dir": ""}, "cache": {"dir": str(tmp_path / "a")}}),
+                 hot_answers=False)  # as `pixelport serve --access-log` makes it
+    assert logged.hot is None and logged.delivery.hot is None
+    assert uvicorn_config(logged, "127.0.0.1", 0, access_log=True).http is HttpToolsProtocol
     quiet = App(from_dict({"library": {"dir": ""}, "cache": {"dir": str(tmp_path / "b")}}))
-    config = uvicorn_config(quiet, "127.0.0.1", 0)
-    assert quiet.delivery.hot is quiet.hot
-    assert config.http is not HttpToolsProtocol
+    assert quiet.delivery.hot is quiet.hot is not None
+    assert uvicorn_config(quiet, "127.0.0.1", 0).http is not HttpToolsProtocol
+    # An access log asked of an App that files answers still logs every request.
+    assert uvicorn_config(quiet, "127.0.0.1", 0, access_log=True).http is HttpToolsProtocol
