@@ -312,6 +312,7 @@ def test_disk_write_racing_a_purge_does_not_bring_the_file_back(tmp_path: Path) 
 def test_entries_in_the_two_level_layout_of_earlier_versions_are_moved_and_read(
         tmp_path: Path) -> None:
     import asyncio
+    import shutil
 
     from pixelport.cache.disk import DiskTier
     from pixelport.cache.entry import Entry
@@ -336,5 +337,12 @@ def test_entries_in_the_two_level_layout_of_earlier_versions_are_moved_and_read(
         assert list(root.rglob("*.entry")) == [second.file(key)]
         assert not (root / "ab" / "cc").exists()
         second.close()
+        # Both layouts holding the same entry (written again after an upgrade): counted once.
+        old.parent.mkdir()
+        shutil.copyfile(second.file(key), old)
+        third = DiskTier(root, 10**6)
+        await asyncio.to_thread(third.load_index)
+        assert third.used == second.used and list(root.rglob("*.entry")) == [third.file(key)]
+        third.close()
 
     asyncio.run(write_then_read())

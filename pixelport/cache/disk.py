@@ -86,7 +86,11 @@ class DiskTier:
                 path.unlink(missing_ok=True)
                 continue
             key = path.name.removesuffix(SUFFIX)
-            if path != self.file(key) and not self._move(path, self.file(key)):
+            target = self.file(key)
+            # Written in an earlier version's folder layout: moved, unless the same entry
+            # was written again since (then that copy counts, once).
+            if path != target and (target.exists() or not self._move(path, target)):
+                path.unlink(missing_ok=True)
                 continue
             found.append((info.st_atime, key, Indexed(info.st_size, endpoint, file_path)))
         for _, key, indexed in sorted(found):
@@ -100,12 +104,11 @@ class DiskTier:
 
     @staticmethod
     def _move(path: Path, target: Path) -> bool:
-        """Move a file written in an earlier version's folder layout to its place now."""
+        """Move a file to `target`; False if it cannot be."""
         try:
             target.parent.mkdir(exist_ok=True)
             os.replace(path, target)
         except OSError:
-            path.unlink(missing_ok=True)
             return False
         return True
 
