@@ -211,10 +211,20 @@ def test_a_plain_thumbnail_decodes_straight_into_the_encoder(
     assert (cropped.width, cropped.height) == (300, 100) and copies  # read twice: copied
 
 
-def test_jpeg_shrink_on_load_at_exact_and_inexact_sizes() -> None:
+def test_jpeg_shrink_on_load_at_exact_and_inexact_sizes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     import pyvips
 
     from pixelport.transform.load import Probe, _jpeg_shrunk
+
+    accesses: list[str] = []
+    real = pyvips.Image.jpegload_buffer
+
+    def recorded(data: bytes, **options: object) -> pyvips.Image:
+        accesses.append(str(options["access"]))
+        return real(data, **options)
+
+    monkeypatch.setattr(pyvips.Image, "jpegload_buffer", recorded)
 
     def size(image: pyvips.Image) -> tuple[int, int]:
         out = pyvips.Image.new_from_buffer(image.jpegsave_buffer(), "")  # read once only
@@ -222,10 +232,11 @@ def test_jpeg_shrink_on_load_at_exact_and_inexact_sizes() -> None:
 
     exact = make_image(1200, 900, ".jpg")  # 1/4 is 300x225 exactly: read once, uncached
     image = _jpeg_shrunk(exact, Probe("jpg", 1200, 900, 1), 4, 300, 225, "none", True)
-    assert size(image) == (300, 225)
-    odd = make_image(1203, 903, ".jpg")  # 1/4 is 301x226: resized, which reads lines again
-    image = _jpeg_shrunk(odd, Probe("jpg", 1203, 903, 1), 4, 300, 225, "none", True)
-    assert size(image) == (300, 225)
+    assert size(image) == (300, 225) and accesses == ["sequential-unbuffered"]
+    odd = make_image(1207, 907, ".jpg")  # 1/4 is 301x226: resized, which reads lines again
+    image = _jpeg_shrunk(odd, Probe("jpg", 1207, 907, 1), 4, 300, 225, "none", True)
+    assert size(image) == (300, 225) and accesses[1:] == ["sequential"]
     # A header that misled the forecast: decoded again with the line cache, not an error.
     image = _jpeg_shrunk(odd, Probe("jpg", 1200, 900, 1), 4, 300, 225, "none", True)
     assert size(image) == (300, 225)
+    assert accesses[2:] == ["sequential-unbuffered", "sequential"]

@@ -140,9 +140,8 @@ def _jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height: int,
                  lazy: bool) -> Any:
     """A JPEG decoded at the largest DCT-domain shrink that stays at or above the target (as
     Pillow's draft() and sharp do; libvips' thumbnail keeps 2x headroom), then resized."""
-    # libjpeg rounds a scaled size up.
-    exact = not info.oriented and (-(-info.width // shrink), -(-info.height // shrink)) == (
-        width, height)
+    # libvips rounds a shrunk size down.
+    exact = not info.oriented and (info.width // shrink, info.height // shrink) == (width, height)
     # Read once, in order, by the encoder alone: no line cache is needed (one libvips
     # operation less per thumbnail, 2-3 % of its CPU). A resize reads lines again.
     access = "sequential-unbuffered" if lazy and exact else "sequential"
