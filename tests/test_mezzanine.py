@@ -9,7 +9,7 @@ import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
 from pixelport.transform import engine, registry
-from pixelport.transform.mezzanine import Mezzanines
+from pixelport.transform.mezzanine import Mezzanines, Sharing
 from tests.helpers import make_image
 
 
@@ -89,7 +89,7 @@ def test_expiry_and_capacity() -> None:
 def test_variants_from_the_shared_copy_match_direct_renders() -> None:
     data = make_image(4000, 3000, ".jpg")
     store = Counting(256 * 2**20)
-    shared = engine.RenderOptions("", ImagesConfig(), LimitsConfig(), mezzanines=store)
+    shared = engine.RenderOptions("", ImagesConfig(), LimitsConfig(), sharing=Sharing(store))
     direct = engine.RenderOptions("", ImagesConfig(), LimitsConfig())
     for tr in ["w-300", "w-640,f-webp", "w-1000,h-200", "w-1600,f-png"]:
         steps = registry.parse(tr)

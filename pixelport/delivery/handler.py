@@ -49,7 +49,7 @@ from pixelport.security.svg import sanitize_svg
 from pixelport.transform import engine, registry
 from pixelport.transform.formats import CONTENT_TYPES
 from pixelport.transform.grammar import Param, split_chain
-from pixelport.transform.mezzanine import Mezzanines, Pending
+from pixelport.transform.mezzanine import Mezzanines, Pending, Sharing
 from pixelport.transform.pool import WorkPool
 from pixelport.transform.step import ChainItem, Step
 
@@ -230,10 +230,11 @@ class Delivery:
         headers: dict[str, str] = {}
         transform_ms = 0.0
         if kind and not plan.original_only and (kind != "svg" or plan.rasterise):
+            sharing = Sharing(self.mezzanines, popular=fetched.demand > 1)
             options = engine.RenderOptions(
                 plan.headers.get("accept", ""), self.config.images, self.config.limits,
                 client_width=plan.client_width, client_dpr=plan.client_dpr,
-                mezzanines=self.mezzanines, popular=fetched.demand > 1, defer=True)
+                sharing=replace(sharing, defer=True))
             began = time.perf_counter()
             try:
                 rendered, digest = await self.pool.run(_render, fetched.data, plan.steps, options)
@@ -241,7 +242,7 @@ class Delivery:
                 # Another job is decoding the shared copy: wait here, not on a worker thread.
                 await pending.build.finished()
                 rendered, digest = await self.pool.run(_render, fetched.data, plan.steps,
-                                                       replace(options, defer=False))
+                                                       replace(options, sharing=sharing))
             transform_ms = (time.perf_counter() - began) * 1000
             body = rendered.data
             headers["content-type"] = rendered.content_type

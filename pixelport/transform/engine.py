@@ -23,7 +23,7 @@ from pixelport.errors import LimitExceeded, UnsupportedFormat
 from pixelport.transform import faces, formats, geometry, load, pixels, registry
 from pixelport.transform.colours import WHITE, Colour
 from pixelport.transform.geometry import Context, Plan
-from pixelport.transform.mezzanine import Mezzanines
+from pixelport.transform.mezzanine import Sharing
 from pixelport.transform.step import ChainItem, Step
 
 WEBP_MAX = 16_383
@@ -39,9 +39,7 @@ class RenderOptions:
     limits: LimitsConfig
     client_width: int | None = None
     client_dpr: float | None = None
-    mezzanines: Mezzanines | None = None  # decoded copies shared between variants
-    popular: bool = False  # other requests want this original too: share its decode now
-    defer: bool = False  # mezzanine.Pending instead of blocking while another builds the copy
+    sharing: Sharing | None = None  # decoded copies shared between variants
 
 
 @dataclass(frozen=True)
@@ -107,8 +105,7 @@ def render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rende
     animated = info.pages > 1 and info.format in load.ANIMATABLE and page is None
     frames, first_done = load.load(data, info, chain, ctx, options.limits, keep_profile,
                                   page, animated, options.images.fast_shrink_on_load,
-                                  options.mezzanines, options.popular, _encode_only(chain),
-                                  options.defer)
+                                  options.sharing, _encode_only(chain))
     output = Output()
     for index, item in enumerate(chain):
         step = _resolve(item, frames[0], ctx)

@@ -14,7 +14,7 @@ from pixelport.config import LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
 from pixelport.transform import geometry
 from pixelport.transform.geometry import Context, Plan
-from pixelport.transform.mezzanine import ELIGIBLE_SIDE, MIN_SIDE, Mezzanines
+from pixelport.transform.mezzanine import ELIGIBLE_SIDE, MIN_SIDE, Sharing
 from pixelport.transform.step import ChainItem, Step
 
 _LOADER_FORMATS = {
@@ -69,14 +69,12 @@ def probe(data: bytes, limits: LimitsConfig) -> Probe:
 def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
           limits: LimitsConfig, keep_profile: bool, page: int | None,
           animated: bool, fast_shrink: bool = True,
-          mezzanines: Mezzanines | None = None,
-          popular: bool = False, encode_only: bool = False,
-          defer: bool = False) -> tuple[list[Any], bool]:
+          sharing: Sharing | None = None,
+          encode_only: bool = False) -> tuple[list[Any], bool]:
     """Decode the input; returns the frames and whether the first step's scale is done.
 
     `encode_only`: the caller will only encode the frame once, so a decode that already has
-    the output's size is left lazy and runs inside the encoder's pass. `defer`: see
-    Mezzanines.get.
+    the output's size is left lazy and runs inside the encoder's pass.
     """
     load_options: dict[str, Any] = {}
     if page is not None:
@@ -95,10 +93,9 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             shrink = jpeg_shrink(info, width, height) if fast_shrink else 1
             lazy = encode_only and plan.crop is None and plan.canvas is None and crop == "none"
             try:
-                copy = shared_copy(data, info, width, height, mezzanines, page, popular,
-                                   defer)
-                if copy is not None and mezzanines is not None:
-                    image = mezzanines.resized(data, (width, height, crop), lambda: to_srgb(
+                copy = shared_copy(data, info, width, height, sharing, page)
+                if copy is not None and sharing is not None:
+                    image = sharing.store.resized(data, (width, height, crop), lambda: to_srgb(
                         copy.thumbnail_image(width, height=height, size="force", crop=crop),
                         False).copy_memory())
                     return [image], True
@@ -167,10 +164,9 @@ def keep_animation(frames: list[Any], strip: Any) -> None:
 
 
 def shared_copy(data: bytes, info: Probe, width: int, height: int,
-                mezzanines: Mezzanines | None, page: int | None,
-                popular: bool = False, defer: bool = False) -> Any | None:
+                sharing: Sharing | None, page: int | None) -> Any | None:
     """A decoded copy of a large JPEG shared by its variants (see mezzanine.py), or None."""
-    if (mezzanines is None or info.format != "jpg" or page is not None
+    if (sharing is None or info.format != "jpg" or page is not None
             or max(info.width, info.height) < ELIGIBLE_SIDE):
         return None
     shrink = max(f for f in (8, 4, 2, 1) if max(info.width, info.height) // f >= MIN_SIDE)
@@ -181,7 +177,7 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
         image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=FAIL_ON)
         return to_srgb(image.autorot(), False).copy_memory()
 
-    return mezzanines.get(data, build, popular, defer)
+    return sharing.store.get(data, build, sharing.popular, sharing.defer)
 
 
 def jpeg_shrink(info: Probe, width: int, height: int) -> int:

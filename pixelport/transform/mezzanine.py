@@ -24,6 +24,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 MIN_SIDE = 1600  # a copy at least this large; smaller targets are resized from it
@@ -209,3 +210,12 @@ class Mezzanines:
             return None  # another file with the same quick key: it goes the direct way
         self.items.move_to_end(digest)
         return image
+
+
+@dataclass(frozen=True)
+class Sharing:
+    """How one render may use the shared copies."""
+
+    store: Mezzanines
+    popular: bool = False  # other requests want this original too: share its decode now
+    defer: bool = False  # raise Pending rather than block while another job builds the copy
