@@ -86,6 +86,8 @@ def test_design_schema_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     ('[[endpoint]]\nidentifier = "x"\norigins = ["ghost"]', "endpoint[0].origins", "ghost"),
     ('[[endpoint]]\nidentifier = "a b"', "endpoint[0].identifier", "letters"),
     ('[transformations]\nbad = 3', "transformations.bad", "string"),
+    ("[images]\nwebp_effort = 7", "images.webp_effort", "between 0 and 6"),
+    ('[images]\nwebp_effort = "fast"', "images.webp_effort", "integer"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, snippet: str, key: str, what: str) -> None:
     path = tmp_path / "bad.toml"
@@ -110,6 +112,13 @@ def test_env_values_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
                         "limits": {"max_input_pixels": "env:PP_PIXELS"}})
     assert config.security.allow_private_networks is True
     assert config.limits.max_input_pixels == 500
+
+
+def test_webp_effort_is_auto_by_default_or_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert from_dict({}).images.webp_effort is None
+    assert from_dict({"images": {"webp_effort": "auto"}}).images.webp_effort is None
+    monkeypatch.setenv("PP_EFFORT", "2")
+    assert from_dict({"images": {"webp_effort": "env:PP_EFFORT"}}).images.webp_effort == 2
 
 
 def test_defaults_without_endpoints_serve_the_library() -> None:

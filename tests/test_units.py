@@ -240,3 +240,20 @@ def test_jpeg_shrink_on_load_at_exact_and_inexact_sizes(
     image = _jpeg_shrunk(odd, Probe("jpg", 1200, 900, 1), 4, 300, 225, "none", True)
     assert size(image) == (300, 225)
     assert accesses[2:] == ["sequential-unbuffered", "sequential"]
+
+
+def test_webp_effort_setting_reaches_the_encoder() -> None:
+    import pyvips
+
+    from pixelport.config import ImagesConfig, LimitsConfig
+    from pixelport.transform import engine, registry
+
+    data = make_image(1200, 900, ".jpg")
+
+    def webp(effort: int | None) -> bytes:
+        options = engine.RenderOptions("", ImagesConfig(webp_effort=effort), LimitsConfig())
+        return engine.render(data, registry.parse("w-300,f-webp"), options).data
+
+    auto, fastest, four = webp(None), webp(0), webp(4)
+    assert auto == four  # a thumbnail: effort 4 by default
+    assert fastest != auto and pyvips.Image.new_from_buffer(fastest, "").width == 300

@@ -272,6 +272,7 @@ def _encode(frames: list[Any], info: load.Probe, output: Output, options: Render
         chroma_subsampling=options.images.chroma_subsampling,
         keep=keep,
         background=output.background or WHITE,
+        webp_effort=options.images.webp_effort,
     ))
     vary = tuple(sorted(output.vary | ({"Accept"} if choice.negotiated else set())))
     return Rendered(encoded, fmt, width, height, choice.negotiated, vary, output.dpr)
