@@ -423,6 +423,16 @@ def _library(s: Section) -> Path | None:
     return path
 
 
+def _webp_effort(s: Section) -> int | None:
+    """`"auto"` (None) or libwebp's effort, 0 to 6."""
+    value = s.raw("webp_effort")
+    if value is None or value == "auto":
+        return None
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise s.error("webp_effort", f'must be "auto" or an integer from 0 to 6, not {value!r}')
+    return s.integer("webp_effort", 4, minimum=0, maximum=6)
+
+
 def _images(s: Section) -> ImagesConfig:
     cfg = ImagesConfig(
         best_format=s.flag("best_format", True),
@@ -430,8 +440,7 @@ def _images(s: Section) -> ImagesConfig:
         quality=s.integer("quality", 80, minimum=1, maximum=100),
         chroma_subsampling=s.flag("chroma_subsampling", False),
         fast_shrink_on_load=s.flag("fast_shrink_on_load", True),
-        webp_effort=None if s.raw("webp_effort") in (None, "auto")
-        else s.integer("webp_effort", 4, minimum=0, maximum=6),
+        webp_effort=_webp_effort(s),
     )
     s.finish()
     return cfg

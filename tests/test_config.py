@@ -87,7 +87,8 @@ def test_design_schema_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     ('[[endpoint]]\nidentifier = "a b"', "endpoint[0].identifier", "letters"),
     ('[transformations]\nbad = 3', "transformations.bad", "string"),
     ("[images]\nwebp_effort = 7", "images.webp_effort", "between 0 and 6"),
-    ('[images]\nwebp_effort = "fast"', "images.webp_effort", "integer"),
+    ('[images]\nwebp_effort = "fast"', "images.webp_effort", '"auto" or an integer'),
+    ("[images]\nwebp_effort = true", "images.webp_effort", "integer"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, snippet: str, key: str, what: str) -> None:
     path = tmp_path / "bad.toml"
