@@ -154,6 +154,12 @@ def test_rotate_arbitrary_angle_grows_and_keeps_alpha(pp: Pixelport) -> None:
     assert img.width > 100 and img.hasalpha() and pixel(img, 0, 0)[3] == 0
 
 
+def test_border_width_from_the_size_after_resizing(pp: Pixelport) -> None:
+    # cw is the width once scaled (100), read before any operation of the step runs.
+    img = image(pp, "/tr:w-100,b-cw_div_10_FF0000,f-png/photo.jpg")
+    assert img.width == 120 and pixel(img, 2, 2)[:3] == (255, 0, 0)
+
+
 def test_radius(pp: Pixelport) -> None:
     img = image(pp, "/tr:r-20,f-png/small.png")
     assert pixel(img, 0, 0)[3] == 0 and pixel(img, 50, 25)[3] == 255

@@ -70,9 +70,12 @@ class DiskTier:
         """Rebuild the index from the files (blocking: run in a thread at start-up)."""
         self.root.mkdir(parents=True, exist_ok=True)
         found: list[tuple[float, str, Indexed]] = []
+        emptied: set[Path] = set()
         for path in list(self.root.rglob("*")):
             if not path.is_file():
                 continue
+            if path.parent.parent != self.root:
+                emptied.add(path.parent)  # a folder of an earlier version's layout
             if path.name.startswith(".tmp-"):
                 path.unlink(missing_ok=True)  # a write interrupted by a crash
                 continue
@@ -97,10 +100,9 @@ class DiskTier:
             self.index[key] = indexed
             self.used += indexed.size
         self._unlink_all(self._evict())
-        for folder in self.root.glob("*/*"):
-            if folder.is_dir():  # emptied by _move
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+        for folder in emptied:  # empty now, unless something else is in it
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     @staticmethod
     def _move(path: Path, target: Path) -> bool:

@@ -13,6 +13,8 @@ output format can animate.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,7 +123,7 @@ def _encode_only(chain: list[ChainItem]) -> bool:
     if len(chain) != 1 or not isinstance(chain[0], Step):
         return False
     step = chain[0]
-    return step.trim is None and step.focus != "face" and not _operations(step, {})
+    return step.trim is None and step.focus != "face" and not _operations(step, dict)
 
 
 def _resolve(item: ChainItem, image: Any, ctx: Context) -> Step:
@@ -161,16 +163,16 @@ def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, ou
         output.dpr = geometry.target(ctx.input_width, ctx.input_height, step, ctx).dpr
         if plan is not None:
             frames = [_geometry(f, plan, step, scaled=True) for f in frames]
-    # Only gradients, radii and borders read iw/cw-style variables; reading an image's size
-    # costs several calls into libvips, each a GIL round trip.
-    needs_values = step.gradient or step.radius or step.border
-    values = geometry.variables(ctx, frames[0].width, frames[0].height) if needs_values else {}
+    # The size before any operation, read only by those that use iw/cw-style variables:
+    # reading it costs several calls into libvips, each a GIL round trip.
+    sized = frames[0]
+    values = functools.cache(lambda: geometry.variables(ctx, sized.width, sized.height))
     for operation in _operations(step, values):
         frames = [operation(f) for f in frames]
     return frames
 
 
-def _operations(step: Step, values: dict[str, float]) -> list[Any]:
+def _operations(step: Step, values: Callable[[], dict[str, float]]) -> list[Any]:
     ops: list[Any] = []
     if step.rotate:
         ops.append(lambda f: pixels.rotate(f, step.rotate or 0, step.background))
@@ -192,13 +194,13 @@ def _operations(step: Step, values: dict[str, float]) -> list[Any]:
         ops.append(lambda f: pixels.replace_colour(f, spec))
     if step.gradient:
         gradient = step.gradient
-        ops.append(lambda f: pixels.gradient(f, gradient, values))
+        ops.append(lambda f: pixels.gradient(f, gradient, values()))
     if step.radius:
         radius = step.radius
-        ops.append(lambda f: pixels.round_corners(f, radius, values))
+        ops.append(lambda f: pixels.round_corners(f, radius, values()))
     if step.border:
         border = step.border
-        ops.append(lambda f: pixels.add_border(f, border, values))
+        ops.append(lambda f: pixels.add_border(f, border, values()))
     if step.shadow:
         shadow = step.shadow
         ops.append(lambda f: pixels.drop_shadow(f, shadow))
