@@ -129,7 +129,7 @@ def test_with_defer_a_request_does_not_block_its_thread_while_another_builds() -
         store.get(b"big", lambda: image, defer=True)  # at once, not after the build
 
     async def come_back() -> Any:
-        waiting = asyncio.ensure_future(raised.value.build.finished(timeout=5))
+        waiting = asyncio.ensure_future(raised.value.finished(timeout=5))
         await asyncio.sleep(0.05)
         assert not waiting.done()  # still being built
         release.set()
@@ -140,5 +140,5 @@ def test_with_defer_a_request_does_not_block_its_thread_while_another_builds() -
     builder.join()
     # Once built, a callback added late runs at once.
     ran: list[bool] = []
-    raised.value.build.on_done(lambda: ran.append(True))
+    raised.value.build.add_done_callback(lambda _: ran.append(True))
     assert ran == [True]

@@ -240,7 +240,7 @@ class Delivery:
                 rendered, digest = await self.pool.run(_render, fetched.data, plan.steps, options)
             except Pending as pending:
                 # Another job is decoding the shared copy: wait here, not on a worker thread.
-                await pending.build.finished()
+                await pending.finished()
                 rendered, digest = await self.pool.run(_render, fetched.data, plan.steps,
                                                        replace(options, sharing=sharing))
             transform_ms = (time.perf_counter() - began) * 1000

@@ -24,6 +24,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,50 +34,11 @@ _EDGE = 65536
 Key = tuple[int, int, int]
 
 
-class Build:
-    """A copy being built. Others wait for it: a thread by blocking, a coroutine by callback."""
-
-    def __init__(self) -> None:
-        self._done = threading.Event()
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
-
-    def finish(self) -> None:
-        """Mark the build over (made or failed) and run the callbacks."""
-        with self._lock:
-            self._done.set()
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback()
-
-    def wait(self, timeout: float) -> None:
-        """Block until the build is over, for `timeout` seconds at most."""
-        self._done.wait(timeout)
-
-    def on_done(self, callback: Callable[[], None]) -> None:
-        """Call `callback` (from the building thread) when the build is over; now if it is."""
-        with self._lock:
-            if not self._done.is_set():
-                self._callbacks.append(callback)
-                return
-        callback()
-
-    async def finished(self, timeout: float = 30.0) -> None:
-        """Wait without holding a thread until the build is over, `timeout` seconds at most."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        def done() -> None:
-            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
-                loop.call_soon_threadsafe(wake)
-
-        self.on_done(done)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(future, timeout)
+def _building() -> Future[None]:
+    """A copy being built: threads wait for it, coroutines through `Pending.finished`."""
+    build: Future[None] = Future()
+    build.set_running_or_notify_cancel()  # a waiter that gives up cannot cancel it for others
+    return build
 
 
 class Pending(Exception):
@@ -86,9 +48,14 @@ class Pending(Exception):
     work queued behind it; the request waits on the event loop instead and comes back.
     """
 
-    def __init__(self, build: Build) -> None:
+    def __init__(self, build: Future[None]) -> None:
         super().__init__("the shared copy is being built")
         self.build = build
+
+    async def finished(self, timeout: float = 30.0) -> None:
+        """Wait without holding a thread until the build is over, `timeout` seconds at most."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.wrap_future(self.build), timeout)
 
 
 def quick_key(data: bytes) -> Key:
@@ -107,7 +74,7 @@ class Mezzanines:
         self.lock = threading.Lock()
         self.items: OrderedDict[Key, tuple[Any, bytes, int, float]] = OrderedDict()
         self.seen: OrderedDict[Key, float] = OrderedDict()
-        self.building: dict[Key, Build] = {}
+        self.building: dict[Key, Future[None]] = {}
         self.sized: OrderedDict[tuple[Key, tuple[object, ...]], tuple[Any, bytes, int, float]] = (
             OrderedDict())
 
@@ -132,7 +99,7 @@ class Mezzanines:
                     self.seen.popitem(last=False)
                 if not popular and (first_seen is None or now - first_seen > self.ttl):
                     return None  # the first request: decode directly
-                pending = Build()
+                pending = _building()
                 self.building[digest] = pending
                 builder = True
             else:
@@ -140,7 +107,7 @@ class Mezzanines:
         if not builder:
             if defer:
                 raise Pending(pending)
-            pending.wait(timeout=30)
+            wait([pending], timeout=30)
             with self.lock:
                 return self._fresh(digest, data, time.monotonic())
         image = None
@@ -152,7 +119,7 @@ class Mezzanines:
                 self.building.pop(digest, None)
                 if image is not None:
                     self._keep(digest, image, data)
-            pending.finish()
+            pending.set_result(None)
         return image
 
     def _keep(self, digest: Key, image: Any, data: bytes) -> None:
