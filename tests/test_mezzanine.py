@@ -142,3 +142,60 @@ def test_with_defer_a_request_does_not_block_its_thread_while_another_builds() -
     ran: list[bool] = []
     raised.value.build.add_done_callback(lambda _: ran.append(True))
     assert ran == [True]
+
+
+def test_a_resize_being_made_is_waited_for_not_made_twice() -> None:
+    import threading
+
+    import pytest
+
+    from pixelport.transform.mezzanine import Pending
+
+    store = Counting(64 * 2**20)
+    data = b"original"
+    store.get(data, lambda: pyvips.Image.black(100, 100), popular=True)
+    started, release = threading.Event(), threading.Event()
+    made: list[Any] = []
+
+    def slow() -> Any:
+        started.set()
+        release.wait(5)
+        made.append(pyvips.Image.black(10, 10).copy_memory())
+        return made[-1]
+
+    results: list[Any] = []
+    maker = threading.Thread(target=lambda: results.append(
+        store.resized(data, (10, 10, "none"), slow)))
+    maker.start()
+    assert started.wait(5)
+    with pytest.raises(Pending):  # the other format's request, on a thread it need not hold
+        store.resized(data, (10, 10, "none"), slow, defer=True)
+    waiter = threading.Thread(target=lambda: results.append(
+        store.resized(data, (10, 10, "none"), slow)))
+    waiter.start()
+    release.set()
+    maker.join()
+    waiter.join()
+    assert len(made) == 1 and results == [made[0], made[0]]
+    assert not store.making and not store.sized
+
+
+def test_a_resize_is_held_in_a_store_full_of_older_copies() -> None:
+    copy_cost = 100 * 100 * 1 + len(b"original-0")
+    store = Counting(3 * copy_cost)
+    for n in range(3):
+        store.get(b"original-%d" % n, lambda: pyvips.Image.black(100, 100), popular=True)
+    assert store.used == 3 * copy_cost
+    data = b"original-2"
+    made: list[Any] = []
+
+    def make() -> Any:
+        made.append(pyvips.Image.black(50, 50).copy_memory())
+        return made[-1]
+
+    first = store.resized(data, (50, 50, "none"), make)
+    assert store.resized(data, (50, 50, "none"), make) is first and len(made) == 1
+    # The least recently used copy made room; the one in use stayed.
+    assert store.get(b"original-2", lambda: None) is not None
+    assert store.get(b"original-0", lambda: None, popular=True) is None
+    assert store.used <= store.capacity

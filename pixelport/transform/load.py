@@ -97,7 +97,7 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
                 if copy is not None and sharing is not None:
                     image = sharing.store.resized(data, (width, height, crop), lambda: to_srgb(
                         copy.thumbnail_image(width, height=height, size="force", crop=crop),
-                        False).copy_memory())
+                        False).copy_memory(), sharing.defer)
                     return [image], True
                 elif shrink > 1:
                     image = _jpeg_shrunk(data, info, shrink, width, height, crop, lazy)

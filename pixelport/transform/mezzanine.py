@@ -75,6 +75,7 @@ class Mezzanines:
         self.items: OrderedDict[Key, tuple[Any, bytes, int, float]] = OrderedDict()
         self.seen: OrderedDict[Key, float] = OrderedDict()
         self.building: dict[Key, Future[None]] = {}
+        self.making: dict[tuple[Key, tuple[object, ...]], Future[None]] = {}
         self.sized: OrderedDict[tuple[Key, tuple[object, ...]], tuple[Any, bytes, int, float]] = (
             OrderedDict())
 
@@ -124,37 +125,79 @@ class Mezzanines:
 
     def _keep(self, digest: Key, image: Any, data: bytes) -> None:
         size = image.width * image.height * image.bands + len(data)
-        if size > self.capacity:
-            return
         old = self.items.pop(digest, None)
         if old is not None:
             self.used -= old[2]
-        self.items[digest] = (image, data, size, time.monotonic())
-        self.used += size
-        while self.used > self.capacity:
-            _, (_, _, evicted, _) = self.items.popitem(last=False)
-            self.used -= evicted
+        if self._make_room(size, digest):
+            self.items[digest] = (image, data, size, time.monotonic())
+            self.used += size
 
-    def resized(self, data: bytes, size: tuple[object, ...], make: Callable[[], Any]) -> Any:
+    def _make_room(self, cost: int, spare: Key) -> bool:
+        """Whether `cost` more bytes fit, after evicting the least recently used copies (not
+        `spare`'s) and then the oldest held resizes as needed.
+
+        A resize of a copy in use is worth more than an idle copy: with the store full of
+        copies, which it is under a stream of originals, no resize used to be held.
+        """
+        if cost > self.capacity:
+            return False
+        self._expire_sized(time.monotonic())
+        for digest in list(self.items):
+            if self.used + cost <= self.capacity:
+                return True
+            if digest != spare:
+                self.used -= self.items.pop(digest)[2]
+        while self.used + cost > self.capacity and self.sized:
+            self.used -= self.sized.popitem(last=False)[1][2]
+        return self.used + cost <= self.capacity
+
+    def resized(self, data: bytes, size: tuple[object, ...], make: Callable[[], Any],
+                defer: bool = False) -> Any:
         """`make()` (a resize of `data`'s copy to `size`), shared with one later request for
         the same size: a page asks each width in two formats, and the second need not
-        resize again. Held until that request, for `ttl` seconds at most."""
+        resize again. Held until that request, for `ttl` seconds at most.
+
+        The two formats of a width are usually asked at the same moment: while another
+        thread makes the same size, wait for it (with `defer`, raise Pending) rather than
+        resize twice, as a third of `srcset`'s resizes did.
+        """
         digest = quick_key(data)
         key = (digest, size)
         with self.lock:
-            held = self.sized.pop(key, None)
-            if held is not None:
-                self.used -= held[2]
-        if held is not None and (held[1] is data or held[1] == data):
-            return held[0]
-        image = make()
-        cost = image.width * image.height * image.bands
-        with self.lock:
-            if digest in self.items and self.used + cost <= self.capacity:
-                self.sized[key] = (image, data, cost, time.monotonic())
-                self.used += cost
-            self._expire_sized(time.monotonic())
+            held = self._take_sized(key, data)
+            making = self.making.get(key) if held is None else None
+            if held is None and making is None:
+                mine = self.making[key] = _building()
+        if held is not None:
+            return held
+        if making is not None:
+            if defer:
+                raise Pending(making)
+            wait([making], timeout=30)
+            with self.lock:
+                held = self._take_sized(key, data)
+            return held if held is not None else make()
+        image = None
+        try:
+            image = make()
+        finally:
+            with self.lock:  # held before the waiters wake, so that they find it
+                del self.making[key]
+                if image is not None:
+                    cost = image.width * image.height * image.bands
+                    if digest in self.items and self._make_room(cost, digest):
+                        self.sized[key] = (image, data, cost, time.monotonic())
+                        self.used += cost
+            mine.set_result(None)
         return image
+
+    def _take_sized(self, key: tuple[Key, tuple[object, ...]], data: bytes) -> Any | None:
+        """The held resize for `key`, taken out, if it was made from `data` (under the lock)."""
+        held = self.sized.pop(key, None)
+        if held is None:
+            return None
+        self.used -= held[2]
+        return held[0] if held[1] is data or held[1] == data else None
 
     def _expire_sized(self, now: float) -> None:
         while self.sized:
