@@ -12,7 +12,7 @@ import pyvips
 
 from pixelport.config import LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
-from pixelport.transform import geometry
+from pixelport.transform import geometry, jpeg_header
 from pixelport.transform.geometry import Context, Plan
 from pixelport.transform.mezzanine import ELIGIBLE_SIDE, MIN_SIDE, Sharing
 from pixelport.transform.step import ChainItem, Step
@@ -40,6 +40,26 @@ class Probe:
 
 def probe(data: bytes, limits: LimitsConfig) -> Probe:
     """Read the header and enforce the input pixel and frame limits before any decoding."""
+    plain = jpeg_header.read(data)
+    if plain is not None:
+        fmt, (width, height, orientation), pages = "jpg", plain, 1
+    else:
+        fmt, width, height, pages, orientation = _vips_header(data)
+    if width * height > limits.max_input_pixels:
+        raise LimitExceeded(f"The input image is {width}x{height} pixels, more than the "
+                            f"limit of {limits.max_input_pixels}")
+    if pages > limits.max_frames:
+        raise LimitExceeded(f"The input has {pages} frames, more than the limit of "
+                            f"{limits.max_frames}")
+    if width * height * pages > limits.max_input_pixels * 4:
+        raise LimitExceeded("The input animation has too many pixels in all")
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return Probe(fmt, width, height, pages, orientation in range(2, 9))
+
+
+def _vips_header(data: bytes) -> tuple[str, int, int, int, int]:
+    """Format, size, pages and EXIF orientation as libvips reads them from the header."""
     try:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
         loader = str(image.get("vips-loader"))
@@ -50,20 +70,8 @@ def probe(data: bytes, limits: LimitsConfig) -> Probe:
         raise UnsupportedFormat(f"Images loaded by {loader} are not supported")
     if fmt == "heic" and "av1" in _string(image, "heif-compression"):
         fmt = "avif"
-    pages = _integer(image, "n-pages", 1)
-    width, height = image.width, image.height
-    if width * height > limits.max_input_pixels:
-        raise LimitExceeded(f"The input image is {width}x{height} pixels, more than the "
-                            f"limit of {limits.max_input_pixels}")
-    if pages > limits.max_frames:
-        raise LimitExceeded(f"The input has {pages} frames, more than the limit of "
-                            f"{limits.max_frames}")
-    if width * height * pages > limits.max_input_pixels * 4:
-        raise LimitExceeded("The input animation has too many pixels in all")
-    orientation = _integer(image, "orientation", 1)
-    if orientation in (5, 6, 7, 8):
-        width, height = height, width
-    return Probe(fmt, width, height, pages, orientation in range(2, 9))
+    return (fmt, image.width, image.height, _integer(image, "n-pages", 1),
+            _integer(image, "orientation", 1))
 
 
 def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
