@@ -199,3 +199,21 @@ def test_a_resize_is_held_in_a_store_full_of_older_copies() -> None:
     assert store.get(b"original-2", lambda: None) is not None
     assert store.get(b"original-0", lambda: None, popular=True) is None
     assert store.used <= store.capacity
+
+
+def test_the_shared_copy_of_a_turned_photo_is_upright() -> None:
+    image = pyvips.Image.black(4000, 3000, bands=3).cast("uchar").copy(interpretation="srgb")
+    image = image.draw_rect([255, 255, 255], 0, 0, 400, 300, fill=True)  # a white top-left
+    image.set_type(pyvips.GValue.gint_type, "orientation", 6)  # shown turned 90° clockwise
+    data = bytes(image.jpegsave_buffer(keep="exif"))
+    store = Counting(256 * 2**20)
+    shared = engine.RenderOptions("", ImagesConfig(), LimitsConfig(),
+                                  sharing=Sharing(store, popular=True))
+    ours = engine.render(data, registry.parse("w-300,f-png"), shared)
+    plain = engine.render(data, registry.parse("w-300,f-png"),
+                          engine.RenderOptions("", ImagesConfig(), LimitsConfig()))
+    assert store.builds == 1 and (ours.width, ours.height) == (plain.width, plain.height) == (
+        300, 400)
+    a = pyvips.Image.new_from_buffer(ours.data, "")
+    # Turned clockwise, the white corner is now top right.
+    assert a.crop(270, 0, 30, 30).avg() > 200 and a.crop(0, 0, 30, 30).avg() < 50

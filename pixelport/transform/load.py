@@ -182,8 +182,8 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
         return None  # the target is larger than the copy would be
 
     def build() -> Any:
-        image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=FAIL_ON)
-        return to_srgb(image.autorot(), False).copy_memory()
+        image = pyvips.Image.jpegload_buffer(data, shrink=shrink, fail_on=FAIL_ON)
+        return to_srgb(image.autorot() if info.oriented else image, False).copy_memory()
 
     return sharing.store.get(data, build, sharing.popular, sharing.defer)
 
