@@ -58,6 +58,13 @@ class Pending(Exception):
             await asyncio.wait_for(asyncio.wrap_future(self.build), timeout)
 
 
+def _follow(build: Future[None], defer: bool) -> None:
+    """Wait for another thread's build to end, or with `defer` raise Pending at once."""
+    if defer:
+        raise Pending(build)
+    wait([build], timeout=30)
+
+
 def quick_key(data: bytes) -> Key:
     """Length and checksums of both ends: cheap, and different for different files in practice."""
     view = memoryview(data)
@@ -106,9 +113,7 @@ class Mezzanines:
             else:
                 builder = False
         if not builder:
-            if defer:
-                raise Pending(pending)
-            wait([pending], timeout=30)
+            _follow(pending, defer)
             with self.lock:
                 return self._fresh(digest, data, time.monotonic())
         image = None
@@ -171,9 +176,7 @@ class Mezzanines:
         if held is not None:
             return held
         if making is not None:
-            if defer:
-                raise Pending(making)
-            wait([making], timeout=30)
+            _follow(making, defer)
             with self.lock:
                 held = self._take_sized(key, data)
             return held if held is not None else make()
