@@ -217,3 +217,19 @@ def test_the_shared_copy_of_a_turned_photo_is_upright() -> None:
     a = pyvips.Image.new_from_buffer(ours.data, "")
     # Turned clockwise, the white corner is now top right.
     assert a.crop(270, 0, 30, 30).avg() > 200 and a.crop(0, 0, 30, 30).avg() < 50
+
+
+def test_resizes_held_from_a_copy_go_with_it() -> None:
+    from pixelport.transform.mezzanine import quick_key
+
+    copy_cost = 100 * 100 * 1 + len(b"original-0")
+    store = Counting(2 * copy_cost + 50 * 50)
+    store.get(b"original-0", lambda: pyvips.Image.black(100, 100), popular=True)
+    store.resized(b"original-0", (50, 50, "none"), lambda: pyvips.Image.black(50, 50))
+    assert len(store.sized) == 1
+    for n in (1, 2):  # two more copies: the first one, least recently used, is evicted
+        store.get(b"original-%d" % n, lambda: pyvips.Image.black(100, 100), popular=True)
+    assert quick_key(b"original-0") not in store.items
+    # Its resize, which also holds its original's bytes, is gone with it.
+    assert not store.sized
+    assert store.used == sum(item[2] for item in store.items.values())

@@ -130,12 +130,18 @@ class Mezzanines:
 
     def _keep(self, digest: Key, image: Any, data: bytes) -> None:
         size = image.width * image.height * image.bands + len(data)
-        old = self.items.pop(digest, None)
-        if old is not None:
-            self.used -= old[2]
+        self._drop(digest)
         if self._make_room(size, digest):
             self.items[digest] = (image, data, size, time.monotonic())
             self.used += size
+
+    def _drop(self, digest: Key) -> None:
+        """Forget a copy and the resizes held from it, which hold its original too."""
+        item = self.items.pop(digest, None)
+        if item is not None:
+            self.used -= item[2]
+        for key in [key for key in self.sized if key[0] == digest]:
+            self.used -= self.sized.pop(key)[2]
 
     def _make_room(self, cost: int, spare: Key) -> bool:
         """Whether `cost` more bytes fit, after evicting the least recently used copies (not
@@ -151,7 +157,7 @@ class Mezzanines:
             if self.used + cost <= self.capacity:
                 return True
             if digest != spare:
-                self.used -= self.items.pop(digest)[2]
+                self._drop(digest)
         while self.used + cost > self.capacity and self.sized:
             self.used -= self.sized.popitem(last=False)[1][2]
         return self.used + cost <= self.capacity
@@ -214,10 +220,9 @@ class Mezzanines:
         item = self.items.get(digest)
         if item is None:
             return None
-        image, original, size, created = item
+        image, original, _, created = item
         if now - created > self.ttl:
-            del self.items[digest]
-            self.used -= size
+            self._drop(digest)
             return None
         if original is not data and original != data:
             return None  # another file with the same quick key: it goes the direct way
