@@ -147,8 +147,9 @@ class Mezzanines:
         """Whether `cost` more bytes fit, after evicting the least recently used copies (not
         `spare`'s) and then the oldest held resizes as needed.
 
-        A resize of a copy in use is worth more than an idle copy: with the store full of
-        copies, which it is under a stream of originals, no resize used to be held.
+        A resize of a copy in use is worth more than an idle copy; and under a stream of
+        originals the store is always full of copies, so a resize that only took free room
+        would never be held.
         """
         if cost > self.capacity:
             return False
