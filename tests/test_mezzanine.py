@@ -214,6 +214,9 @@ def test_the_shared_copy_of_a_turned_photo_is_upright() -> None:
                           engine.RenderOptions("", ImagesConfig(), LimitsConfig()))
     assert store.builds == 1 and (ours.width, ours.height) == (plain.width, plain.height) == (
         300, 400)
+    # The copy itself is upright (thumbnail_image would also turn a copy left lying).
+    [(copy, *_)] = store.items.values()
+    assert (copy.width, copy.height) == (1500, 2000)
     a = pyvips.Image.new_from_buffer(ours.data, "")
     # Turned clockwise, the white corner is now top right.
     assert a.crop(270, 0, 30, 30).avg() > 200 and a.crop(0, 0, 30, 30).avg() < 50

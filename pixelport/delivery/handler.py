@@ -239,7 +239,8 @@ class Delivery:
             try:
                 rendered, digest = await self.pool.run(_render, fetched.data, plan.steps, options)
             except Pending as pending:
-                # Another job is decoding the shared copy: wait here, not on a worker thread.
+                # Another job is making the shared copy, or the resize of it this request
+                # needs: wait here, not on a worker thread.
                 await pending.finished()
                 rendered, digest = await self.pool.run(_render, fetched.data, plan.steps,
                                                        replace(options, sharing=sharing))

@@ -83,7 +83,8 @@ class Mezzanines:
         self.seen: OrderedDict[Key, float] = OrderedDict()
         self.building: dict[Key, Future[None]] = {}
         self.making: dict[tuple[Key, tuple[object, ...]], Future[None]] = {}
-        self.sized: OrderedDict[tuple[Key, tuple[object, ...]], tuple[Any, bytes, int, float]] = (
+        # Resizes of a copy, with their cost and time; they go with their copy.
+        self.sized: OrderedDict[tuple[Key, tuple[object, ...]], tuple[Any, int, float]] = (
             OrderedDict())
 
     def get(self, data: bytes, build: Callable[[], Any], popular: bool = False,
@@ -136,12 +137,12 @@ class Mezzanines:
             self.used += size
 
     def _drop(self, digest: Key) -> None:
-        """Forget a copy and the resizes held from it, which hold its original too."""
+        """Forget a copy and the resizes held from it."""
         item = self.items.pop(digest, None)
         if item is not None:
             self.used -= item[2]
         for key in [key for key in self.sized if key[0] == digest]:
-            self.used -= self.sized.pop(key)[2]
+            self.used -= self.sized.pop(key)[1]
 
     def _make_room(self, cost: int, spare: Key) -> bool:
         """Whether `cost` more bytes fit, after evicting the least recently used copies (not
@@ -160,7 +161,7 @@ class Mezzanines:
             if digest != spare:
                 self._drop(digest)
         while self.used + cost > self.capacity and self.sized:
-            self.used -= self.sized.popitem(last=False)[1][2]
+            self.used -= self.sized.popitem(last=False)[1][1]
         return self.used + cost <= self.capacity
 
     def resized(self, data: bytes, size: tuple[object, ...], make: Callable[[], Any],
@@ -196,22 +197,24 @@ class Mezzanines:
                 if image is not None:
                     cost = image.width * image.height * image.bands
                     if digest in self.items and self._make_room(cost, digest):
-                        self.sized[key] = (image, data, cost, time.monotonic())
+                        self.sized[key] = (image, cost, time.monotonic())
                         self.used += cost
             mine.set_result(None)
         return image
 
     def _take_sized(self, key: tuple[Key, tuple[object, ...]], data: bytes) -> Any | None:
-        """The held resize for `key`, taken out, if it was made from `data` (under the lock)."""
+        """The held resize for `key`, taken out, if its copy was made from `data` (under the
+        lock)."""
         held = self.sized.pop(key, None)
         if held is None:
             return None
-        self.used -= held[2]
-        return held[0] if held[1] is data or held[1] == data else None
+        self.used -= held[1]
+        copy = self.items.get(key[0])
+        return held[0] if copy is not None and (copy[1] is data or copy[1] == data) else None
 
     def _expire_sized(self, now: float) -> None:
         while self.sized:
-            key, (_, _, cost, made) = next(iter(self.sized.items()))
+            key, (_, cost, made) = next(iter(self.sized.items()))
             if now - made <= self.ttl:
                 return
             del self.sized[key]
