@@ -20,7 +20,9 @@ from pixelport.origins.library import LibraryOrigin
 from pixelport.origins.registry import build_all
 from pixelport.security.api_auth import ApiGate, is_api_path
 from pixelport.security.deadline import with_deadline
+from pixelport.siblings import Siblings
 from pixelport.transform.pool import WorkPool
+from pixelport.workers import ALONE, Place
 
 log = logging.getLogger("pixelport")
 
@@ -28,9 +30,10 @@ log = logging.getLogger("pixelport")
 class App:
     """The pixelport ASGI application."""
 
-    def __init__(self, config: Config, hot_answers: bool = True) -> None:
+    def __init__(self, config: Config, hot_answers: bool = True, place: Place = ALONE) -> None:
         """`hot_answers`: file answers for the HTTP protocol to repeat (pixelport.server);
-        off with an access log, which needs every request to go through ASGI."""
+        off with an access log, which needs every request to go through ASGI. `place`: this
+        worker among the server's processes (`pixelport.workers`)."""
         self.config = config
         self.http = HttpClient(allow_private_networks=config.security.allow_private_networks)
         self.origins = build_all(Shared(config, self.http))
@@ -45,9 +48,9 @@ class App:
         self.pool = WorkPool(config.server.processing_threads, config.server.processing_queue)
         cache = config.cache
         self.results = ResultCache(cache.memory_size, cache.dir / "results" if cache.dir else None,
-                                   cache.max_size, cache.ttl)
+                                   cache.max_size, cache.ttl, place)
         self.originals = (OriginalStore(cache.dir / "originals", cache.originals_max_size,
-                                        cache.originals_ttl)
+                                        cache.originals_ttl, place)
                           if cache.save_originals and cache.dir else None)
         # Answers the HTTP protocol repeats itself (pixelport.server), while their entry lives.
         self.hot = HotAnswers(self.results.memory, cache.ttl) if hot_answers else None
@@ -59,7 +62,9 @@ class App:
         self.api = ApiGate(config.security.keys)
         purgers = [self.results.purge, sources.purge] + (
             [self.originals.purge] if self.originals else [])
-        self.api.route("/v1/files/purge", PurgeApi(table, purgers))
+        self.siblings = Siblings(place)
+        self.purges = PurgeApi(table, purgers, None if place.alone else self.siblings)
+        self.api.route("/v1/files/purge", self.purges)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route a request: health checks, the API, else delivery."""
@@ -86,6 +91,7 @@ class App:
                 await self.results.start()
                 if self.originals is not None:
                     await self.originals.start()
+                await self.siblings.start(self.purges.on_message)
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
                 await send({"type": "lifespan.startup.complete"})
@@ -96,6 +102,7 @@ class App:
 
     async def aclose(self) -> None:
         """Close pooled connections and stop the workers."""
+        await self.siblings.close()
         await self.results.close()
         if self.originals is not None:
             self.originals.close()

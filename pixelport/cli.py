@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -127,17 +126,11 @@ def purge_command(url: str, path: Path | None, server: str | None) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """Run the HTTP server until SIGINT/SIGTERM."""
-    from pixelport import server
-    from pixelport.app import App
+    from pixelport import workers
 
     config = _load(args.config)
     try:
         host, port = parse_listen(args.listen or config.server.listen)
     except ValueError as exc:
         raise ConfigError(f"--listen: {exc}") from None
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips narrates every operation
-    app = App(config, hot_answers=not args.access_log)
-    server.run(app, host, port, args.log_level, args.access_log)
-    return 0
+    return workers.serve(config, workers.Options(host, port, args.log_level, args.access_log))

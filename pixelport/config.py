@@ -208,7 +208,8 @@ class ServerConfig:
 
     listen: str = "127.0.0.1:8080"
     origin_header: tuple[str, str] = ("x-req-from", "pixelport")
-    processing_threads: int = 0  # 0: one per core, plus one
+    workers: int = 1  # server processes; 0: one per core
+    processing_threads: int = 0  # per process; 0: its share of the cores, plus one
     processing_queue: int = 64
     cache_max_age: int = 31_536_000
     error_max_age: int = 60
@@ -356,6 +357,7 @@ def _server(s: Section) -> ServerConfig:
     cfg = ServerConfig(
         listen=listen,
         origin_header=(name.strip(), value.strip()),
+        workers=s.integer("workers", ServerConfig.workers, maximum=256),
         processing_threads=s.integer("processing_threads", 0, maximum=256),
         processing_queue=s.integer("processing_queue", 64, maximum=100_000),
         cache_max_age=s.integer("cache_max_age", ServerConfig.cache_max_age),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import socket
 from typing import Any
 
 import uvicorn
@@ -90,8 +91,9 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
                           server_header=False, **options)
 
 
-def run(app: App, host: str, port: int, log_level: str, access_log: bool) -> None:
-    """Serve until SIGINT/SIGTERM."""
+def run(app: App, host: str, port: int, log_level: str, access_log: bool,
+        sock: socket.socket | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, on `sock` if given (a worker's), else on host:port."""
     config = uvicorn_config(app, host, port, log_level=log_level, access_log=access_log,
                             timeout_graceful_shutdown=15)
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

@@ -2,7 +2,8 @@
 
 A purge removes every cached result of a file (all transformations and variants, both tiers)
 and its saved original; a trailing `*` purges every file under a prefix. Purges complete
-before the answer, so the status is always `Completed`.
+before the answer, in every worker process (`pixelport.siblings`), so the status is always
+`Completed`.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import logging
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.delivery.http import Receive, Scope, Send
 from pixelport.security.api_auth import send_json
 from pixelport.security.paths import check_file_path
+from pixelport.siblings import Siblings, Unreachable
 
 log = logging.getLogger("pixelport.api")
 MAX_BODY = 64 * 1024
@@ -66,9 +69,11 @@ def matcher(table: EndpointTable, url: str) -> Callable[[str, str], bool]:
 class PurgeApi:
     """The purge routes."""
 
-    def __init__(self, table: EndpointTable, purgers: Sequence[Purger]) -> None:
+    def __init__(self, table: EndpointTable, purgers: Sequence[Purger],
+                 siblings: Siblings | None = None) -> None:
         self.table = table
         self.purgers = purgers
+        self.siblings = siblings
         self.done: OrderedDict[str, int] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -94,20 +99,41 @@ class PurgeApi:
         if not isinstance(url, str) or not url:
             await send_json(send, 400, {"message": "Send JSON {\"url\": \"...\"}."})
             return
+        request_id = uuid.uuid4().hex
         try:
-            matches = matcher(self.table, url)
+            removed = await self.apply(url, request_id)
+            if self.siblings is not None:
+                replies = await self.siblings.tell({"purge": url, "id": request_id})
+                removed += sum(int(reply.get("removed", 0)) for reply in replies)
         except PurgeError as exc:
             await send_json(send, 400, {"message": str(exc)})
             return
+        except Unreachable as exc:
+            log.error("purge %s: %s reached only some workers: %s", request_id, url, exc)
+            await send_json(send, 503, {"message": "The purge did not reach every worker "
+                                                   "process; send it again."})
+            return
+        log.info("purge %s: %s (%d cached items removed)", request_id, url, removed)
+        await send_json(send, 201, {"requestId": request_id})
+
+    async def apply(self, url: str, request_id: str) -> int:
+        """Purge `url` from this worker's caches and record the id; how many items went."""
+        matches = matcher(self.table, url)
         removed = 0
         for purger in self.purgers:
             removed += await purger(matches)
-        request_id = uuid.uuid4().hex
         self.done[request_id] = removed
         while len(self.done) > 10_000:
             self.done.popitem(last=False)
-        log.info("purge %s: %s (%d cached items removed)", request_id, url, removed)
-        await send_json(send, 201, {"requestId": request_id})
+        return removed
+
+    async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A purge told by another worker."""
+        try:
+            return {"removed": await self.apply(str(message["purge"]), str(message["id"]))}
+        except (KeyError, PurgeError) as exc:
+            log.error("purge from another worker failed: %r", exc)
+            return {"removed": 0}
 
     async def status(self, request_id: str, send: Send) -> None:
         """The status of an earlier purge."""

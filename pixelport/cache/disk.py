@@ -6,6 +6,11 @@ verifies the entry's checksum; a corrupt file is deleted and reads as a miss. Th
 size, endpoint, path) lives in memory and is rebuilt from the files at start-up, oldest
 access first. All file work runs in threads, never on the event loop; writes in one thread
 of their own, with as few system calls as it takes (each one hands the GIL back and forth).
+
+Several worker processes (`[server] workers`) share one folder: each indexes, evicts and
+purges the entries it wrote (at start-up, its part of the keys) within its share of the
+budget, and reads any entry, its own or another's. A worker restarted after a crash indexes
+every entry, as it cannot tell which of them its previous run wrote.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 
 from pixelport.cache.entry import CorruptEntry, Entry, read_header
 from pixelport.threadnames import namer
+from pixelport.workers import ALONE, Place
 
 log = logging.getLogger("pixelport.cache")
 SUFFIX = ".entry"
@@ -41,9 +47,11 @@ class Indexed:
 class DiskTier:
     """Entries under `root`, at most `capacity` bytes."""
 
-    def __init__(self, root: Path, capacity: int) -> None:
+    def __init__(self, root: Path, capacity: int, place: Place = ALONE) -> None:
+        """`place`: this worker among those sharing `root`."""
         self.root = root
         self.capacity = capacity
+        self.place = place
         self.used = 0
         self.index: OrderedDict[str, Indexed] = OrderedDict()
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="pixelport-cache",
@@ -77,9 +85,10 @@ class DiskTier:
             if path.parent.parent != self.root:
                 emptied.add(path.parent)  # a folder of an earlier version's layout
             if path.name.startswith(".tmp-"):
-                path.unlink(missing_ok=True)  # a write interrupted by a crash
+                if _abandoned(path.name):
+                    path.unlink(missing_ok=True)  # a write interrupted by a crash
                 continue
-            if not path.name.endswith(SUFFIX):
+            if not path.name.endswith(SUFFIX) or not self._mine(path.name):
                 continue
             try:
                 info = path.stat()
@@ -104,6 +113,16 @@ class DiskTier:
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
+    def _mine(self, name: str) -> bool:
+        """Whether this worker indexes the entry at start-up."""
+        place = self.place
+        if place.alone or place.restarted:
+            return True
+        try:
+            return int(name[:8], 16) % place.count == place.index
+        except ValueError:
+            return place.index == 0
+
     @staticmethod
     def _move(path: Path, target: Path) -> bool:
         """Move a file to `target`; False if it cannot be."""
@@ -119,11 +138,15 @@ class DiskTier:
         pending = self.pending.get(key)
         if pending is not None:
             return pending
-        if key not in self.index:
+        if key in self.index:
+            self.index.move_to_end(key)
+        elif self.place.alone:
             return None
-        self.index.move_to_end(key)
         try:
             return await asyncio.to_thread(self._read, key)
+        except FileNotFoundError:
+            self._forget(key)  # or another worker's entry, or none
+            return None
         except (OSError, CorruptEntry) as exc:
             log.warning("cache entry %s unreadable (%s): dropped", key, exc)
             self._forget(key)
@@ -237,3 +260,15 @@ class DiskTier:
             self._forget(key)
         await asyncio.to_thread(self._unlink_all, doomed)
         return len(doomed)
+
+
+def _abandoned(name: str) -> bool:
+    """Whether a temporary file's writer (`.tmp-<pid>-<n>`) is gone: a crash left it."""
+    try:
+        pid = int(name.split("-")[1])
+        os.kill(pid, 0)
+    except (IndexError, ValueError, ProcessLookupError):
+        return True
+    except PermissionError:
+        return False  # a live process of another user
+    return pid == os.getpid()

@@ -14,13 +14,15 @@ from pathlib import Path
 
 from pixelport.cache.disk import DiskTier
 from pixelport.cache.entry import Entry
+from pixelport.workers import ALONE, Place
 
 
 class OriginalStore:
     """Originals on disk, keyed by endpoint and file path."""
 
-    def __init__(self, root: Path, capacity: int, ttl: float) -> None:
-        self.disk = DiskTier(root, capacity)
+    def __init__(self, root: Path, capacity: int, ttl: float,
+                 place: Place = ALONE) -> None:
+        self.disk = DiskTier(root, capacity, place)
         self.ttl = ttl
 
     async def start(self) -> None:

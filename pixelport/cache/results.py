@@ -10,15 +10,16 @@ from pathlib import Path
 from pixelport.cache.disk import DiskTier
 from pixelport.cache.entry import Entry
 from pixelport.cache.memory import MemoryTier
+from pixelport.workers import ALONE, Place
 
 
 class ResultCache:
     """Two tiers; a disk hit is promoted to memory."""
 
     def __init__(self, memory_bytes: int, disk_dir: Path | None, disk_bytes: int,
-                 ttl: float) -> None:
+                 ttl: float, place: Place = ALONE) -> None:
         self.memory = MemoryTier(memory_bytes)
-        self.disk = DiskTier(disk_dir, disk_bytes) if disk_dir is not None else None
+        self.disk = DiskTier(disk_dir, disk_bytes, place) if disk_dir is not None else None
         self.ttl = ttl
         self.writes: set[asyncio.Task[None]] = set()
 

@@ -1,0 +1,236 @@
+"""Serving from several processes (`[server] workers`), and what each one's share is.
+
+Why processes: libvips takes process-wide locks in every operation (its global lock around
+each property get and set, GLib's signal lock, its thread set), so the threads of one process
+keep about 1.6 of 2 cores busy on small images where two processes keep 1.9
+(docs/performance.md). Each worker is a whole server with its own SO_REUSEPORT socket on the
+same address: the kernel spreads connections between them, and no process forwards requests.
+
+What the workers share: the disk caches (files; each worker indexes and evicts its own part,
+and reads the others'), purges (`pixelport.siblings`: one worker's purge reaches all before it
+answers), and the decoded copies of large originals (`transform/mezzanine.py`, in files under
+the run folder). The budgets of the config are the server's, divided between the workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from pixelport.config import Config
+
+log = logging.getLogger("pixelport.workers")
+_PR_SET_PDEATHSIG = 1
+RESTART_LIMIT = 5  # workers that die this many times in a row within a minute of starting
+STOP_GRACE = 20.0  # seconds a worker has to finish its requests after SIGTERM
+
+
+@dataclass(frozen=True)
+class Place:
+    """Which worker this process is, of how many, and their shared run folder."""
+
+    index: int = 0
+    count: int = 1
+    run_dir: Path | None = None
+    restarted: bool = False  # started again after its previous run died
+
+    @property
+    def alone(self) -> bool:
+        """One worker: nothing to share with."""
+        return self.count == 1
+
+
+ALONE = Place()
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return usable or 1
+
+
+def worker_count(config: Config) -> int:
+    """`[server] workers`, with 0 read as one per core."""
+    return config.server.workers or cores()
+
+
+def share(config: Config, count: int) -> Config:
+    """The config one of `count` workers runs with: its part of every budget."""
+    if count == 1:
+        return config
+    server, cache = config.server, config.cache
+    threads = server.processing_threads or max(1, cores() // count) + 1
+    return dataclasses.replace(
+        config,
+        server=dataclasses.replace(server, processing_threads=threads,
+                                   processing_queue=max(1, server.processing_queue // count)),
+        cache=dataclasses.replace(cache, max_size=cache.max_size // count,
+                                  memory_size=cache.memory_size // count,
+                                  originals_max_size=cache.originals_max_size // count,
+                                  decoded_memory=cache.decoded_memory // count))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port that other workers can bind as well (SO_REUSEPORT)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@dataclass(frozen=True)
+class Options:
+    """How `pixelport serve` was asked to run."""
+
+    host: str
+    port: int
+    log_level: str = "info"
+    access_log: bool = False
+
+
+def run_worker(config: Config, options: Options, place: Place) -> None:
+    """One worker process: its share of the config, its own socket, until SIGTERM/SIGINT."""
+    from pixelport import server
+    from pixelport.app import App
+
+    setup_logging(options.log_level, place)
+    if not place.alone:
+        # A Ctrl-C reaches the supervisor alone, which stops each worker once; and a worker
+        # whose supervisor is killed outright stops too, rather than keep the port.
+        os.setpgrp()
+        _die_with_parent()
+    app = App(share(config, place.count), hot_answers=not options.access_log, place=place)
+    sock = None if place.alone else listening_socket(options.host, options.port)
+    server.run(app, options.host, options.port, options.log_level, options.access_log, sock)
+
+
+def _die_with_parent() -> None:
+    """SIGTERM this process when its parent dies (Linux; elsewhere nothing)."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the call
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def setup_logging(level: str, place: Place) -> None:
+    """Log lines with the worker's number when there are several."""
+    who = "" if place.alone else f"[{place.index}] "
+    logging.basicConfig(level=level.upper(),
+                        format=f"%(asctime)s %(levelname)s {who}%(name)s: %(message)s")
+    logging.getLogger("pyvips").setLevel(logging.WARNING)  # libvips narrates every operation
+
+
+def serve(config: Config, options: Options) -> int:
+    """Serve with `[server] workers` processes until SIGTERM/SIGINT; the exit status."""
+    count = worker_count(config)
+    if count == 1:
+        run_worker(config, options, Place())
+        return 0
+    setup_logging(options.log_level, Place())
+    # A taken port is the parent's error, said once, rather than every worker's.
+    listening_socket(options.host, options.port).close()
+    run_dir = Path(tempfile.mkdtemp(prefix="pixelport-run-"))
+    try:
+        return Supervisor(config, options, count, run_dir).run()
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class Supervisor:
+    """Starts the workers, restarts one that dies, and stops them all on a signal."""
+
+    def __init__(self, config: Config, options: Options, count: int, run_dir: Path) -> None:
+        self.config = config
+        self.options = options
+        self.run_dir = run_dir
+        # spawn: libvips and GLib have started threads by import time, which fork would
+        # copy in whatever state they were in.
+        self.context = multiprocessing.get_context("spawn")
+        self.workers: list[multiprocessing.process.BaseProcess | None] = [None] * count
+        self.started = [0.0] * count
+        self.failures = [0] * count
+        self.stopping = False
+
+    def start(self, index: int) -> None:
+        """Start (or restart) worker `index`."""
+        place = Place(index, len(self.workers), self.run_dir,
+                      restarted=self.workers[index] is not None)
+        process = self.context.Process(target=run_worker, name=f"pixelport-worker-{index}",
+                                       args=(self.config, self.options, place))
+        process.start()
+        self.workers[index] = process
+        self.started[index] = time.monotonic()
+
+    def run(self) -> int:
+        """Supervise until a signal; 1 if workers kept dying at start."""
+        def stop(signum: int, _: FrameType | None) -> None:
+            self.stopping = True
+
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        status = 0
+        try:
+            for index in range(len(self.workers)):
+                self.start(index)
+            log.info("pixelport: %d workers on %s:%d", len(self.workers), self.options.host,
+                     self.options.port)
+            while not self.stopping:
+                time.sleep(0.2)
+                if not self.check():
+                    status = 1
+                    break
+        finally:
+            self.stop_all()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return status
+
+    def check(self) -> bool:
+        """Restart dead workers; False once one keeps dying young."""
+        for index, process in enumerate(self.workers):
+            if process is None or process.is_alive() or self.stopping:
+                continue
+            young = time.monotonic() - self.started[index] < 60
+            self.failures[index] = self.failures[index] + 1 if young else 1
+            if self.failures[index] >= RESTART_LIMIT:
+                log.error("worker %d exited %d times in a row soon after starting; stopping",
+                          index, self.failures[index])
+                return False
+            log.error("worker %d exited (code %s); restarting it", index, process.exitcode)
+            self.start(index)
+        return True
+
+    def stop_all(self) -> None:
+        """SIGTERM every worker, then SIGKILL what is left after STOP_GRACE seconds."""
+        alive = [p for p in self.workers if p is not None and p.is_alive()]
+        for process in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid or 0, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE
+        for process in alive:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(5)
