@@ -687,9 +687,9 @@ def profile(server: Server, nginx: Server, scenario: Scenario, seconds: float, n
             out: Path) -> None:
     """py-spy record of `server` under `scenario` (a separate, uncounted run)."""
     spy = BENCH / ".venv-tools" / "bin" / "py-spy"
-    recorder = subprocess.Popen([str(spy), "record", "--pid", str(server.pid), "--threads",
-                                 "--native", "--rate", "100", "--duration", str(int(seconds)),
-                                 "--format", "raw", "--output", str(out)],
+    recorder = subprocess.Popen([str(spy), "record", "--pid", str(server.pid), "--subprocesses",
+                                 "--threads", "--native", "--rate", "100", "--duration",
+                                 str(int(seconds)), "--format", "raw", "--output", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1)
     result = measure(server, nginx, scenario, seconds, nonce)

@@ -57,7 +57,8 @@ class App:
         table = EndpointTable(endpoints)
         sources = Sources(config.limits.max_input_bytes, self.originals,
                           recent_ttl=min(10.0, cache.originals_ttl) if self.originals else 10.0)
-        self.delivery = Delivery(config, table, self.pool, self.results, sources, self.hot)
+        self.delivery = Delivery(config, table, self.pool, self.results, sources, self.hot,
+                                 place.run_dir / "decoded" if place.run_dir else None)
         self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
         self.api = ApiGate(config.security.keys)
         purgers = [self.results.purge, sources.purge] + (

@@ -208,7 +208,7 @@ class ServerConfig:
 
     listen: str = "127.0.0.1:8080"
     origin_header: tuple[str, str] = ("x-req-from", "pixelport")
-    workers: int = 1  # server processes; 0: one per core
+    workers: int = 0  # server processes; 0: one per two cores
     processing_threads: int = 0  # per process; 0: its share of the cores, plus one
     processing_queue: int = 64
     cache_max_age: int = 31_536_000

@@ -12,6 +12,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -91,7 +92,9 @@ class Delivery:
     """Answers every request that is not an admin or API route."""
 
     def __init__(self, config: Config, table: EndpointTable, pool: WorkPool,
-                 results: ResultCache, sources: Sources, hot: HotAnswers | None = None) -> None:
+                 results: ResultCache, sources: Sources, hot: HotAnswers | None = None,
+                 shared_copies: Path | None = None) -> None:
+        """`shared_copies`: the folder where worker processes share decoded copies."""
         self.config = config
         self.table = table
         self.pool = pool
@@ -100,7 +103,7 @@ class Delivery:
         self.hot = hot
         self.work: Coalescer[Entry | None] = Coalescer()
         self.parsed: dict[str, tuple[list[ChainItem], str]] = {}
-        self.mezzanines = Mezzanines(config.cache.decoded_memory)
+        self.mezzanines = Mezzanines(config.cache.decoded_memory, shared=shared_copies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point for one delivery request."""

@@ -181,9 +181,9 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
     if info.width // shrink < width or info.height // shrink < height:
         return None  # the target is larger than the copy would be
 
-    def build() -> Any:
+    def build() -> Any:  # a pipeline: the store writes it to memory, or to a shared file
         image = pyvips.Image.jpegload_buffer(data, shrink=shrink, fail_on=FAIL_ON)
-        return to_srgb(image.autorot() if info.oriented else image, False).copy_memory()
+        return to_srgb(image.autorot() if info.oriented else image, False)
 
     return sharing.store.get(data, build, sharing.popular, sharing.defer)
 

@@ -9,6 +9,9 @@ direct way, so a stream of unique originals pays nothing extra, unless other req
 same original were already waiting for its download (`popular`): then it builds the copy at
 once and they share it. Shared by worker threads.
 
+With several worker processes, a copy is built by one of them and shared through a file
+(`shared_copies.py`): another worker's request waits for it rather than decode again.
+
 Originals are told apart without hashing them (a digest of a 4 MB file costs 2-5 ms, a tenth
 of its render): by length and a checksum of their first and last 64 KiB, and a copy is only
 used for the very bytes it was made from (compared in full unless they are the same object,
@@ -26,7 +29,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from pixelport.transform.shared_copies import SharedCopies
 
 MIN_SIDE = 1600  # a copy at least this large; smaller targets are resized from it
 ELIGIBLE_SIDE = 2 * MIN_SIDE  # originals at least this large (a shrink of 2 or more)
@@ -46,16 +52,27 @@ class Pending(Exception):
 
     A blocked worker is a core left idle for the length of a 12 MP decode (80 ms), with
     work queued behind it; the request waits on the event loop instead and comes back.
+    Another thread's build is a Future; another process's is watched with `over()`.
     """
 
-    def __init__(self, build: Future[None]) -> None:
+    def __init__(self, build: Future[None] | None = None,
+                 over: Callable[[], bool] | None = None) -> None:
         super().__init__("the shared copy is being built")
         self.build = build
+        self.over = over
 
     async def finished(self, timeout: float = 30.0) -> None:
         """Wait without holding a thread until the build is over, `timeout` seconds at most."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.wrap_future(self.build), timeout)
+            if self.build is not None:
+                await asyncio.wait_for(asyncio.wrap_future(self.build), timeout)
+            elif self.over is not None:
+                async with asyncio.timeout(timeout):
+                    while not await asyncio.to_thread(self.over):
+                        await asyncio.sleep(POLL)
+
+
+POLL = 0.005  # how often a build in another process is looked at
 
 
 def _follow(build: Future[None], defer: bool) -> None:
@@ -63,6 +80,15 @@ def _follow(build: Future[None], defer: bool) -> None:
     if defer:
         raise Pending(build)
     wait([build], timeout=30)
+
+
+def _await_file(over: Callable[[], bool], defer: bool) -> None:
+    """Wait for another process's build to end, or with `defer` raise Pending at once."""
+    if defer:
+        raise Pending(over=over)
+    deadline = time.monotonic() + 30
+    while not over() and time.monotonic() < deadline:
+        time.sleep(POLL)
 
 
 def quick_key(data: bytes) -> Key:
@@ -74,9 +100,13 @@ def quick_key(data: bytes) -> Key:
 class Mezzanines:
     """A bounded, short-lived store of decoded copies of originals, with the originals."""
 
-    def __init__(self, capacity: int, ttl: float = 30.0) -> None:
+    def __init__(self, capacity: int, ttl: float = 30.0, shared: Path | None = None) -> None:
+        """`shared`: a folder through which worker processes share their copies."""
         self.capacity = capacity
         self.ttl = ttl
+        self.shared = SharedCopies(shared, ttl) if shared is not None else None
+        self.published: set[Key] = set()  # copies this process wrote for the others
+        self.publishing: set[Key] = set()
         self.used = 0
         self.lock = threading.Lock()
         self.items: OrderedDict[Key, tuple[Any, bytes, int, float]] = OrderedDict()
@@ -89,9 +119,9 @@ class Mezzanines:
 
     def get(self, data: bytes, build: Callable[[], Any], popular: bool = False,
             defer: bool = False) -> Any | None:
-        """The shared copy of `data`, built on the second request (or the first of several
-        asked at once: `popular`); None: go direct. While another thread builds it, wait, or
-        with `defer` raise Pending."""
+        """The shared copy of `data` (`build()` gives it, lazily), built on the second request
+        (or the first of several asked at once: `popular`); None: go direct. While another
+        thread or process builds it, wait, or with `defer` raise Pending."""
         if self.capacity <= 0:
             return None
         digest = quick_key(data)
@@ -106,7 +136,10 @@ class Mezzanines:
                 self.seen[digest] = now
                 while len(self.seen) > 4096:
                     self.seen.popitem(last=False)
-                if not popular and (first_seen is None or now - first_seen > self.ttl):
+                wanted = popular or (first_seen is not None and now - first_seen <= self.ttl)
+                if not wanted and self.shared is not None:
+                    wanted = self.shared.seen_elsewhere(digest)
+                if not wanted and self.shared is None:
                     return None  # the first request: decode directly
                 pending = _building()
                 self.building[digest] = pending
@@ -119,7 +152,7 @@ class Mezzanines:
                 return self._fresh(digest, data, time.monotonic())
         image = None
         try:
-            image = build()
+            image = self._obtain(digest, data, build, wanted, defer)
         finally:
             # Kept before the waiters wake, so that they find it.
             with self.lock:
@@ -129,18 +162,50 @@ class Mezzanines:
             pending.set_result(None)
         return image
 
+    def _obtain(self, digest: Key, data: bytes, build: Callable[[], Any], wanted: bool,
+                defer: bool) -> Any | None:
+        """Another process's copy, else (if `wanted`) one built here; None: go direct."""
+        shared = self.shared
+        if shared is None:
+            image = build()
+            return image.copy_memory() if image is not None else None
+        if shared.claimed(digest):  # another worker is building it: its decode, not ours
+            _await_file(lambda: not shared.claimed(digest), defer)
+        if shared.ready(digest):
+            found = shared.load(digest, data)
+            if found is not None:
+                return found
+        if not wanted:
+            return None
+        if not shared.claim(digest):  # another worker took it just now
+            _await_file(lambda: not shared.claimed(digest), defer)
+            return shared.load(digest, data) if shared.ready(digest) else None
+        image = shared.publish(digest, build(), data)
+        with self.lock:
+            self.publishing.add(digest)  # published once kept: _keep drops an older copy first
+        return image
+
     def _keep(self, digest: Key, image: Any, data: bytes) -> None:
         size = image.width * image.height * image.bands + len(data)
         self._drop(digest)
+        if digest in self.publishing:
+            self.publishing.discard(digest)
+            self.published.add(digest)
         if self._make_room(size, digest):
             self.items[digest] = (image, data, size, time.monotonic())
             self.used += size
+        elif digest in self.published and self.shared is not None:
+            self.published.discard(digest)
+            self.shared.remove(digest)
 
     def _drop(self, digest: Key) -> None:
         """Forget a copy and the resizes held from it."""
         item = self.items.pop(digest, None)
         if item is not None:
             self.used -= item[2]
+        if digest in self.published and self.shared is not None:
+            self.published.discard(digest)
+            self.shared.remove(digest)
         for key in [key for key in self.sized if key[0] == digest]:
             self.used -= self.sized.pop(key)[1]
 
