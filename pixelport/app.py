@@ -25,6 +25,7 @@ from pixelport.transform.pool import WorkPool
 from pixelport.workers import ALONE, Place
 
 log = logging.getLogger("pixelport")
+RECENT_ORIGINALS = 64 * 2**20  # fetched originals kept a few seconds, for their other variants
 
 
 class App:
@@ -56,6 +57,7 @@ class App:
         self.hot = HotAnswers(self.results.memory, cache.ttl) if hot_answers else None
         table = EndpointTable(endpoints)
         sources = Sources(config.limits.max_input_bytes, self.originals,
+                          recent_bytes=RECENT_ORIGINALS // place.count,
                           recent_ttl=min(10.0, cache.originals_ttl) if self.originals else 10.0)
         self.delivery = Delivery(config, table, self.pool, self.results, sources, self.hot,
                                  place.run_dir / "decoded" if place.run_dir else None)

@@ -18,11 +18,12 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
-import multiprocessing
 import os
+import pickle
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -120,24 +121,22 @@ def run_worker(config: Config, options: Options, place: Place) -> None:
     from pixelport.app import App
 
     setup_logging(options.log_level, place)
-    if not place.alone:
-        # A Ctrl-C reaches the supervisor alone, which stops each worker once; and a worker
-        # whose supervisor is killed outright stops too, rather than keep the port.
-        os.setpgrp()
-        _die_with_parent()
     app = App(share(config, place.count), hot_answers=not options.access_log, place=place)
     sock = None if place.alone else listening_socket(options.host, options.port)
     server.run(app, options.host, options.port, options.log_level, options.access_log, sock)
 
 
-def _die_with_parent() -> None:
-    """SIGTERM this process when its parent dies (Linux; elsewhere nothing)."""
-    if sys.platform != "linux":
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before the call
+def _die_with(parent: int) -> None:
+    """Leave the terminal's process group and stop when the supervisor `parent` dies.
+
+    A Ctrl-C then reaches the supervisor alone, which stops each worker once; and a worker
+    whose supervisor is killed outright stops too, rather than keep the port.
+    """
+    os.setpgrp()
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the call
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -185,21 +184,25 @@ class Supervisor:
         self.config = config
         self.options = options
         self.run_dir = run_dir
-        # spawn: libvips and GLib have started threads by import time, which fork would
-        # copy in whatever state they were in.
-        self.context = multiprocessing.get_context("spawn")
-        self.workers: list[multiprocessing.process.BaseProcess | None] = [None] * count
+        self.workers: list[subprocess.Popen[bytes] | None] = [None] * count
         self.started = [0.0] * count
         self.failures = [0] * count
         self.stopping = False
 
     def start(self, index: int) -> None:
-        """Start (or restart) worker `index`."""
+        """Start (or restart) worker `index`: a new interpreter, handed its settings on stdin.
+
+        Not forked: libvips and GLib have started threads by import time, which fork would
+        copy in whatever state they were in; nor multiprocessing's spawn, which adds a
+        process of its own (13 MB) to track resources the workers do not use.
+        """
         place = Place(index, len(self.workers), self.run_dir,
                       restarted=self.workers[index] is not None)
-        process = self.context.Process(target=run_worker, name=f"pixelport-worker-{index}",
-                                       args=(self.config, self.options, place))
-        process.start()
+        process = subprocess.Popen([sys.executable, "-m", "pixelport.workers"],
+                                   stdin=subprocess.PIPE)
+        assert process.stdin is not None
+        with process.stdin:
+            process.stdin.write(pickle.dumps((self.config, self.options, place, os.getpid())))
         self.workers[index] = process
         self.started[index] = time.monotonic()
 
@@ -229,7 +232,7 @@ class Supervisor:
     def check(self) -> bool:
         """Restart dead workers; False once one keeps dying young."""
         for index, process in enumerate(self.workers):
-            if process is None or process.is_alive() or self.stopping:
+            if process is None or process.poll() is None or self.stopping:
                 continue
             young = time.monotonic() - self.started[index] < 60
             self.failures[index] = self.failures[index] + 1 if young else 1
@@ -237,19 +240,32 @@ class Supervisor:
                 log.error("worker %d exited %d times in a row soon after starting; stopping",
                           index, self.failures[index])
                 return False
-            log.error("worker %d exited (code %s); restarting it", index, process.exitcode)
+            log.error("worker %d exited (code %s); restarting it", index, process.returncode)
             self.start(index)
         return True
 
     def stop_all(self) -> None:
         """SIGTERM every worker, then SIGKILL what is left after STOP_GRACE seconds."""
-        alive = [p for p in self.workers if p is not None and p.is_alive()]
+        alive = [p for p in self.workers if p is not None and p.poll() is None]
         for process in alive:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid or 0, signal.SIGTERM)
+                process.terminate()
         deadline = time.monotonic() + STOP_GRACE
         for process in alive:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 process.kill()
-                process.join(5)
+                process.wait(5)
+
+
+def main() -> None:
+    """A worker process: its settings come pickled on stdin from the supervisor."""
+    config, options, place, parent = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (our own parent, through a pipe)
+    sys.stdin.close()
+    _die_with(parent)
+    run_worker(config, options, place)
+
+
+if __name__ == "__main__":
+    main()

@@ -156,7 +156,7 @@ def _workers(pid: int) -> list[int]:
             cmdline = (child / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"pixelport.workers" in cmdline:
             found.append(int(child.name))
     return found
 
