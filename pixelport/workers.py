@@ -164,11 +164,28 @@ def serve(config: Config, options: Options) -> int:
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", options.host, options.port, exc.strerror)
         return 1
-    run_dir = Path(tempfile.mkdtemp(prefix="pixelport-run-", dir=_memory_folder()))
+    folder = _memory_folder()
+    _remove_abandoned(Path(folder or tempfile.gettempdir()))
+    run_dir = Path(tempfile.mkdtemp(prefix=f"pixelport-run-{os.getpid()}-", dir=folder))
     try:
         return Supervisor(config, options, count, run_dir).run()
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _remove_abandoned(parent: Path) -> None:
+    """Delete the run folders of supervisors that were killed (their decoded copies are
+    memory on tmpfs)."""
+    for folder in parent.glob("pixelport-run-*-*"):
+        try:
+            pid = int(folder.name.split("-")[2])
+            if folder.stat().st_uid != os.getuid():
+                continue  # another user's
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
 
 
 def _memory_folder() -> str | None:

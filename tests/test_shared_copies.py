@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -134,3 +135,19 @@ def test_variants_from_another_workers_copy_match_direct_renders(tmp_path: Path)
         b = pyvips.Image.new_from_buffer(plain.data, "")
         assert abs(a.avg() - b.avg()) < 2
     assert two.builds == 0
+
+
+def test_copies_of_a_worker_that_is_gone_are_deleted_when_a_worker_starts(
+        tmp_path: Path) -> None:
+    store = Counting(2**26, tmp_path)
+    store.get(b"kept" * 100, _picture, popular=True)
+    meta = next(tmp_path.glob("*.json"))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = tmp_path / "1-00000000-00000000"
+    orphan.with_suffix(".raw").write_bytes(b"\0" * 12)
+    orphan.with_suffix(".json").write_text(meta.read_text().replace(
+        f'"owner": {os.getpid()}', f'"owner": {dead.pid}'))
+    SharedCopies(tmp_path)  # a worker starting
+    assert not orphan.with_suffix(".raw").exists() and not orphan.with_suffix(".json").exists()
+    assert meta.exists()  # a live worker's copy stays

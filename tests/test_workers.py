@@ -263,3 +263,26 @@ def test_a_taken_port_is_one_clear_error(tmp_path: Path, origin: OriginServer) -
         assert other.returncode != 0 and "in use" in (other.stderr + other.stdout).lower()
     finally:
         os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.mark.integration
+def test_a_killed_supervisor_takes_its_workers_and_its_run_folder_goes_at_the_next_start(
+        tmp_path: Path, origin: OriginServer) -> None:
+    import glob
+
+    process, _ = _serve(tmp_path, origin)
+    workers = _workers(process.pid)
+    [run_dir] = glob.glob(f"/dev/shm/pixelport-run-{process.pid}-*") or glob.glob(
+        f"/tmp/pixelport-run-{process.pid}-*")
+    process.kill()  # no clean-up of its own
+    process.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in workers):  # they are told (SIGTERM) and stop
+        assert time.monotonic() < deadline, "workers outlived their supervisor"
+        time.sleep(0.1)
+    assert Path(run_dir).exists()
+    again, _ = _serve(tmp_path, origin)
+    try:
+        assert not Path(run_dir).exists()
+    finally:
+        os.killpg(again.pid, signal.SIGKILL)

@@ -51,6 +51,19 @@ class SharedCopies:
         self.ttl = ttl
         self.marks: deque[tuple[float, Path]] = deque()  # this worker's, oldest first
         folder.mkdir(parents=True, exist_ok=True)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Delete the copies of workers that are gone (a worker restarted after a crash)."""
+        for meta in self.folder.glob("*.json"):
+            try:
+                owner = int(json.loads(meta.read_text())["owner"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if not _alive(owner):
+                stem = meta.name.removesuffix(".json")
+                meta.unlink(missing_ok=True)
+                (self.folder / (stem + ".raw")).unlink(missing_ok=True)
 
     def _path(self, key: Key, suffix: str) -> Path:
         return self.folder / (name(key) + suffix)
@@ -122,7 +135,7 @@ class SharedCopies:
             temporary.write_text(json.dumps({
                 "width": image.width, "height": image.height, "bands": image.bands,
                 "format": image.format, "interpretation": image.interpretation,
-                ORIGINAL: fingerprint(data)}))
+                ORIGINAL: fingerprint(data), "owner": os.getpid()}))
             os.replace(temporary, meta)
             found = self._map(key)
             if found is None:
