@@ -115,8 +115,8 @@ def test_an_evicted_copy_is_deleted_and_a_full_folder_keeps_it_in_memory(
     (tmp_path / "gone").rmdir()  # cannot be written: the copy stays in this process only
     key = quick_key(b"c" * 300)
     assert shared.claim(key) is False
-    image = shared.publish(key, _picture(), b"c" * 300)
-    assert image(5, 5) == [250, 20, 20]
+    image, published = shared.publish(key, _picture(), b"c" * 300)
+    assert image(5, 5) == [250, 20, 20] and not published
 
 
 def test_variants_from_another_workers_copy_match_direct_renders(tmp_path: Path) -> None:

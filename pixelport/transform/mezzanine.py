@@ -106,7 +106,6 @@ class Mezzanines:
         self.ttl = ttl
         self.shared = SharedCopies(shared, ttl) if shared is not None else None
         self.published: set[Key] = set()  # copies this process wrote for the others
-        self.publishing: set[Key] = set()
         self.used = 0
         self.lock = threading.Lock()
         self.items: OrderedDict[Key, tuple[Any, bytes, int, float]] = OrderedDict()
@@ -150,46 +149,40 @@ class Mezzanines:
             _follow(pending, defer)
             with self.lock:
                 return self._fresh(digest, data, time.monotonic())
-        image = None
+        image, published = None, False
         try:
-            image = self._obtain(digest, data, build, wanted, defer)
+            image, published = self._obtain(digest, data, build, wanted, defer)
         finally:
             # Kept before the waiters wake, so that they find it.
             with self.lock:
                 self.building.pop(digest, None)
                 if image is not None:
-                    self._keep(digest, image, data)
+                    self._keep(digest, image, data, published)
             pending.set_result(None)
         return image
 
     def _obtain(self, digest: Key, data: bytes, build: Callable[[], Any], wanted: bool,
-                defer: bool) -> Any | None:
-        """Another process's copy, else (if `wanted`) one built here; None: go direct."""
+                defer: bool) -> tuple[Any | None, bool]:
+        """Another process's copy, else (if `wanted`) one built here, and whether this
+        process published it for the others; None: go direct."""
         shared = self.shared
         if shared is None:
             image = build()
-            return image.copy_memory() if image is not None else None
+            return (image.copy_memory() if image is not None else None), False
         if shared.claimed(digest):  # another worker is building it: its decode, not ours
             _await_file(lambda: not shared.claimed(digest), defer)
-        if shared.ready(digest):
-            found = shared.load(digest, data)
-            if found is not None:
-                return found
-        if not wanted:
-            return None
+        found = shared.load(digest, data)
+        if found is not None or not wanted:
+            return found, False
         if not shared.claim(digest):  # another worker took it just now
             _await_file(lambda: not shared.claimed(digest), defer)
-            return shared.load(digest, data) if shared.ready(digest) else None
-        image = shared.publish(digest, build(), data)
-        with self.lock:
-            self.publishing.add(digest)  # published once kept: _keep drops an older copy first
-        return image
+            return shared.load(digest, data), False
+        return shared.publish(digest, build(), data)
 
-    def _keep(self, digest: Key, image: Any, data: bytes) -> None:
+    def _keep(self, digest: Key, image: Any, data: bytes, published: bool = False) -> None:
         size = image.width * image.height * image.bands + len(data)
         self._drop(digest)
-        if digest in self.publishing:
-            self.publishing.discard(digest)
+        if published:
             self.published.add(digest)
         if self._make_room(size, digest):
             self.items[digest] = (image, data, size, time.monotonic())

@@ -85,10 +85,6 @@ class SharedCopies:
         self.marks.append((now, path))
         return False
 
-    def ready(self, key: Key) -> bool:
-        """Whether a copy of `key` is there to load."""
-        return self._path(key, ".json").exists()
-
     def claimed(self, key: Key) -> bool:
         """Whether another worker is building the copy (a claim of a dead one is removed)."""
         path = self._path(key, ".claim")
@@ -120,16 +116,17 @@ class SharedCopies:
         """Give up a claim (the copy was published, or could not be built)."""
         self._path(key, ".claim").unlink(missing_ok=True)
 
-    def publish(self, key: Key, image: Any, data: bytes) -> Any:
+    def publish(self, key: Key, image: Any, data: bytes) -> tuple[Any, bool]:
         """Write `image` (a pipeline: decoded straight into the file) for the others and
-        release the claim; the mapped copy, or `image` in memory if it cannot be written."""
+        release the claim; the mapped copy and True, or `image` in memory and False if it
+        cannot be written (tmpfs full, say)."""
         pixels, meta = self._path(key, ".raw"), self._path(key, ".json")
         temporary = self._path(key, f".{os.getpid()}.tmp")
         try:
             needed = image.width * image.height * image.bands * _BYTES.get(image.format, 16)
             space = os.statvfs(self.folder)
             if space.f_bavail * space.f_frsize < 2 * needed:
-                return image.copy_memory()
+                return image.copy_memory(), False
             image.rawsave(str(temporary))
             os.replace(temporary, pixels)
             temporary.write_text(json.dumps({
@@ -140,12 +137,12 @@ class SharedCopies:
             found = self._map(key)
             if found is None:
                 raise OSError("the copy just written cannot be read")
-            return found[0]
+            return found[0], True
         except (OSError, pyvips.Error) as exc:
             log.warning("decoded copy not shared: %s", exc)
             temporary.unlink(missing_ok=True)
             self.remove(key)
-            return image.copy_memory()
+            return image.copy_memory(), False
         finally:
             self.release(key)
 
