@@ -67,9 +67,10 @@ def worker_count(config: Config) -> int:
     """`[server] workers`; 0 (the default) is one per two cores.
 
     One process keeps 1.6 to 1.9 cores busy (small to large images), so one per two cores
-    uses most of the machine at half the memory of one per core: on 2 cores one process,
-    which `make bench` measured faster on `srcset` (-6 % with two, each original's resizes
-    made in both) and leaner (+50 % RSS with two), though slower on `small` (+10 % with two).
+    uses most of the machine at half the memory of one per core. On 2 cores that is one
+    process, which `make bench` measured faster than two on `srcset` (two: -5 to -8 %, each
+    original's resizes made in both) and at half their memory, though slower on `small`
+    (two: +10 to +18 %).
     """
     return config.server.workers or max(1, cores() // 2)
 
