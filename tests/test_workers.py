@@ -140,6 +140,16 @@ origins = ["web"]
     return process, url
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server as an operator would (SIGTERM: it removes its run folder)."""
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 def _ready(url: str) -> bool:
     try:
         return httpx.get(url + "/healthz", timeout=1).status_code == 200
@@ -199,7 +209,7 @@ def test_workers_share_results_and_purges_reach_all_of_them(
                     for _ in range(8)]
         assert {r.status_code for r in statuses} == {200}  # known to every worker
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        _stop(process)
 
 
 @pytest.mark.integration
@@ -262,7 +272,7 @@ def test_a_taken_port_is_one_clear_error(tmp_path: Path, origin: OriginServer) -
                                timeout=30, text=True)
         assert other.returncode != 0 and "in use" in (other.stderr + other.stdout).lower()
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        _stop(process)
 
 
 @pytest.mark.integration
@@ -285,4 +295,4 @@ def test_a_killed_supervisor_takes_its_workers_and_its_run_folder_goes_at_the_ne
     try:
         assert not Path(run_dir).exists()
     finally:
-        os.killpg(again.pid, signal.SIGKILL)
+        _stop(again)
