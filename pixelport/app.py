@@ -66,7 +66,7 @@ class App:
         purgers = [self.results.purge, sources.purge] + (
             [self.originals.purge] if self.originals else [])
         self.siblings = Siblings(place)
-        self.purges = PurgeApi(table, purgers, None if place.alone else self.siblings)
+        self.purges = PurgeApi(table, purgers, self.siblings)
         self.api.route("/v1/files/purge", self.purges)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -251,3 +251,33 @@ def server_timing(header: str) -> dict[str, float | str]:
 
 
 Factory = Callable[..., Pixelport]
+
+
+def web_config(folder: Path, origin_url: str, key: str, server: str = "") -> Path:
+    """folder/pixelport.toml: one web_server origin, the cache in folder/cache, no library,
+    `key` as private key; `server`: lines of its [server] table."""
+    path = folder / "pixelport.toml"
+    path.write_text(f"""
+[server]
+{server}
+
+[security]
+private_key = "{key}"
+allow_private_networks = true
+
+[cache]
+dir = "{folder / 'cache'}"
+
+[library]
+dir = ""
+
+[[origin]]
+name = "web"
+type = "web_server"
+base_url = "{origin_url}"
+
+[[endpoint]]
+identifier = ""
+origins = ["web"]
+""")
+    return path

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import decode, free_port
+from tests.helpers import decode, free_port, web_config
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.integration
@@ -87,28 +87,7 @@ def _start(config_path: Path, port: int, *options: str) -> subprocess.Popen[byte
 
 
 def _write_config(tmp_path: Path, origin_url: str) -> Path:
-    path = tmp_path / "pixelport.toml"
-    path.write_text(f"""
-[security]
-private_key = "cli_test_key"
-allow_private_networks = true
-
-[cache]
-dir = "{tmp_path / 'cache'}"
-
-[library]
-dir = ""
-
-[[origin]]
-name = "web"
-type = "web_server"
-base_url = "{origin_url}"
-
-[[endpoint]]
-identifier = ""
-origins = ["web"]
-""")
-    return path
+    return web_config(tmp_path, origin_url, "cli_test_key")
 
 
 def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:

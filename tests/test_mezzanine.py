@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pyvips
@@ -14,8 +15,10 @@ from tests.helpers import make_image
 
 
 class Counting(Mezzanines):
-    def __init__(self, capacity: int, ttl: float = 30.0) -> None:
-        super().__init__(capacity, ttl)
+    """A store that counts its decodes (`build()` calls)."""
+
+    def __init__(self, capacity: int, ttl: float = 30.0, shared: Path | None = None) -> None:
+        super().__init__(capacity, ttl, shared)
         self.builds = 0
 
     def get(self, data: bytes, build: Any, popular: bool = False, defer: bool = False) -> Any:

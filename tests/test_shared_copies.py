@@ -14,21 +14,10 @@ import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
 from pixelport.transform import engine, registry
-from pixelport.transform.mezzanine import Mezzanines, Pending, Sharing, quick_key
+from pixelport.transform.mezzanine import Pending, Sharing, quick_key
 from pixelport.transform.shared_copies import SharedCopies, name
 from tests.helpers import make_image
-
-
-class Counting(Mezzanines):
-    def __init__(self, capacity: int, shared: Path) -> None:
-        super().__init__(capacity, shared=shared)
-        self.builds = 0
-
-    def get(self, data: bytes, build: Any, popular: bool = False, defer: bool = False) -> Any:
-        def counted() -> Any:
-            self.builds += 1
-            return build()
-        return super().get(data, counted, popular, defer)
+from tests.test_mezzanine import Counting
 
 
 def _picture() -> Any:
@@ -37,7 +26,7 @@ def _picture() -> Any:
 
 
 def test_a_copy_built_by_one_worker_is_used_by_another(tmp_path: Path) -> None:
-    one, two = Counting(2**26, tmp_path), Counting(2**26, tmp_path)
+    one, two = Counting(2**26, shared=tmp_path), Counting(2**26, shared=tmp_path)
     data = b"original" * 10
     built = one.get(data, _picture, popular=True)
     assert built is not None and one.builds == 1
@@ -49,7 +38,7 @@ def test_a_copy_built_by_one_worker_is_used_by_another(tmp_path: Path) -> None:
 
 
 def test_a_copy_is_used_only_for_the_bytes_it_was_made_from(tmp_path: Path) -> None:
-    one, two = Counting(2**26, tmp_path), Counting(2**26, tmp_path)
+    one, two = Counting(2**26, shared=tmp_path), Counting(2**26, shared=tmp_path)
     ends = b"h" * 70_000
     first, second = ends + b"1" + ends, ends + b"2" + ends  # the same quick key
     assert quick_key(first) == quick_key(second)
@@ -59,7 +48,7 @@ def test_a_copy_is_used_only_for_the_bytes_it_was_made_from(tmp_path: Path) -> N
 
 
 def test_the_second_request_builds_whichever_worker_had_the_first(tmp_path: Path) -> None:
-    one, two = Counting(2**26, tmp_path), Counting(2**26, tmp_path)
+    one, two = Counting(2**26, shared=tmp_path), Counting(2**26, shared=tmp_path)
     data = b"page" * 100
     assert one.get(data, _picture) is None  # the first request anywhere: direct
     assert two.get(data, _picture) is not None and two.builds == 1  # the second builds
@@ -67,7 +56,7 @@ def test_the_second_request_builds_whichever_worker_had_the_first(tmp_path: Path
 
 
 def test_another_worker_building_is_waited_for_not_repeated(tmp_path: Path) -> None:
-    one, two = Counting(2**26, tmp_path), Counting(2**26, tmp_path)
+    one, two = Counting(2**26, shared=tmp_path), Counting(2**26, shared=tmp_path)
     data = b"large" * 100
     started, release = threading.Event(), threading.Event()
 
@@ -100,13 +89,13 @@ def test_a_claim_left_by_a_dead_worker_is_ignored(tmp_path: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()
     (tmp_path / (name(quick_key(data)) + ".claim")).write_text(str(dead.pid))
-    store = Counting(2**26, tmp_path)
+    store = Counting(2**26, shared=tmp_path)
     assert store.get(data, _picture, popular=True) is not None and store.builds == 1
 
 
 def test_an_evicted_copy_is_deleted_and_a_full_folder_keeps_it_in_memory(
         tmp_path: Path) -> None:
-    store = Counting(64 * 48 * 3 + 700, tmp_path)  # room for one copy
+    store = Counting(64 * 48 * 3 + 700, shared=tmp_path)  # room for one copy
     store.get(b"a" * 300, _picture, popular=True)
     assert len(list(tmp_path.glob("*.raw"))) == 1
     store.get(b"b" * 300, _picture, popular=True)  # evicts the first
@@ -121,7 +110,7 @@ def test_an_evicted_copy_is_deleted_and_a_full_folder_keeps_it_in_memory(
 
 def test_variants_from_another_workers_copy_match_direct_renders(tmp_path: Path) -> None:
     data = make_image(4000, 3000, ".jpg")
-    one, two = Counting(2**28, tmp_path), Counting(2**28, tmp_path)
+    one, two = Counting(2**28, shared=tmp_path), Counting(2**28, shared=tmp_path)
     limits, images = LimitsConfig(), ImagesConfig()
     engine.render(data, registry.parse("w-300"),
                   engine.RenderOptions("", images, limits, sharing=Sharing(one, popular=True)))
@@ -139,7 +128,7 @@ def test_variants_from_another_workers_copy_match_direct_renders(tmp_path: Path)
 
 def test_copies_of_a_worker_that_is_gone_are_deleted_when_a_worker_starts(
         tmp_path: Path) -> None:
-    store = Counting(2**26, tmp_path)
+    store = Counting(2**26, shared=tmp_path)
     store.get(b"kept" * 100, _picture, popular=True)
     meta = next(tmp_path.glob("*.json"))
     dead = subprocess.Popen(["true"])
@@ -151,3 +140,10 @@ def test_copies_of_a_worker_that_is_gone_are_deleted_when_a_worker_starts(
     SharedCopies(tmp_path)  # a worker starting
     assert not orphan.with_suffix(".raw").exists() and not orphan.with_suffix(".json").exists()
     assert meta.exists()  # a live worker's copy stays
+
+
+def test_a_claim_being_written_counts_as_taken(tmp_path: Path) -> None:
+    shared = SharedCopies(tmp_path)
+    key = quick_key(b"new" * 100)
+    (tmp_path / (name(key) + ".claim")).write_text("")  # created, its pid not yet written
+    assert shared.claimed(key) and not shared.claim(key)

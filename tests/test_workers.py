@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,7 +18,7 @@ from pixelport.cache.disk import DiskTier
 from pixelport.cache.entry import Entry
 from pixelport.config import Config, ConfigError, load
 from pixelport.workers import Place, share, worker_count
-from tests.helpers import OriginServer, decode, free_port, make_image
+from tests.helpers import OriginServer, decode, free_port, make_image, web_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,30 +100,7 @@ def test_start_up_removes_only_temporary_files_of_dead_writers(tmp_path: Path) -
 
 def _serve(tmp_path: Path, origin: OriginServer, workers: int = 2
            ) -> tuple[subprocess.Popen[bytes], str]:
-    config = tmp_path / "pixelport.toml"
-    config.write_text(f"""
-[server]
-workers = {workers}
-
-[security]
-private_key = "workers_key"
-allow_private_networks = true
-
-[cache]
-dir = "{tmp_path / 'cache'}"
-
-[library]
-dir = ""
-
-[[origin]]
-name = "web"
-type = "web_server"
-base_url = "{origin.url}"
-
-[[endpoint]]
-identifier = ""
-origins = ["web"]
-""")
+    config = web_config(tmp_path, origin.url, "workers_key", f"workers = {workers}")
     port = free_port()
     command = shutil.which("pixelport", path=str(ROOT / ".venv" / "bin")) or "pixelport"
     process = subprocess.Popen([command, "serve", "--config", str(config), "--listen",
@@ -169,13 +145,6 @@ def _workers(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"pixelport.workers" in cmdline:
             found.append(int(child.name))
     return found
-
-
-@pytest.fixture
-def origin() -> Iterator[OriginServer]:
-    server = OriginServer().start()
-    yield server
-    server.stop()
 
 
 def _each_connection(url: str, count: int = 24) -> list[httpx.Response]:

@@ -93,7 +93,8 @@ class SharedCopies:
             age = time.time() - path.stat().st_mtime
         except (OSError, ValueError):
             return False
-        if age < STALE_CLAIM and _alive(pid):
+        # An empty claim is one being written this moment.
+        if age < STALE_CLAIM and (_alive(pid) if pid else age < 1.0):
             return True
         path.unlink(missing_ok=True)
         return False
