@@ -35,6 +35,8 @@ from pixelport.config import Config
 
 log = logging.getLogger("pixelport.workers")
 _PR_SET_PDEATHSIG = 1
+# Linux's SO_REUSEPORT spreads connections over the sockets bound to one address.
+SPREADS = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 RESTART_LIMIT = 5  # workers that die this many times in a row within a minute of starting
 STOP_GRACE = 20.0  # seconds a worker has to finish its requests after SIGTERM
 
@@ -70,8 +72,11 @@ def worker_count(config: Config) -> int:
     uses most of the machine at half the memory of one per core. On 2 cores that is one
     process, which `make bench` measured faster than two on `srcset` (two: -5 to -8 %, each
     original's resizes made in both) and at half their memory, though slower on `small`
-    (two: +10 to +18 %).
+    (two: +10 to +18 %). Only on Linux: elsewhere SO_REUSEPORT sends every connection to
+    one socket, or is missing, so one process serves.
     """
+    if not SPREADS:
+        return 1
     return config.server.workers or max(1, cores() // 2)
 
 
@@ -152,6 +157,9 @@ def setup_logging(level: str, place: Place) -> None:
 def serve(config: Config, options: Options) -> int:
     """Serve with `[server] workers` processes until SIGTERM/SIGINT; the exit status."""
     count = worker_count(config)
+    if count < config.server.workers:
+        log.warning("[server] workers = %d: one process serves here (several need Linux)",
+                    config.server.workers)
     if count == 1:
         run_worker(config, options, Place())
         return 0

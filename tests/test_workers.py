@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --- config ------------------------------------------------------------------------------------
 
-def test_workers_key_and_the_share_of_each_worker(tmp_path: Path) -> None:
+def test_workers_key_and_the_share_of_each_worker(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "pixelport.toml"
     path.write_text('[server]\nworkers = 4\nprocessing_queue = 64\n'
                     '[cache]\nmemory_size = "400MB"\ndecoded_memory = "200MB"\n'
@@ -38,6 +39,8 @@ def test_workers_key_and_the_share_of_each_worker(tmp_path: Path) -> None:
     assert mine.server.processing_queue == 16 and mine.server.processing_threads >= 2
     assert share(config, 1) is config
     assert 1 <= worker_count(Config()) <= max(1, (os.cpu_count() or 1))
+    monkeypatch.setattr("pixelport.workers.SPREADS", False)  # not Linux: no spreading
+    assert worker_count(config) == 1
     path.write_text("[server]\nworkers = -1\n")
     with pytest.raises(ConfigError, match="workers"):
         load(path)
