@@ -13,8 +13,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-_THREAD = re.compile(r"^(?:process \d+:\")?(?P<name>[^;]*?)\"?$")
-
 
 def group(first: str) -> str:
     """Thread group of a stack from its first frame (py-spy --threads puts the thread there)."""
@@ -44,6 +42,8 @@ def summarise(path: Path, top: int) -> str:
             continue
         count = int(count_text)
         frames = stack.split(";")
+        if frames[0].startswith("process ") and len(frames) > 1:
+            frames = frames[1:]  # py-spy --subprocesses: the process, then the thread
         name = group(frames[0])
         total += count
         groups[name] += count
