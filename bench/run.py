@@ -304,7 +304,8 @@ def render(template: str, target: Path, **values: str) -> Path:
     return target
 
 
-def make_servers(names: list[str], pixelport: list[str]) -> tuple[Server, dict[str, Server]]:
+def make_servers(names: list[str], pixelport: list[str],
+                 workers: int = 0) -> tuple[Server, dict[str, Server]]:
     """The nginx origin and the servers under test, configured but not started."""
     nginx_port = free_port()
     for sub in ("nginx-tmp", "hot"):
@@ -318,6 +319,7 @@ def make_servers(names: list[str], pixelport: list[str]) -> tuple[Server, dict[s
     if "pixelport" in names:
         port = free_port()
         config = render("pixelport.toml.in", WORK / "pixelport.toml", port=str(port),
+                        workers=str(workers),
                         origin=origin, store=str(STORE))
         servers["pixelport"] = Server("pixelport", port, [
             *pixelport, "serve", "--config", str(config),
@@ -665,6 +667,9 @@ def environment_text(report: dict[str, Any]) -> str:
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items()) + ".",
     ]
+    workers = report["settings"].get("pixelport_workers", 0)
+    if workers:
+        lines += ["", f"pixelport ran with `[server] workers = {workers}`, not its default."]
     return "\n".join(lines)
 
 
@@ -732,6 +737,9 @@ def main() -> int:
     parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS))
     parser.add_argument("--servers", default="pixelport,thumbor,ipx")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 2 s limit")
+    parser.add_argument("--pixelport-workers", type=int, default=0, metavar="N",
+                        help="pixelport's [server] workers (default 0: its default, one per "
+                        "two cores)")
     parser.add_argument("--pixelport-cmd", default=str(REPO / ".venv" / "bin" / "pixelport"),
                         help="the pixelport command (to compare builds)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md")
@@ -759,6 +767,7 @@ def main() -> int:
     report: dict[str, Any] = {"machine": machine(), "load_before": list(os.getloadavg()),
                               "settings": {"seconds": args.seconds, "nonce": nonce,
                                            "repeat": args.repeat,
+                                           "pixelport_workers": args.pixelport_workers,
                                            "scenarios": {s.name: s.what for s in scenarios}}}
     print(f"bench: {report['machine']['cpu']}, {report['machine']['cores']} cores, load "
           f"{report['load_before'][0]:.2f}", flush=True)
@@ -766,7 +775,8 @@ def main() -> int:
 
     limit: dict[str, Any] = {}
 
-    nginx, servers = make_servers(names, shlex.split(args.pixelport_cmd))
+    nginx, servers = make_servers(names, shlex.split(args.pixelport_cmd),
+                                  args.pixelport_workers)
     runs: list[dict[str, Any]] = []
     with running([nginx, *servers.values()]):
         report["output_bytes"] = check_outputs(servers, nginx, nonce)
