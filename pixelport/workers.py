@@ -59,6 +59,23 @@ class Place:
 ALONE = Place()
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` is running (another user's counts)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def cores() -> int:
     """The cores this process may run on."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -98,8 +115,7 @@ def share(config: Config, count: int) -> Config:
 
 def listening_socket(host: str, port: int) -> socket.socket:
     """A socket bound to host:port that other workers can bind as well (SO_REUSEPORT)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -168,7 +184,7 @@ def serve(config: Config, options: Options) -> int:
     # a server already running (whose workers' sockets allow it) is found too, rather than
     # sharing the port with this one.
     try:
-        with socket.socket(socket.AF_INET6 if ":" in options.host else socket.AF_INET) as probe:
+        with socket.socket(_family(options.host)) as probe:
             probe.bind((options.host, options.port))
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s", options.host, options.port, exc.strerror)
@@ -188,13 +204,11 @@ def _remove_abandoned(parent: Path) -> None:
     for folder in parent.glob("pixelport-run-*-*"):
         try:
             pid = int(folder.name.split("-")[2])
-            if folder.stat().st_uid != os.getuid():
-                continue  # another user's
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
+            mine = folder.stat().st_uid == os.getuid()
         except (ValueError, OSError):
             continue
+        if mine and not alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _memory_folder() -> str | None:

@@ -268,3 +268,30 @@ def test_a_killed_supervisor_takes_its_workers_and_its_run_folder_goes_at_the_ne
         assert not Path(run_dir).exists()
     finally:
         _stop(again)
+
+
+def test_a_purge_that_cannot_reach_every_worker_answers_503(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from pixelport.app import App
+
+    monkeypatch.setattr("pixelport.siblings.TIMEOUT", 0.3)
+    config = load(web_config(tmp_path, "http://127.0.0.1:9", "workers_key"))
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        body = json.dumps({"url": "http://127.0.0.1/a.jpg"}).encode()
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def scenario() -> None:
+        app = App(config, place=Place(0, 2, tmp_path))  # worker 1 never answers
+        await app.purges.purge(receive, send)
+        await app.aclose()
+
+    asyncio.run(scenario())
+    assert sent[0]["status"] == 503
+    assert b"send it again" in bytes(sent[1]["body"])  # type: ignore[arg-type]

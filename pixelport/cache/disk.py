@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pixelport.cache.entry import CorruptEntry, Entry, read_header
 from pixelport.threadnames import namer
-from pixelport.workers import ALONE, Place
+from pixelport.workers import ALONE, Place, alive
 
 log = logging.getLogger("pixelport.cache")
 SUFFIX = ".entry"
@@ -266,9 +266,6 @@ def _abandoned(name: str) -> bool:
     """Whether a temporary file's writer (`.tmp-<pid>-<n>`) is gone: a crash left it."""
     try:
         pid = int(name.split("-")[1])
-        os.kill(pid, 0)
-    except (IndexError, ValueError, ProcessLookupError):
+    except (IndexError, ValueError):
         return True
-    except PermissionError:
-        return False  # a live process of another user
-    return pid == os.getpid()
+    return pid == os.getpid() or not alive(pid)  # mine: from an earlier run with this pid

@@ -24,6 +24,8 @@ from typing import Any
 
 import pyvips
 
+from pixelport.workers import alive
+
 log = logging.getLogger("pixelport.transform")
 Key = tuple[int, int, int]
 ORIGINAL = "original"  # the field of the .json holding the SHA-256 of the original
@@ -60,7 +62,7 @@ class SharedCopies:
                 owner = int(json.loads(meta.read_text())["owner"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if not _alive(owner):
+            if not alive(owner):
                 stem = meta.name.removesuffix(".json")
                 meta.unlink(missing_ok=True)
                 (self.folder / (stem + ".raw")).unlink(missing_ok=True)
@@ -94,7 +96,7 @@ class SharedCopies:
         except (OSError, ValueError):
             return False
         # An empty claim is one being written this moment.
-        if age < STALE_CLAIM and (_alive(pid) if pid else age < 1.0):
+        if age < STALE_CLAIM and (alive(pid) if pid else age < 1.0):
             return True
         path.unlink(missing_ok=True)
         return False
@@ -169,13 +171,3 @@ class SharedCopies:
         """Delete a copy this worker published (mappings others hold stay valid)."""
         self._path(key, ".json").unlink(missing_ok=True)
         self._path(key, ".raw").unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
