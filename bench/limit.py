@@ -1,11 +1,18 @@
 """The compute limit: the bare libvips work of a scenario in a tight loop on every core, no HTTP.
 
 Each worker process sets libvips up as pixelport's pool does (one libvips thread per job, no
-operation cache) and repeats `thumbnail_buffer` (shrink-on-load) + encode with pixelport's
-encoder settings for a fixed time. Images/s of all workers added up is the most any server can
-answer on this machine for that scenario.
+operation cache) and repeats the work for a fixed time; images/s of all workers are added up.
 
-    .venv/bin/python bench/limit.py [--seconds 6] [--rounds 2] [--workers N]   (prints JSON)
+- `thumbnail` (the default, the issue's "libvips compute limit"): libvips' own thumbnail,
+  `thumbnail_buffer` (shrink-on-load with a factor of two left for the resample) + encode
+  with pixelport's encoder settings.
+- `render`: pixelport's own render of the scenario's URL (`engine.render`): its largest
+  shrink-on-load, as Pillow's draft and sharp's fastShrinkOnLoad do, then the same encode.
+  Less work than `thumbnail` for the same output size, so it is the bound that shows what the
+  server around the render costs (HTTP, the origin fetch, the cache).
+
+    .venv/bin/python bench/limit.py [--seconds 6] [--rounds 2] [--workers N]
+                                    [--pipeline thumbnail|render]             (prints JSON)
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -28,7 +36,8 @@ OPERATIONS: dict[str, tuple[str, int, str]] = {
 }
 
 
-def _work(name: str, seconds: float, start_at: float) -> tuple[int, float]:
+def _work(name: str, seconds: float, start_at: float,
+          pipeline: str = "thumbnail") -> tuple[int, float]:
     import pyvips
 
     pyvips.concurrency_set(1)
@@ -38,7 +47,7 @@ def _work(name: str, seconds: float, start_at: float) -> tuple[int, float]:
     filename, width, fmt = OPERATIONS[name]
     data = (MEDIA / filename).read_bytes()
 
-    def once() -> bytes:
+    def thumbnail() -> bytes:
         image = pyvips.Image.thumbnail_buffer(data, width)
         if fmt == "webp":
             return bytes(image.webpsave_buffer(Q=80, effort=4, keep="none"))
@@ -46,6 +55,7 @@ def _work(name: str, seconds: float, start_at: float) -> tuple[int, float]:
         return bytes(image.jpegsave_buffer(Q=80, optimize_coding=True, subsample_mode="off",
                                            keep="none"))
 
+    once = thumbnail if pipeline == "thumbnail" else _renderer(data, width, fmt)
     once()  # warm up: load the codec libraries
     while time.monotonic() < start_at:  # start every worker at the same moment
         time.sleep(0.001)
@@ -58,7 +68,21 @@ def _work(name: str, seconds: float, start_at: float) -> tuple[int, float]:
     return count, time.monotonic() - began
 
 
-def measure(name: str, seconds: float, workers: int, rounds: int = 1) -> dict[str, Any]:
+def _renderer(data: bytes, width: int, fmt: str) -> Callable[[], object]:
+    """pixelport's render of `w-<width>,q-80,f-<fmt>`, set up as its worker pool sets it up."""
+    from pixelport.config import Config
+    from pixelport.transform import engine, registry
+    from pixelport.transform.pool import configure_vips
+
+    configure_vips()
+    config = Config()
+    chain = registry.parse(f"w-{width},q-80,f-{fmt}", config.transformations)
+    options = engine.RenderOptions("", config.images, config.limits)
+    return lambda: engine.render(data, chain, options)
+
+
+def measure(name: str, seconds: float, workers: int, rounds: int = 1,
+            pipeline: str = "thumbnail") -> dict[str, Any]:
     """Images/s of `workers` processes repeating operation `name` for `seconds`.
 
     With several rounds the best one counts: on a shared machine other work only ever slows
@@ -68,10 +92,11 @@ def measure(name: str, seconds: float, workers: int, rounds: int = 1) -> dict[st
     with ProcessPoolExecutor(workers) as pool:
         for _ in range(rounds):
             start_at = time.monotonic() + 1.0
-            futures = [pool.submit(_work, name, seconds, start_at) for _ in range(workers)]
+            futures = [pool.submit(_work, name, seconds, start_at, pipeline)
+                       for _ in range(workers)]
             results = [f.result() for f in futures]
             rates.append(sum(count / elapsed for count, elapsed in results))
-    return {"operation": name, "workers": workers, "seconds": seconds,
+    return {"operation": name, "pipeline": pipeline, "workers": workers, "seconds": seconds,
             "images_per_s": round(max(rates), 2), "rounds": [round(r, 2) for r in rates]}
 
 
@@ -82,8 +107,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=1, help="best of this many rounds")
     parser.add_argument("--only", choices=sorted(OPERATIONS), action="append")
+    parser.add_argument("--pipeline", choices=("thumbnail", "render"), default="thumbnail")
     args = parser.parse_args()
-    out = {name: measure(name, args.seconds, args.workers, args.rounds)
+    out = {name: measure(name, args.seconds, args.workers, args.rounds, args.pipeline)
            for name in args.only or OPERATIONS}
     print(json.dumps(out))
 

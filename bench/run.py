@@ -439,16 +439,18 @@ def check_outputs(servers: dict[str, Server], nginx: Server, nonce: str) -> dict
 
 # --- machine and versions -----------------------------------------------------------------------
 
-def limit_round(limit: dict[str, Any], name: str, seconds: float) -> None:
+def limit_round(limit: dict[str, Any], name: str, seconds: float,
+                pipeline: str = "thumbnail") -> None:
     """One round of limit.py's operation `name`, added to `limit` (the best round counts)."""
     out = subprocess.run([str(PYTHON), str(BENCH / "limit.py"), "--seconds", str(seconds),
-                          "--only", name], capture_output=True, text=True, check=True)
+                          "--only", name, "--pipeline", pipeline],
+                         capture_output=True, text=True, check=True)
     measured = json.loads(out.stdout)[name]
     entry = limit.setdefault(name, {**measured, "rounds": []})
     entry["rounds"].append(measured["images_per_s"])
     entry["images_per_s"] = max(entry["rounds"])
     print(f"bench: limit          {name:9} {measured['images_per_s']:9.1f} images/s "
-          "(no HTTP)", flush=True)
+          f"({pipeline}, no HTTP)", flush=True)
 
 
 def _run(command: list[str]) -> str:
@@ -598,9 +600,13 @@ def tables(report: dict[str, Any]) -> str:
     for t in report["targets"]:
         lines.append(f"| {t['scenario']} | {t['measure']} | {_fmt(t['value'])} | {t['target']} "
                      f"| {'yes' if t['met'] else '**no**'} |")
-    lines += ["", "Ratios of requests/s (pixelport ÷ peer, pixelport ÷ limit):", "",
-              "| scenario | pixelport req/s | ÷ thumbor | ÷ ipx | ÷ nginx | ÷ libvips limit |",
-              "|---|---|---|---|---|---|"]
+    own = report.get("render_loop", {})
+    lines += ["", "Ratios of requests/s (pixelport ÷ peer, pixelport ÷ limit; the last column: "
+              "÷ pixelport's own render in the limit's loop, what the server around the render "
+              "costs):", "",
+              "| scenario | pixelport req/s | ÷ thumbor | ÷ ipx | ÷ nginx | ÷ libvips limit "
+              "| ÷ own render loop |",
+              "|---|---|---|---|---|---|---|"]
     for scenario in SCENARIOS:
         px = _find(runs, "pixelport", scenario.name)
         if px is None:
@@ -608,8 +614,10 @@ def tables(report: dict[str, Any]) -> str:
         cells = [_ratio(px["rps"], (_find(runs, peer, scenario.name) or {}).get("rps"))
                  for peer in ("thumbor", "ipx", "nginx")]
         lim = limit.get(LIMIT_OF.get(scenario.name, ""), {}).get("images_per_s")
+        mine = own.get(LIMIT_OF.get(scenario.name, ""), {}).get("images_per_s")
         lines.append(f"| {scenario.name} | {_fmt(px['rps'])} | "
-                     + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(_ratio(px['rps'], lim))} |")
+                     + " | ".join(_fmt(c) for c in cells) + f" | {_fmt(_ratio(px['rps'], lim))} "
+                     f"| {_fmt(_ratio(px['rps'], mine))} |")
     lines += ["", "Every run (CPU ms per request: user + system time of the server's process "
               "tree over the run ÷ requests; RSS/PSS: peak of the tree, sampled every 0.1 s):", "",
               "| scenario | server | conns | req/s | each attempt | p50 ms | p99 ms | "
@@ -637,11 +645,14 @@ def tables(report: dict[str, Any]) -> str:
             lines.append(f"| {kind} | " + " | ".join(
                 f"{sizes[f'{s} {kind}']:,}" if f"{s} {kind}" in sizes else "n/a"
                 for s in servers) + " |")
-    lines += ["", "The libvips limit (thumbnail_buffer + encode with pixelport's settings, "
-              f"{next(iter(limit.values()))['workers'] if limit else '?'} processes, no HTTP):",
-              "", "| operation | images/s | each round |", "|---|---|---|"]
-    lines += [f"| {name} | {_fmt(v['images_per_s'])} | "
-              f"{', '.join(_fmt(x) for x in v.get('rounds', []))} |" for name, v in limit.items()]
+    lines += ["", "The libvips limit (thumbnail_buffer + encode with pixelport's settings) and "
+              "pixelport's own render (its largest shrink-on-load, then the same encode), each "
+              f"in {next(iter(limit.values()))['workers'] if limit else '?'} processes, "
+              "no HTTP:", "", "| operation | loop | images/s | each round |", "|---|---|---|---|"]
+    for loop, measured in (("libvips limit", limit), ("own render", own)):
+        lines += [f"| {name} | {loop} | {_fmt(v['images_per_s'])} | "
+                  f"{', '.join(_fmt(x) for x in v.get('rounds', []))} |"
+                  for name, v in measured.items()]
     return "\n".join(lines)
 
 
@@ -774,6 +785,7 @@ def main() -> int:
     report["versions"] = versions()
 
     limit: dict[str, Any] = {}
+    render_loop: dict[str, Any] = {}  # pixelport's own render in the same loop (limit.py)
 
     nginx, servers = make_servers(names, shlex.split(args.pixelport_cmd),
                                   args.pixelport_workers)
@@ -810,6 +822,8 @@ def main() -> int:
                         shutil.rmtree(STORE / sub, ignore_errors=True)
                 if scenario.name in LIMIT_OF and not args.no_limit:
                     limit_round(limit, LIMIT_OF[scenario.name], args.limit_seconds)
+                    limit_round(render_loop, LIMIT_OF[scenario.name], args.limit_seconds,
+                                "render")
             runs.extend(best(tries) for tries in attempts.values())
             report.setdefault("attempts", []).extend(
                 t for tries in attempts.values() for t in tries)
@@ -819,6 +833,7 @@ def main() -> int:
                 profile(servers["pixelport"], nginx, scenario, args.seconds, f"prof{nonce}",
                         RESULTS / f"profile-pixelport-{name}.txt")
     report["limit"] = limit
+    report["render_loop"] = render_loop
     report["load_after"] = list(os.getloadavg())
     # Every server has been stopped and reaped by now, so their CPU time is in own_seconds().
     other = busy_seconds() - busy0 - (own_seconds() - own0)
