@@ -1,6 +1,6 @@
 """pixelport against thumbor, ipx, nginx and the bare libvips limit, on this machine.
 
-    make bench                       # setup.sh, then this with the defaults (about 10 minutes)
+    make bench                       # setup.sh, then this with the defaults (about 11 minutes)
     .venv/bin/python bench/run.py --quick --no-docs        # a 3-second smoke run
     .venv/bin/python bench/run.py --scenarios cold-jpeg-c4,hot --servers pixelport,thumbor
 
