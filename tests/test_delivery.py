@@ -186,6 +186,21 @@ def test_origin_receives_x_req_from_and_forwarded_host(serve: Any, origin: Origi
     assert origin.requests[-1].headers["host"] == "cdn.example.org"
 
 
+def test_origin_cookies_are_not_kept_between_requests(serve: Any, origin: OriginServer) -> None:
+    # A proxy holds no cookie jar: what one fetch's answer sets must not ride on the next
+    # (aiohttp keeps cookies by default, for host names, not for IP addresses).
+    origin.files["/a.jpg"] = make_image(10, 10)
+    origin.files["/b.jpg"] = make_image(10, 10)
+    origin.extra_headers["/a.jpg"] = {"Set-Cookie": "session=abc; Path=/"}
+    named = {"name": "named", "type": "web_server",
+             "base_url": f"http://localhost:{origin.port}"}
+    pp = serve(config(None, [named]))
+    assert pp.get("/a.jpg").status == 200
+    assert pp.get("/b.jpg").status == 200
+    assert [r.path for r in origin.requests] == ["/a.jpg", "/b.jpg"]
+    assert "cookie" not in origin.requests[-1].headers
+
+
 def test_canonical_link_header(serve: Any, origin: OriginServer) -> None:
     origin.files["/dir/a b.jpg"] = make_image(10, 10)
     pp = serve(config(None, [web_origin("web", origin,

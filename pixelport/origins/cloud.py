@@ -12,7 +12,7 @@ from yarl import URL
 from pixelport.config import Section
 from pixelport.origins.base import FetchOptions, Original
 from pixelport.origins.failures import provider_error, transport_error
-from pixelport.origins.http import original_from
+from pixelport.origins.http import new_session, original_from
 
 # Flags such as x-amz-meta-isprivatefile arrive as text; ImageKit sets them to "true".
 PRIVATE_META = "isprivatefile"
@@ -119,9 +119,7 @@ class OriginSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=128, limit_per_host=64, ttl_dns_cache=60,
                                              enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self.timeout, auto_decompress=False,
-                skip_auto_headers=("User-Agent",))
+            self._session = new_session(connector, timeout=self.timeout)
         return self._session
 
     async def get(self, url: URL, headers: dict[str, str], who: str) -> aiohttp.ClientResponse:

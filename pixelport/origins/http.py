@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import aiohttp
+from aiohttp.client import DEFAULT_TIMEOUT
 from yarl import URL
 
 from pixelport.errors import OriginFailed, OriginUnreachable
@@ -17,6 +18,18 @@ from pixelport.security.network import BlockedAddressError, check_literal_host, 
 
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
+
+
+def new_session(connector: aiohttp.BaseConnector,
+                timeout: aiohttp.ClientTimeout = DEFAULT_TIMEOUT) -> aiohttp.ClientSession:
+    """An aiohttp session as origins use it: bodies as stored, no User-Agent, no cookie jar.
+
+    A cookie that one origin answer sets must not ride on later fetches, which serve other
+    visitors; aiohttp's default jar would keep it.
+    """
+    return aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                 skip_auto_headers=("User-Agent",),
+                                 cookie_jar=aiohttp.DummyCookieJar(), timeout=timeout)
 
 
 class HttpClient:
@@ -32,9 +45,7 @@ class HttpClient:
         if self._session is None or self._session.closed:
             connector = make_connector(self.allow_private, limit=256, limit_per_host=64,
                                        ttl_dns_cache=60, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(
-                connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent",)
-            )
+            self._session = new_session(connector)
         return self._session
 
     async def aclose(self) -> None:
