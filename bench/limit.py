@@ -40,10 +40,9 @@ def _work(name: str, seconds: float, start_at: float,
           pipeline: str = "thumbnail") -> tuple[int, float]:
     import pyvips
 
-    pyvips.concurrency_set(1)
-    pyvips.cache_set_max(0)
-    pyvips.cache_set_max_mem(0)
-    pyvips.cache_set_max_files(0)
+    from pixelport.transform.pool import configure_vips
+
+    configure_vips()
     filename, width, fmt = OPERATIONS[name]
     data = (MEDIA / filename).read_bytes()
 
@@ -69,12 +68,10 @@ def _work(name: str, seconds: float, start_at: float,
 
 
 def _renderer(data: bytes, width: int, fmt: str) -> Callable[[], object]:
-    """pixelport's render of `w-<width>,q-80,f-<fmt>`, set up as its worker pool sets it up."""
+    """pixelport's render of `w-<width>,q-80,f-<fmt>` (libvips already set up by `_work`)."""
     from pixelport.config import Config
     from pixelport.transform import engine, registry
-    from pixelport.transform.pool import configure_vips
 
-    configure_vips()
     config = Config()
     chain = registry.parse(f"w-{width},q-80,f-{fmt}", config.transformations)
     options = engine.RenderOptions("", config.images, config.limits)

@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import pytest
 
 from pixelport.config import from_dict
 from pixelport.origins.base import FetchOptions, Original, Shared
+from pixelport.origins.cloud import OriginSession
 from pixelport.origins.http import HttpClient
 from pixelport.origins.registry import build_origin
 from tests.cloud_servers import (
@@ -407,3 +409,16 @@ def test_gcs_application_default_credentials(gcs_servers: GcsServers,
               "endpoint": gcs_servers.endpoint}
     [(original, body)] = direct_fetches(origin, "top.txt", [FetchOptions()])
     assert original.status == 200 and body == corpus()["top.txt"].data
+
+
+def test_cloud_origin_sessions_keep_no_cookies_either() -> None:
+    # A cookie one answer sets must not ride on later fetches (tests/test_delivery.py shows
+    # it through a web origin); the cloud origins' pools come from the same factory.
+    async def sessions() -> None:
+        pool = OriginSession(connect_timeout=1, read_timeout=1)
+        try:
+            assert isinstance(pool.session().cookie_jar, aiohttp.DummyCookieJar)
+        finally:
+            await pool.aclose()
+
+    asyncio.run(sessions())

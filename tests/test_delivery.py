@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from pixelport.origins.cloud import OriginSession
 from tests.helpers import OriginServer, free_port, make_image, server_timing
 
 pytestmark = pytest.mark.integration
@@ -202,18 +199,6 @@ def test_origin_cookies_are_not_kept_between_requests(serve: Any, origin: Origin
     assert pp.get("/b.jpg").status == 200
     assert [r.path for r in origin.requests] == ["/a.jpg", "/b.jpg"]
     assert "cookie" not in origin.requests[-1].headers
-
-
-def test_cloud_origin_sessions_keep_no_cookies_either() -> None:
-    # The cloud origins' pools (S3, Azure, GCS) are made by the same factory as web origins'.
-    async def sessions() -> None:
-        pool = OriginSession(connect_timeout=1, read_timeout=1)
-        try:
-            assert isinstance(pool.session().cookie_jar, aiohttp.DummyCookieJar)
-        finally:
-            await pool.aclose()
-
-    asyncio.run(sessions())
 
 
 def test_canonical_link_header(serve: Any, origin: OriginServer) -> None:
