@@ -96,6 +96,9 @@ def choose(requested: str | None, input_format: str, has_alpha: bool, accept: st
     return FormatChoice("png" if has_alpha else "jpg", True)
 
 
+DEFAULT_RESOLUTION = 72 / 25.4  # 72 dpi in pixels per millimetre, libvips' default
+
+
 @dataclass(frozen=True)
 class EncodeOptions:
     """Encoder settings common to all formats."""
@@ -123,6 +126,10 @@ def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
                 subsample_mode="auto" if options.chroma_subsampling else "off", keep=options.keep,
             ))
         if fmt == "png":
+            if options.keep == "none":
+                # PNG is the one output that writes the input's density (pHYs) even with
+                # metadata stripped; write libvips' default, whichever decoder read the input.
+                image = image.copy(xres=DEFAULT_RESOLUTION, yres=DEFAULT_RESOLUTION)
             return bytes(image.pngsave_buffer(compression=6, interlace=options.progressive,
                                               keep=options.keep))
         if fmt == "webp":

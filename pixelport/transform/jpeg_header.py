@@ -88,3 +88,34 @@ def exif_orientation(tiff: bytes) -> int | None:
                 return None
             return value
     return 1
+
+
+_APP2 = 0xE2
+_ICC = b"ICC_PROFILE\0"
+
+
+def icc_profile(data: bytes) -> bytes | None:
+    """The ICC profile in a plain JPEG's APP2 chunks, joined in order; b"" if it has none;
+    None if its chunks do not make one profile as libjpeg's reader would take it."""
+    chunks: dict[int, bytes] = {}
+    counts: set[int] = set()
+    pos, end = 2, len(data)
+    while pos + 4 <= end and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == _SOS:
+            break
+        length = int.from_bytes(data[pos + 2:pos + 4], "big")
+        body = pos + 4
+        pos += 2 + length
+        if length < 2 or pos > end:
+            return None
+        if marker == _APP2 and data[body:body + 12] == _ICC:
+            if length < 16 or data[body + 12] in chunks:
+                return None
+            chunks[data[body + 12]] = data[body + 14:pos]
+            counts.add(data[body + 13])
+    if not chunks:
+        return b""
+    if len(counts) != 1 or sorted(chunks) != list(range(1, counts.pop() + 1)):
+        return None
+    return b"".join(chunks[number] for number in sorted(chunks))

@@ -4,7 +4,6 @@ EXIF orientation, sRGB, and animation frames."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +11,7 @@ import pyvips
 
 from pixelport.config import LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
-from pixelport.transform import geometry, jpeg_header
+from pixelport.transform import geometry, jpeg_decode, jpeg_header, profiles
 from pixelport.transform.geometry import Context, Plan
 from pixelport.transform.mezzanine import ELIGIBLE_SIDE, MIN_SIDE, Sharing
 from pixelport.transform.step import ChainItem, Step
@@ -35,7 +34,12 @@ class Probe:
     width: int  # upright, after EXIF orientation; one frame of an animation
     height: int
     pages: int
-    oriented: bool = False  # an EXIF orientation other than "upright" to apply
+    orientation: int = 1  # EXIF, 1 to 8
+
+    @property
+    def oriented(self) -> bool:
+        """Whether an EXIF orientation other than "upright" is to be applied."""
+        return self.orientation in range(2, 9)
 
 
 def probe(data: bytes, limits: LimitsConfig) -> Probe:
@@ -55,7 +59,7 @@ def probe(data: bytes, limits: LimitsConfig) -> Probe:
         raise LimitExceeded("The input animation has too many pixels in all")
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Probe(fmt, width, height, pages, orientation in range(2, 9))
+    return Probe(fmt, width, height, pages, orientation if orientation in range(1, 9) else 1)
 
 
 def _vips_header(data: bytes) -> tuple[str, int, int, int, int]:
@@ -145,6 +149,17 @@ def _jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height: int,
                  lazy: bool) -> Any:
     """A JPEG decoded at the largest DCT-domain shrink that stays at or above the target (as
     Pillow's draft() and sharp do; libvips' thumbnail keeps 2x headroom), then resized."""
+    image = jpeg_decode.shrunk(data, shrink, info.orientation)
+    if image is None:
+        image = _vips_jpeg_shrunk(data, info, shrink, width, height, lazy)
+    if (image.width, image.height) != (width, height) or crop != "none":
+        image = image.thumbnail_image(width, height=height, size="force", crop=crop)
+    return image
+
+
+def _vips_jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height: int,
+                      lazy: bool) -> Any:
+    """The shrunk decode through libvips' loader, for the JPEGs jpeg_decode leaves to it."""
     # libvips rounds a shrunk size down.
     exact = not info.oriented and (info.width // shrink, info.height // shrink) == (width, height)
     # Read once, in order, by the encoder alone: no line cache is needed (one libvips
@@ -153,11 +168,10 @@ def _jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height: int,
     image = pyvips.Image.jpegload_buffer(data, shrink=shrink, access=access, fail_on=FAIL_ON)
     if info.oriented:
         image = image.autorot()
-    if (image.width, image.height) != (width, height) or crop != "none":
-        if access != "sequential":  # not the size foreseen: decode again, with the cache
-            image = pyvips.Image.jpegload_buffer(data, shrink=shrink, access="sequential",
-                                                 fail_on=FAIL_ON)
-        image = image.thumbnail_image(width, height=height, size="force", crop=crop)
+    if (image.width, image.height) != (width, height) and access != "sequential":
+        # Not the size foreseen, so it is resized, which reads lines again: use the cache.
+        image = pyvips.Image.jpegload_buffer(data, shrink=shrink, access="sequential",
+                                             fail_on=FAIL_ON)
     return image
 
 
@@ -181,9 +195,12 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
     if info.width // shrink < width or info.height // shrink < height:
         return None  # the target is larger than the copy would be
 
-    def build() -> Any:  # a pipeline: the store writes it to memory, or to a shared file
-        image = pyvips.Image.jpegload_buffer(data, shrink=shrink, fail_on=FAIL_ON)
-        return to_srgb(image.autorot() if info.oriented else image, False)
+    def build() -> Any:  # the store writes it to memory, or to a shared file
+        image = jpeg_decode.shrunk(data, shrink, info.orientation)
+        if image is None:
+            image = pyvips.Image.jpegload_buffer(data, shrink=shrink, fail_on=FAIL_ON)
+            image = image.autorot() if info.oriented else image
+        return to_srgb(image, False)
 
     return sharing.store.get(data, build, sharing.popular, sharing.defer)
 
@@ -198,29 +215,11 @@ def jpeg_shrink(info: Probe, width: int, height: int) -> int:
     return 1
 
 
-_SRGB_PROFILES: dict[bytes, bool] = {}
-
-
-def is_srgb(profile: bytes) -> bool:
-    """Whether an ICC profile is an sRGB one (converting from it to sRGB changes nothing).
-
-    Most camera and web images embed "sRGB IEC61966-2.1"; building an lcms transform for it
-    costs about as much as resizing a small image, so it is skipped. Decided once per profile.
-    """
-    digest = hashlib.blake2b(profile, digest_size=16).digest()
-    known = _SRGB_PROFILES.get(digest)
-    if known is None:
-        known = profile[16:20] == b"RGB " and b"sRGB" in profile[:4096]
-        if len(_SRGB_PROFILES) < 1024:
-            _SRGB_PROFILES[digest] = known
-    return known
-
-
 def to_srgb(image: Any, keep_profile: bool) -> Any:
     """8-bit sRGB (3 or 4 bands); embedded profiles converted unless asked to keep them."""
     if not keep_profile and image.get_typeof("icc-profile-data") != 0:
         profile = bytes(image.get("icc-profile-data"))
-        if not is_srgb(profile):
+        if not profiles.is_srgb(profile):
             # A broken profile: fall back to the plain colourspace conversion below.
             with contextlib.suppress(pyvips.Error):
                 image = image.icc_transform("srgb", embedded=True)
