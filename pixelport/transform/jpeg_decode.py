@@ -1,11 +1,12 @@
 """JPEG decoded at 1/2, 1/4 or 1/8 through libjpeg-turbo's in-memory API (simplejpeg).
 
-The pixels are libvips' own, bit for bit: the same libjpeg-turbo with the same settings
-(accurate integer IDCT, smooth chroma upsampling). It is faster because libvips feeds libjpeg
-from its source 4 KB at a time and libjpeg-turbo then takes its slow Huffman decoder for part
-of each piece, while here it reads the whole file from memory. Measured in one thread
-(docs/performance.md, eighth round): a 12 MP photo at 1/8 in 42.8 ms against 49.4, and a
-1200x900 photo at 1/4 in 2.3 ms against 3.4.
+The pixels are libvips' own, bit for bit (tests/test_jpeg_decode.py): libvips' wheel links
+mozjpeg, whose decoder is libjpeg-turbo's, and both use the same settings (accurate integer
+IDCT, smooth chroma upsampling). libjpeg-turbo reads the whole file from
+memory here, where libvips feeds it through its own source object piece by piece, which is the
+likely cause of the difference (not verified). Measured in one thread (docs/performance.md,
+eighth round): a 12 MP photo at 1/8 in 42.8 ms against 49.4, and a 1200x900 photo at 1/4 in
+2.3 ms against 3.4.
 
 Only the common case is taken: YCbCr or grey, 8-bit, with no or one whole ICC profile. The
 file's density is not read: only PNG output writes one, and formats.encode writes libvips'
