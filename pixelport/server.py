@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import os
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -91,9 +92,17 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
                           server_header=False, **options)
 
 
+# Python's default is 5 ms. A render thread returning from libvips or the JPEG decoder
+# waits for the event loop to give the GIL back, up to that long; at 0.5 ms one process kept
+# 2-7 % more of the cores busy on `small`, in 13 of 13 interleaved pairs (docs/performance.md,
+# eighth round).
+GIL_SWITCH_INTERVAL = 0.0005
+
+
 def run(app: App, host: str, port: int, log_level: str, access_log: bool,
         sock: socket.socket | None = None) -> None:
     """Serve until SIGINT/SIGTERM, on `sock` if given (a worker's), else on host:port."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     config = uvicorn_config(app, host, port, log_level=log_level, access_log=access_log,
                             timeout_graceful_shutdown=15)
     uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)

@@ -261,3 +261,30 @@ def test_webp_effort_setting_reaches_the_encoder() -> None:
     auto, fastest, four = webp(None), webp(0), webp(4)
     assert auto == four  # a thumbnail: effort 4 by default
     assert fastest != auto and pyvips.Image.new_from_buffer(fastest, "").width == 300
+
+
+def test_serving_sets_a_short_gil_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from pixelport import server
+
+    served: list[object] = []
+
+    class Server:
+        def __init__(self, config: object) -> None:
+            self.config = config
+
+        def run(self, sockets: object = None) -> None:
+            served.append(sys.getswitchinterval())
+
+    monkeypatch.setattr(server, "uvicorn_config", lambda *args, **options: "config")
+    monkeypatch.setattr(server, "uvicorn", types.SimpleNamespace(Server=Server))
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # Python's default
+        server.run(object(), "127.0.0.1", 0, "warning", False)
+    finally:
+        sys.setswitchinterval(before)
+    assert served == [pytest.approx(server.GIL_SWITCH_INTERVAL)]
+    assert server.GIL_SWITCH_INTERVAL < 0.005
