@@ -144,3 +144,11 @@ def test_png_output_carries_the_default_density_unless_metadata_is_kept() -> Non
 
     assert dpi("w-200,f-png") == 72.0  # whichever decoder read the input
     assert dpi("w-200,f-png,md-true") == 300.0
+
+
+def test_large_decodes_are_left_to_libvips_which_streams_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    data = bytes(noise(400, 300).jpegsave_buffer(Q=90))
+    monkeypatch.setattr(jpeg_decode, "MAX_PIXELS", 100 * 75)
+    assert jpeg_decode.shrunk(data, 4, 1) is not None  # 100x75: at the bound
+    assert jpeg_decode.shrunk(data, 2, 1) is None  # 200x150 would be decoded whole

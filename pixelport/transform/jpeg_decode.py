@@ -25,6 +25,10 @@ import simplejpeg
 from pixelport.transform import jpeg_header, profiles
 
 _BANDS = {"YCbCr": ("RGB", 3), "Gray": ("GRAY", 1)}
+# Decoded whole, where libvips' loader streams lines into the resize or the encoder: larger
+# decodes (outputs of thousands of pixels a side) go to libvips, which keeps them in bounded
+# memory. 8 MP is 24 MB of RGB, and covers thumbnails of photos up to 128 MP.
+MAX_PIXELS = 8_000_000
 
 
 def shrunk(data: bytes, shrink: int, orientation: int) -> Any | None:
@@ -37,6 +41,8 @@ def shrunk(data: bytes, shrink: int, orientation: int) -> Any | None:
         mode, bands = _BANDS[colourspace]
         # The smallest of libjpeg-turbo's n/8 scales at or above these sizes is 1/shrink.
         width, height = -(-width // shrink), -(-height // shrink)
+        if width * height > MAX_PIXELS:
+            return None
         pixels = simplejpeg.decode_jpeg(data, colorspace=mode, min_width=width,
                                         min_height=height, strict=True)
     except (KeyError, ValueError):
