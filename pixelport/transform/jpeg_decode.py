@@ -8,7 +8,8 @@ likely cause of the difference (not verified). Measured in one thread (docs/perf
 eighth round): a 12 MP photo at 1/8 in 42.8 ms against 49.4, and a 1200x900 photo at 1/4 in
 2.3 ms against 3.4.
 
-Only the common case is taken: YCbCr or grey, 8-bit, with no or one whole ICC profile. The
+Only the common case is taken: YCbCr or grey, 8-bit, with no or one whole ICC profile, and
+at most MAX_PIXELS once decoded. The
 file's density is not read: only PNG output writes one, and formats.encode writes libvips'
 default there whenever metadata is stripped, the one case that decodes through here.
 Anything else, and anything libjpeg warns about (a truncated file, stray bytes), gives None:
