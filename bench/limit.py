@@ -38,23 +38,13 @@ OPERATIONS: dict[str, tuple[str, int, str]] = {
 
 def _work(name: str, seconds: float, start_at: float,
           pipeline: str = "thumbnail") -> tuple[int, float]:
-    import pyvips
-
     from pixelport.transform.pool import configure_vips
 
     configure_vips()
     filename, width, fmt = OPERATIONS[name]
     data = (MEDIA / filename).read_bytes()
 
-    def thumbnail() -> bytes:
-        image = pyvips.Image.thumbnail_buffer(data, width)
-        if fmt == "webp":
-            return bytes(image.webpsave_buffer(Q=80, effort=4, keep="none"))
-        # pixelport's JPEG settings (transform/formats.py): optimised Huffman, no subsampling.
-        return bytes(image.jpegsave_buffer(Q=80, optimize_coding=True, subsample_mode="off",
-                                           keep="none"))
-
-    once = thumbnail if pipeline == "thumbnail" else _renderer(data, width, fmt)
+    once = PIPELINES[pipeline](data, width, fmt)
     once()  # warm up: load the codec libraries
     while time.monotonic() < start_at:  # start every worker at the same moment
         time.sleep(0.001)
@@ -67,6 +57,21 @@ def _work(name: str, seconds: float, start_at: float,
     return count, time.monotonic() - began
 
 
+def _thumbnailer(data: bytes, width: int, fmt: str) -> Callable[[], object]:
+    """libvips' thumbnail of `data` to `width`, encoded with pixelport's settings."""
+    import pyvips
+
+    def thumbnail() -> bytes:
+        image = pyvips.Image.thumbnail_buffer(data, width)
+        if fmt == "webp":
+            return bytes(image.webpsave_buffer(Q=80, effort=4, keep="none"))
+        # pixelport's JPEG settings (transform/formats.py): optimised Huffman, no subsampling.
+        return bytes(image.jpegsave_buffer(Q=80, optimize_coding=True, subsample_mode="off",
+                                           keep="none"))
+
+    return thumbnail
+
+
 def _renderer(data: bytes, width: int, fmt: str) -> Callable[[], object]:
     """pixelport's render of `w-<width>,q-80,f-<fmt>` (libvips already set up by `_work`)."""
     from pixelport.config import Config
@@ -76,6 +81,11 @@ def _renderer(data: bytes, width: int, fmt: str) -> Callable[[], object]:
     chain = registry.parse(f"w-{width},q-80,f-{fmt}", config.transformations)
     options = engine.RenderOptions("", config.images, config.limits)
     return lambda: engine.render(data, chain, options)
+
+
+# What the loop repeats (see the module's docstring), by --pipeline name.
+PIPELINES: dict[str, Callable[[bytes, int, str], Callable[[], object]]] = {
+    "thumbnail": _thumbnailer, "render": _renderer}
 
 
 def measure(name: str, seconds: float, workers: int, rounds: int = 1,
@@ -104,7 +114,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--rounds", type=int, default=1, help="best of this many rounds")
     parser.add_argument("--only", choices=sorted(OPERATIONS), action="append")
-    parser.add_argument("--pipeline", choices=("thumbnail", "render"), default="thumbnail")
+    parser.add_argument("--pipeline", choices=sorted(PIPELINES), default="thumbnail")
     args = parser.parse_args()
     out = {name: measure(name, args.seconds, args.workers, args.rounds, args.pipeline)
            for name in args.only or OPERATIONS}
