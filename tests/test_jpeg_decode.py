@@ -59,12 +59,18 @@ def test_renders_are_byte_for_byte_those_of_libvips_loader(
         monkeypatch: pytest.MonkeyPatch) -> None:
     data = bytes(noise(1200, 900).jpegsave_buffer(Q=90))
     options = engine.RenderOptions("", ImagesConfig(), LimitsConfig())
+    real, decoded = jpeg_decode.shrunk, []
+
+    def recorded(data: bytes, shrink: int, orientation: int) -> object:
+        decoded.append(real(data, shrink, orientation))
+        return decoded[-1]
+
     renders = {}
     for fast in (True, False):
-        if not fast:
-            monkeypatch.setattr(jpeg_decode, "shrunk", lambda *args: None)
+        monkeypatch.setattr(jpeg_decode, "shrunk", recorded if fast else lambda *args: None)
         renders[fast] = [engine.render(data, registry.parse(tr), options).data
                          for tr in ("w-300,f-jpg", "w-300,f-webp", "w-280,h-100,f-jpg")]
+    assert len(decoded) == 3 and None not in decoded  # the renders did decode through it
     assert renders[True] == renders[False]
 
 
