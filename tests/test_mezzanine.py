@@ -6,10 +6,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
-from pixelport.transform import engine, registry
+from pixelport.transform import engine, jpeg_decode, registry
 from pixelport.transform.mezzanine import Mezzanines, Sharing
 from tests.helpers import make_image
 
@@ -95,7 +96,15 @@ def test_expiry_and_capacity() -> None:
     assert Counting(0).get(b"c", lambda: image) is None
 
 
-def test_variants_from_the_shared_copy_match_direct_renders() -> None:
+def test_variants_from_the_shared_copy_match_direct_renders(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real, shrinks = jpeg_decode.shrunk, []
+
+    def recorded(data: bytes, shrink: int, orientation: int) -> object:
+        shrinks.append(shrink)
+        return real(data, shrink, orientation)
+
+    monkeypatch.setattr(jpeg_decode, "shrunk", recorded)
     data = make_image(4000, 3000, ".jpg")
     store = Counting(256 * 2**20)
     shared = engine.RenderOptions("", ImagesConfig(), LimitsConfig(), sharing=Sharing(store))
@@ -108,7 +117,9 @@ def test_variants_from_the_shared_copy_match_direct_renders() -> None:
         a = pyvips.Image.new_from_buffer(ours.data, "")
         b = pyvips.Image.new_from_buffer(plain.data, "")
         assert abs(a.avg() - b.avg()) < 2
-    assert store.builds == 1
+    # Decoded by libjpeg-turbo: w-300 twice at 1/8 (the first variant goes direct), then the
+    # shared copy at 1/2 (2000x1500) for w-640, which the direct render decodes at 1/4.
+    assert store.builds == 1 and shrinks[:4] == [8, 8, 2, 4]
     # Larger than the copy (2000x1500): rendered directly, never from the copy.
     big = engine.render(data, registry.parse("w-2400"), shared)
     assert big.width == 2400 and store.builds == 1
