@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 import threading
@@ -288,3 +289,15 @@ def test_serving_sets_a_short_gil_switch_interval(monkeypatch: pytest.MonkeyPatc
         sys.setswitchinterval(before)
     assert served == [pytest.approx(server.GIL_SWITCH_INTERVAL)]
     assert server.GIL_SWITCH_INTERVAL < 0.005
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc")
+def test_importing_the_server_starts_no_threads() -> None:
+    import subprocess
+
+    code = ("import os, pixelport.app, pixelport.transform.jpeg_decode; "
+            "print(len(os.listdir('/proc/self/task')))")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "1"  # numpy's OpenBLAS thread pool would be one more per core
