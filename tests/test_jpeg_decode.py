@@ -158,3 +158,26 @@ def test_large_decodes_are_left_to_libvips_which_streams_them(
     monkeypatch.setattr(jpeg_decode, "MAX_PIXELS", 100 * 75)
     assert jpeg_decode.shrunk(data, 4, 1) is not None  # 100x75: at the bound
     assert jpeg_decode.shrunk(data, 2, 1) is None  # 200x150 would be decoded whole
+
+
+def test_concurrent_decodes_keep_their_own_pixels() -> None:
+    import threading
+
+    files = [bytes(noise(w, h).jpegsave_buffer(Q=85)) for w, h in ((640, 480), (800, 600),
+                                                                  (480, 640))]
+    expected = [array(libvips(data, 4)) for data in files]
+    wrong: list[int] = []
+
+    def work(first: int) -> None:  # the render pool's threads decode at the same time
+        for n in range(60):
+            index = (first + n) % len(files)
+            image = jpeg_decode.shrunk(files[index], 4, 1)
+            if image is None or not np.array_equal(array(image), expected[index]):
+                wrong.append(index)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
