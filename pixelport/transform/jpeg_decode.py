@@ -2,18 +2,16 @@
 
 The pixels are libvips' own, bit for bit (tests/test_jpeg_decode.py): libvips' wheel links
 mozjpeg, whose decoder is libjpeg-turbo's, and both use the same settings (accurate integer
-IDCT, smooth chroma upsampling). libjpeg-turbo reads the whole file from
-memory here, where libvips feeds it through its own source object piece by piece, which is the
-likely cause of the difference (not verified). Measured in one thread (docs/performance.md,
-eighth round): a 12 MP photo at 1/8 in 42.8 ms against 49.4, and a 1200x900 photo at 1/4 in
-2.3 ms against 3.4.
+IDCT, smooth chroma upsampling). libjpeg-turbo reads the whole file from memory here, where
+libvips feeds it through its own source object piece by piece, the likely cause of the
+difference (not verified). Measured in one thread (docs/performance.md, eighth round): a
+12 MP photo at 1/8 in 42.8 ms against 49.4, and a 1200x900 photo at 1/4 in 2.3 ms against 3.4.
 
 Only the common case is taken: YCbCr or grey, 8-bit, with no or one whole ICC profile, and
-at most MAX_PIXELS once decoded. The
-file's density is not read: only PNG output writes one, and formats.encode writes libvips'
-default there whenever metadata is stripped, the one case that decodes through here.
-Anything else, and anything libjpeg warns about (a truncated file, stray bytes), gives None:
-libvips decodes it, with its own tolerance and its own errors.
+at most MAX_PIXELS once decoded. Anything else, and anything libjpeg warns about (a truncated
+file, stray bytes), gives None: libvips decodes it, with its own tolerance and its own
+errors. The file's density is not read: only PNG output writes one, and formats.encode writes
+libvips' default there whenever metadata is stripped, the one case that decodes through here.
 """
 
 from __future__ import annotations

@@ -165,14 +165,17 @@ def _vips_jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height:
     # Read once, in order, by the encoder alone: no line cache is needed (one libvips
     # operation less per thumbnail, 2-3 % of its CPU). A resize reads lines again.
     access = "sequential-unbuffered" if lazy and exact else "sequential"
-    image = pyvips.Image.jpegload_buffer(data, shrink=shrink, access=access, fail_on=FAIL_ON)
-    if info.oriented:
-        image = image.autorot()
+    image = _libvips_jpeg(data, info, shrink, access)
     if (image.width, image.height) != (width, height) and access != "sequential":
         # Not the size foreseen, so it is resized, which reads lines again: use the cache.
-        image = pyvips.Image.jpegload_buffer(data, shrink=shrink, access="sequential",
-                                             fail_on=FAIL_ON)
+        image = _libvips_jpeg(data, info, shrink, "sequential")
     return image
+
+
+def _libvips_jpeg(data: bytes, info: Probe, shrink: int, access: str) -> Any:
+    """The JPEG at 1/shrink through libvips' loader, upright."""
+    image = pyvips.Image.jpegload_buffer(data, shrink=shrink, access=access, fail_on=FAIL_ON)
+    return image.autorot() if info.oriented else image
 
 
 def keep_animation(frames: list[Any], strip: Any) -> None:
@@ -198,8 +201,7 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
     def build() -> Any:  # the store writes it to memory, or to a shared file
         image = jpeg_decode.shrunk(data, shrink, info.orientation)
         if image is None:
-            image = pyvips.Image.jpegload_buffer(data, shrink=shrink, fail_on=FAIL_ON)
-            image = image.autorot() if info.oriented else image
+            image = _libvips_jpeg(data, info, shrink, "random")
         return to_srgb(image, False)
 
     return sharing.store.get(data, build, sharing.popular, sharing.defer)
