@@ -8,6 +8,7 @@ from typing import Any
 import pyvips
 
 from pixelport.errors import UnsupportedFormat
+from pixelport.transform import pillow_encode
 from pixelport.transform.colours import WHITE, Colour
 
 CONTENT_TYPES = {
@@ -121,6 +122,11 @@ def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
             # Optimised Huffman tables save 1.5-3 % of bytes; libjpeg's second pass for them
             # costs as much as the encode itself, 30 ms on a 1920 px output. Kept up to 1 MP.
             optimize = options.progressive or image.width * image.height <= 1_000_000
+            if options.keep == "none":
+                fast = pillow_encode.jpeg(image, options.quality, optimize, options.progressive,
+                                          options.chroma_subsampling)
+                if fast is not None:
+                    return fast
             return bytes(image.jpegsave_buffer(
                 Q=options.quality, optimize_coding=optimize, interlace=options.progressive,
                 subsample_mode="auto" if options.chroma_subsampling else "off", keep=options.keep,
@@ -138,6 +144,10 @@ def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
             effort = options.webp_effort
             if effort is None:
                 effort = 4 if image.width * image.height <= 320_000 else 2
+            if options.keep == "none":
+                fast = pillow_encode.webp(image, options.quality, options.lossless, effort)
+                if fast is not None:
+                    return fast
             return bytes(image.webpsave_buffer(Q=options.quality, lossless=options.lossless,
                                                effort=effort, keep=options.keep))
         if fmt == "avif":
