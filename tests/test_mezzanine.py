@@ -256,3 +256,46 @@ def test_resizes_held_from_a_copy_go_with_it() -> None:
     # Its resize, which also holds its original's bytes, is gone with it.
     assert not store.sized
     assert store.used == sum(item[2] for item in store.items.values())
+
+
+class Deferring:
+    """A pool whose jobs meet another job's build `pending` times before they can render."""
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.defers: list[bool] = []
+
+    async def run(self, fn: Any, data: bytes, steps: Any, options: engine.RenderOptions) -> Any:
+        from concurrent.futures import Future
+
+        from pixelport.transform.mezzanine import Pending
+
+        assert options.sharing is not None
+        self.defers.append(options.sharing.defer)
+        if len(self.defers) <= self.pending and options.sharing.defer:
+            build: Future[None] = Future()
+            build.set_result(None)  # already made: the request comes straight back
+            raise Pending(build)
+        return "rendered", "digest"
+
+
+@pytest.mark.parametrize("pending", [0, 1, 2, 3, 5])
+def test_a_request_back_from_waiting_waits_on_the_loop_again(pending: int) -> None:
+    """srcset: back from the copy's build, a request may find the other format's resize in
+    the making; it waits for that on the event loop too, and only blocks its thread after
+    DEFERRALS waits."""
+    import asyncio
+    from dataclasses import replace
+
+    from pixelport.delivery.handler import DEFERRALS, render_deferring
+
+    pool = Deferring(pending)
+    sharing = Sharing(Mezzanines(2**20))
+    options = engine.RenderOptions("", ImagesConfig(), LimitsConfig(),
+                                   sharing=replace(sharing, defer=True))
+    result = asyncio.run(render_deferring(pool, b"", [], options, sharing))  # type: ignore[arg-type]
+    assert result == ("rendered", "digest")
+    if pending < DEFERRALS:
+        assert pool.defers == [True] * (pending + 1)
+    else:
+        assert pool.defers == [True] * DEFERRALS + [False]
