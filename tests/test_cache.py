@@ -346,3 +346,33 @@ def test_entries_in_the_two_level_layout_of_earlier_versions_are_moved_and_read(
         third.close()
 
     asyncio.run(write_then_read())
+
+
+def test_results_reach_memory_when_asked_again(tmp_path: Path) -> None:
+    """Fresh results go to disk only; a second request, even during the write, promotes."""
+    import asyncio
+
+    from pixelport.cache.entry import Entry
+    from pixelport.cache.results import ResultCache
+
+    async def scenario() -> None:
+        cache = ResultCache(10**6, tmp_path / "r", 10**6, ttl=3600)
+        old = Entry(b"o" * 100, {}, '"o"', "", "/a.jpg")
+        cache.memory.put("k" * 40, old)
+        entry = Entry(b"x" * 1000, {}, '"e"', "", "/a.jpg")
+        await cache.put("k" * 40, entry)
+        assert cache.get_memory("k" * 40) is None  # not in memory, nor the one it replaces
+        assert await cache.get("k" * 40) is entry  # still being written: found all the same
+        assert cache.get_memory("k" * 40) is entry  # and promoted
+        other = Entry(b"y" * 1000, {}, '"f"', "", "/b.jpg")
+        await cache.put("m" * 40, other)
+        await cache.close()
+        assert cache.memory.get("m" * 40) is None
+        read = await cache.get("m" * 40)  # from the file
+        assert read is not None and read.body == other.body
+        assert cache.get_memory("m" * 40) is read
+        alone = ResultCache(10**6, None, 0, ttl=3600)  # no disk tier: memory at once
+        await alone.put("k" * 40, entry)
+        assert alone.get_memory("k" * 40) is entry
+
+    asyncio.run(scenario())

@@ -163,11 +163,21 @@ class DiskTier:
 
     async def put(self, key: str, entry: Entry) -> None:
         """Write atomically, then account and evict."""
+        await self.write(key, entry)
+
+    def write(self, key: str, entry: Entry) -> asyncio.Future[None]:
+        """`put` as a task, the entry readable (`get`) from this call on rather than from the
+        task's first step: a request right behind finds it."""
         if len(entry.body) > self.capacity:
-            return
+            skipped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            skipped.set_result(None)
+            return skipped
         started = self.purge_count
         self.writing += 1
         self.pending[key] = entry
+        return asyncio.ensure_future(self._written(key, entry, started))
+
+    async def _written(self, key: str, entry: Entry, started: int) -> None:
         try:
             # Encoding checksums the body: in the thread too, off the event loop.
             size = await asyncio.get_running_loop().run_in_executor(

@@ -14,14 +14,14 @@ from pixelport.workers import ALONE, Place
 
 
 class ResultCache:
-    """Two tiers; a disk hit is promoted to memory."""
+    """Two tiers; results go to disk, and to memory when asked again."""
 
     def __init__(self, memory_bytes: int, disk_dir: Path | None, disk_bytes: int,
                  ttl: float, place: Place = ALONE) -> None:
         self.memory = MemoryTier(memory_bytes)
         self.disk = DiskTier(disk_dir, disk_bytes, place) if disk_dir is not None else None
         self.ttl = ttl
-        self.writes: set[asyncio.Task[None]] = set()
+        self.writes: set[asyncio.Future[None]] = set()
 
     async def start(self) -> None:
         """Index the disk tier (in a thread)."""
@@ -50,12 +50,20 @@ class ResultCache:
         return entry
 
     async def put(self, key: str, entry: Entry) -> None:
-        """Store in memory now and on disk in the background (the answer need not wait)."""
-        self.memory.put(key, entry)
-        if self.disk is not None:
-            task = asyncio.ensure_future(self.disk.put(key, entry))
-            self.writes.add(task)
-            task.add_done_callback(self.writes.discard)
+        """Store on disk in the background (the answer need not wait); in memory only when
+        there is no disk tier.
+
+        Most fresh results are never asked again (behind a CDN, nearly all): memory is kept
+        for those that are. A second request finds the entry on disk, or still on its way
+        there (`DiskTier.pending`), and that hit promotes it to memory.
+        """
+        if self.disk is None:
+            self.memory.put(key, entry)
+            return
+        self.memory.remove(key)  # an older result must not shadow this one
+        task = self.disk.write(key, entry)
+        self.writes.add(task)
+        task.add_done_callback(self.writes.discard)
 
     async def close(self) -> None:
         """Finish the disk writes under way and stop the writer (at shutdown)."""
