@@ -65,14 +65,19 @@ def test_webp_is_libvips_bytes(size: tuple[int, int], bands: int, quality: int, 
                                                keep="none"))
 
 
-def test_a_lazy_pipeline_is_computed_first() -> None:
-    # What the engine hands over: a resize not yet run, from a file not yet decoded.
+@pytest.mark.parametrize("access", ["random", "sequential", "sequential-unbuffered"])
+def test_a_lazy_pipeline_is_computed_first(access: str) -> None:
+    # What the engine hands over: a resize not yet run, from a file not yet decoded, read in
+    # any of the orders load.py asks libvips for.
     data = (MEDIA / "photo-1200x900.jpg").read_bytes()
-    image = pyvips.Image.jpegload_buffer(data, shrink=2).resize(0.5)
-    assert pillow_encode.jpeg(image, 80, True, False, False) == libvips_jpeg(
-        image, 80, True, False, False)
-    assert pillow_encode.webp(image, 80, False, 4) == bytes(
-        image.webpsave_buffer(Q=80, effort=4, keep="none"))
+
+    def lazy() -> pyvips.Image:
+        return pyvips.Image.jpegload_buffer(data, shrink=2, access=access).resize(0.5)
+
+    assert pillow_encode.jpeg(lazy(), 80, True, False, False) == libvips_jpeg(
+        lazy(), 80, True, False, False)
+    assert pillow_encode.webp(lazy(), 80, False, 4) == bytes(
+        lazy().webpsave_buffer(Q=80, effort=4, keep="none"))
 
 
 @pytest.mark.parametrize("image", [
