@@ -53,6 +53,17 @@ def test_jpeg_is_libvips_bytes(size: tuple[int, int], bands: int, quality: int, 
     assert fast == libvips_jpeg(image, quality, optimize, progressive, subsample)
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_noise_at_full_quality_fits_pillows_buffer(progressive: bool) -> None:
+    # The most bytes a pixel a JPEG takes: Pillow's own guess (2) is too small for it.
+    planes = [pyvips.Image.gaussnoise(1000, 1000, mean=128, sigma=300) for _ in range(3)]
+    image = planes[0].bandjoin(planes[1:]).cast("uchar").copy(interpretation="srgb")
+    image = image.copy_memory()
+    fast = pillow_encode.jpeg(image, 100, True, progressive, False)
+    assert fast is not None and len(fast) > 3_000_000
+    assert fast == libvips_jpeg(image, 100, True, progressive, False)
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(size=sizes, bands=st.sampled_from([3, 4]), quality=st.integers(1, 100),
        lossless=st.booleans(), effort=st.integers(0, 6))

@@ -22,12 +22,18 @@ import io
 from typing import Any
 
 import pyvips
-from PIL import Image
+from PIL import Image, ImageFile
 
 # The pixels are handed over whole (libvips streams a JPEG's lines into its encoder): above
 # this the saving is gone (1920 px) and the copy costs memory. 1 MP is also where pixelport
 # stops optimising JPEG Huffman tables (formats.encode).
 MAX_PIXELS = 1_000_000
+
+# An optimised or progressive JPEG is written in one piece, and Pillow sizes that piece at 1
+# or 2 bytes a pixel, which noisy images at high quality exceed (3.2 measured for noise at
+# Q100): libjpeg then fails ("Suspension not allowed here"). Room for 4 bytes a pixel of the
+# largest image taken here; the buffer is allocated but only what is written is touched.
+ImageFile.MAXBLOCK = max(ImageFile.MAXBLOCK, 4 * MAX_PIXELS + 65_536)
 
 _JPEG_MODES = {("srgb", 3): "RGB", ("b-w", 1): "L"}
 _WEBP_MODES = {("srgb", 3): "RGB", ("srgb", 4): "RGBA"}
