@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import hmac
 import json
 import logging
@@ -16,15 +15,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import imagekitio
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 from imagekitio import ImageKit
+from yarl import URL
 
 import pixelport.origins.http as origin_http
 from pixelport.delivery.http import Message, Scope
 from pixelport.errors import OriginFailed, OriginUnreachable
+from pixelport.origins import http1
 from pixelport.origins.http import HttpClient
 from pixelport.security import api_auth, network
 from pixelport.security.api_auth import basic_user, is_api_path, is_authorized
@@ -245,21 +244,20 @@ def servers() -> Iterator[tuple[ThreadingHTTPServer, ThreadingHTTPServer, list[s
         server.server_close()
 
 
-class FakeResolver(AbstractResolver):
+class FakeResolver:
     """Gives names whatever address the test says (a DNS server the attacker controls)."""
 
-    def __init__(self, answers: dict[str, str]) -> None:
+    def __init__(self, answers: dict[str, str | list[str]]) -> None:
         self.answers = answers
+        self.asked: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def __call__(self, host: str, port: int) -> list[tuple[int, tuple[object, ...]]]:
+        self.asked.append(host)
         if host not in self.answers:
-            raise OSError(f"unknown host {host}")
-        return [ResolveResult(hostname=host, host=self.answers[host], port=port,
-                              family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)]
-
-    async def close(self) -> None:
-        pass
+            raise socket.gaierror(socket.EAI_NONAME, f"unknown host {host}")
+        found = self.answers[host]
+        return [(socket.AF_INET, (ip, port)) for ip in ([found] if isinstance(found, str)
+                                                      else found)]
 
 
 @pytest.fixture
@@ -276,7 +274,7 @@ def public_127_0_0_2(monkeypatch: pytest.MonkeyPatch) -> None:
 def fetch(client: HttpClient, url: str) -> int:
     async def go() -> int:
         try:
-            response = await client.get(url, {}, aiohttp.ClientTimeout(total=5), "web origin")
+            response = await client.get(url, {}, http1.Timeouts(5, 5), "web origin")
             status = response.status
             response.release()
             return status
@@ -292,8 +290,7 @@ def test_every_redirect_hop_is_checked(servers: Any, monkeypatch: pytest.MonkeyP
     public, private, hits = servers
     pub, priv = public.server_address[1], private.server_address[1]
     resolver = FakeResolver({"public.test": "127.0.0.2", "internal.test": "127.0.0.1"})
-    monkeypatch.setattr(origin_http, "make_connector",
-                        functools.partial(network.make_connector, inner_resolver=resolver))
+    monkeypatch.setattr(origin_http, "resolver", resolver)
     routes = public.RequestHandlerClass.routes
     routes.update({
         "/to-literal": f"http://127.0.0.1:{priv}/secret",
@@ -323,38 +320,41 @@ def test_every_redirect_hop_is_checked(servers: Any, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.integration
-def test_the_socket_check_catches_what_a_fooled_resolver_lets_through(servers: Any) -> None:
-    """DNS rebinding and resolver caches: the address the socket connects to is checked."""
+def test_the_connection_check_catches_what_a_fooled_resolver_lets_through(
+        servers: Any) -> None:
+    """DNS rebinding and resolver caches: the address connected to is checked again."""
     _, private, hits = servers
     port = private.server_address[1]
+    timeouts = http1.Timeouts(5, 5)
 
     async def go() -> None:
-        connector = aiohttp.TCPConnector(resolver=FakeResolver({"rebound.test": "127.0.0.1"}),
-                                         socket_factory=network.guarded_socket)
-        async with aiohttp.ClientSession(connector=connector) as session:
-            with pytest.raises(aiohttp.ClientConnectorError) as caught:
-                await session.get(f"http://rebound.test:{port}/secret")
-            assert isinstance(caught.value.os_error, network.BlockedAddressError)
-            with pytest.raises(aiohttp.ClientConnectorError):
-                await session.get(f"http://127.0.0.1:{port}/secret")
+        client = http1.Client(guard=True, resolver=FakeResolver({"rebound.test": "127.0.0.1"}))
+        # A cached answer that slipped past the lookup's check (a rebinding server's second
+        # answer) is still refused when it is connected to.
+        client.names[("rebound.test", port)] = (time.monotonic(),
+                                                [(socket.AF_INET, ("127.0.0.1", port))])
+        with pytest.raises(network.BlockedAddressError, match="connecting to a forbidden"):
+            await client.get(URL(f"http://rebound.test:{port}/secret"), {}, timeouts)
+        with pytest.raises(network.BlockedAddressError):
+            await client.get(URL(f"http://127.0.0.1:{port}/secret"), {}, timeouts)
+        client.close()
 
     asyncio.run(go())
     assert hits == []
 
 
-def test_guarded_resolver_drops_forbidden_answers() -> None:
-    class Mixed(FakeResolver):
-        async def resolve(self, host: str, port: int = 0,
-                          family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-            return [ResolveResult(hostname=host, host=ip, port=port, family=socket.AF_INET,
-                                  proto=0, flags=0) for ip in ("10.0.0.1", "93.184.216.34")]
+def test_the_lookup_drops_forbidden_answers() -> None:
+    resolver = FakeResolver({"mixed.test": ["10.0.0.1", "93.184.216.34"], "x": "10.1.1.1"})
 
     async def go() -> None:
-        resolver = network.GuardedResolver(Mixed({}))
-        answers = await resolver.resolve("mixed.test", 80)
-        assert [a["host"] for a in answers] == ["93.184.216.34"]
-        with pytest.raises(network.BlockedAddressError):
-            await network.GuardedResolver(FakeResolver({"x": "10.1.1.1"})).resolve("x", 80)
+        client = http1.Client(guard=True, resolver=resolver)
+        answers = await client._addresses("mixed.test", 80)
+        assert [a[1][0] for a in answers] == ["93.184.216.34"]
+        with pytest.raises(network.BlockedAddressError, match="resolves to a forbidden"):
+            await client._addresses("x", 80)
+        # Without the guard (allow_private_networks), every answer is kept.
+        assert len(await http1.Client(guard=False, resolver=resolver)._addresses(
+            "mixed.test", 80)) == 2
 
     asyncio.run(go())
 

@@ -1,9 +1,12 @@
-"""The shared HTTP client behind web origins: one pooled session per process."""
+"""The HTTP client of web origins (redirects hop by hop, each hop guarded), and what web and
+cloud origins share: their aiohttp session settings and the mapping of answers to Originals."""
 
 from __future__ import annotations
 
 import email.utils
 import functools
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -12,9 +15,10 @@ from aiohttp.client import DEFAULT_TIMEOUT
 from yarl import URL
 
 from pixelport.errors import OriginFailed, OriginUnreachable
+from pixelport.origins import http1
 from pixelport.origins.base import Original
 from pixelport.origins.failures import provider_error
-from pixelport.security.network import BlockedAddressError, check_literal_host, make_connector
+from pixelport.security.network import BlockedAddressError, check_literal_host
 
 CHUNK = 64 * 1024
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -33,60 +37,71 @@ def new_session(connector: aiohttp.BaseConnector,
 
 
 class HttpClient:
-    """Lazily creates the aiohttp session inside the running loop; shared by all web origins."""
+    """The web origins' HTTP client (`http1.Client`), made inside the running loop on first use."""
 
     def __init__(self, *, allow_private_networks: bool, max_redirects: int = 5) -> None:
         self.allow_private = allow_private_networks
         self.max_redirects = max_redirects
-        self._session: aiohttp.ClientSession | None = None
+        self._client: http1.Client | None = None
 
-    def session(self) -> aiohttp.ClientSession:
-        """The pooled session, created on first use."""
-        if self._session is None or self._session.closed:
-            connector = make_connector(self.allow_private, limit=256, limit_per_host=64,
-                                       ttl_dns_cache=60, enable_cleanup_closed=True)
-            self._session = new_session(connector)
-        return self._session
+    def client(self) -> http1.Client:
+        """The pooled client, created on first use."""
+        if self._client is None:
+            self._client = http1.Client(guard=not self.allow_private, resolver=resolver)
+        return self._client
 
     async def aclose(self) -> None:
         """Close pooled connections."""
-        if self._session is not None:
-            await self._session.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     async def get(
-        self, url: str, headers: dict[str, str], timeout: aiohttp.ClientTimeout, who: str,
+        self, url: str, headers: dict[str, str], timeouts: http1.Timeouts, who: str,
         check_hop: Callable[[URL], None] | None = None,
-    ) -> aiohttp.ClientResponse:
+    ) -> http1.Response:
         """GET `url`, following redirects one by one so each hop passes the address guard.
 
         `check_hop` may raise to refuse a hop (the web proxy's host allow-list).
         """
-        target = URL(url, encoded=True)
+        try:
+            target = URL(url, encoded=True)
+        except ValueError:
+            raise OriginFailed(f"{who}: {url!r} is not a valid URL") from None
         for _ in range(self.max_redirects + 1):
             if check_hop is not None:
                 check_hop(target)
+            host = target.raw_host or ""
             try:
+                if target.scheme not in ("http", "https") or not host:
+                    raise OriginFailed(f"{who}: {str(target)!r} is not an http(s) URL")
                 if not self.allow_private:
-                    check_literal_host(target.host or "")
-                response = await self.session().get(
-                    target, headers=headers, timeout=timeout, allow_redirects=False
-                )
+                    check_literal_host(host)
+                response = await self.client().get(target, headers, timeouts)
             except BlockedAddressError as exc:
                 raise OriginUnreachable(f"{who}: {exc}") from None
-            except aiohttp.ClientConnectorDNSError as exc:
-                if isinstance(exc.os_error, BlockedAddressError):
-                    raise OriginUnreachable(f"{who}: {exc.os_error}") from None
-                raise OriginUnreachable(f"{who}: could not resolve {target.host}") from None
-            except aiohttp.ClientConnectorError:
-                raise OriginUnreachable(f"{who}: {target.host} refused the connection") from None
-            except (TimeoutError, aiohttp.ServerTimeoutError):
-                raise OriginFailed(f"{who}: timed out connecting to {target.host}") from None
-            except aiohttp.ClientError as exc:
-                raise OriginFailed(f"{who}: request failed ({type(exc).__name__})") from None
+            except socket.gaierror:
+                raise OriginUnreachable(f"{who}: could not resolve {host}") from None
+            except TimeoutError:
+                raise OriginFailed(f"{who}: timed out waiting for {host}") from None
+            except http1.ProtocolError as exc:
+                raise OriginFailed(f"{who}: not a valid HTTP answer ({exc})") from None
+            except http1.ConnectionBroken:
+                raise OriginFailed(f"{who}: {host} closed the connection") from None
+            except ssl.SSLError as exc:
+                raise OriginUnreachable(f"{who}: TLS with {host} failed "
+                                        f"({exc.reason or type(exc).__name__})") from None
+            except ValueError as exc:  # a header the request may not carry
+                raise OriginFailed(f"{who}: request refused ({exc})") from None
+            except OSError:
+                raise OriginUnreachable(f"{who}: {host} refused the connection") from None
             if response.status in REDIRECTS and "Location" in response.headers:
                 location = response.headers["Location"]
                 response.release()
-                target = target.join(URL(location, encoded=True))
+                try:
+                    target = target.join(URL(location, encoded=True))
+                except ValueError:
+                    raise OriginFailed(f"{who}: redirected to an invalid URL") from None
                 if target.scheme not in ("http", "https"):
                     raise OriginFailed(f"{who}: redirected to a non-HTTP URL")
                 continue
@@ -94,7 +109,11 @@ class HttpClient:
         raise OriginFailed(f"{who}: more than {self.max_redirects} redirects")
 
 
-def check_status(response: aiohttp.ClientResponse, who: str, path: str,
+# The name lookup of web origins; None: the system's. Tests set it to give names any address.
+resolver: http1.Resolver | None = None
+
+
+def check_status(response: aiohttp.ClientResponse | http1.Response, who: str, path: str,
                  ranged: bool = False) -> None:
     """Map an origin's error status to the error contract (2xx and 304 pass, and 416 when a
     range was asked: the file is there, the range is not)."""
@@ -105,16 +124,19 @@ def check_status(response: aiohttp.ClientResponse, who: str, path: str,
     raise provider_error(who, path, status, None)
 
 
-def original_from(response: aiohttp.ClientResponse, source: str, who: str) -> Original:
+def original_from(response: aiohttp.ClientResponse | http1.Response, source: str,
+                  who: str) -> Original:
     """Wrap a successful origin response; the body is streamed and timeouts map to OriginFailed."""
+    chunks = (response.chunks() if isinstance(response, http1.Response)
+              else response.content.iter_chunked(CHUNK))
 
     async def body() -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.content.iter_chunked(CHUNK):
+            async for chunk in chunks:
                 yield chunk
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise OriginFailed(f"{who}: timed out reading the file") from None
-        except aiohttp.ClientError:
+        except (aiohttp.ClientError, http1.ConnectionBroken, http1.ProtocolError):
             raise OriginFailed(f"{who}: the connection broke while reading the file") from None
 
     async def close() -> None:
@@ -131,7 +153,7 @@ def original_from(response: aiohttp.ClientResponse, source: str, who: str) -> Or
         etag=headers.get("ETag"),
         status=response.status,
         content_range=headers.get("Content-Range"),
-        private=headers.get("Is-Private-File", "").lower() == "true",
+        private=(headers.get("Is-Private-File") or "").lower() == "true",
         close=close,
     )
 

@@ -10,11 +10,11 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import aiohttp
 from yarl import URL
 
 from pixelport.config import OriginConfig
 from pixelport.errors import AccessDenied, NotFound
+from pixelport.origins import http1
 from pixelport.origins.base import FetchOptions, Original, Shared
 from pixelport.origins.cloud import request_headers
 from pixelport.origins.http import HttpClient, check_status, original_from
@@ -113,8 +113,7 @@ class WebProxyOrigin:
         self.client = client
         self.origin_header = origin_header
         self.who = f"web proxy origin {name!r}"
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout)
+        self.timeout = http1.Timeouts(settings.connect_timeout, settings.read_timeout)
 
     async def fetch(self, path: str, options: FetchOptions) -> Original:
         """GET the URL; a path that is no URL is not found, a host off the list is denied."""

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import aiohttp
-
 from pixelport.config import OriginConfig
+from pixelport.origins import http1
 from pixelport.origins.base import FetchOptions, Original, Shared
 from pixelport.origins.cloud import http_url, request_headers
 from pixelport.origins.http import HttpClient, check_status, original_from
@@ -51,9 +50,7 @@ class WebServerOrigin:
         self.settings = settings
         self.client = client
         self.origin_header = origin_header
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, connect=settings.connect_timeout, sock_read=settings.read_timeout
-        )
+        self.timeout = http1.Timeouts(settings.connect_timeout, settings.read_timeout)
 
     async def fetch(self, path: str, options: FetchOptions) -> Original:
         """GET the file; 404 → NotFound, 401/403 → AccessDenied, 5xx/timeout → OriginFailed."""

@@ -1,21 +1,15 @@
 """Which addresses an origin may connect to (the SSRF guard).
 
-The check runs twice: on the addresses a name resolves to, and again on the exact address
-each socket is about to connect to. The second check is the one that cannot be bypassed: it
-also sees IP literals (which skip the resolver) and whatever a cache or a rebinding DNS
-server handed the connector, so a name that resolves to a private address, or changes its
-answer between two lookups, is refused as well.
+The check runs twice (`origins.http1`): on the addresses a name resolves to, and again on the
+exact address each connection is about to be made to. The second check is the one that cannot
+be bypassed: it also sees IP literals (which skip the resolver) and whatever a cache or a
+rebinding DNS server handed over, so a name that resolves to a private address, or changes
+its answer between two lookups, is refused as well.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import socket
-from typing import Any
-
-import aiohttp
-from aiohappyeyeballs import AddrInfoType
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
@@ -62,28 +56,6 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
-class GuardedResolver(AbstractResolver):
-    """Resolves names and drops every address the guard refuses."""
-
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
-        self._inner = inner or aiohttp.ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """Resolve `host`, keeping only public addresses."""
-        answers = await self._inner.resolve(host, port, family)
-        allowed = [a for a in answers if blocked_reason(a["host"]) is None]
-        if not allowed:
-            reason = blocked_reason(answers[0]["host"]) if answers else "no address"
-            raise BlockedAddressError(f"{host} resolves to a forbidden address: {reason}")
-        return allowed
-
-    async def close(self) -> None:
-        """Close the wrapped resolver."""
-        await self._inner.close()
-
-
 def check_literal_host(host: str) -> None:
     """Refuse a URL whose host is a forbidden IP literal (those skip the resolver)."""
     try:
@@ -93,25 +65,3 @@ def check_literal_host(host: str) -> None:
     reason = blocked_reason(host.strip("[]"))
     if reason:
         raise BlockedAddressError(f"{host} is a forbidden address: {reason}")
-
-
-def guarded_socket(addr_info: AddrInfoType) -> socket.socket:
-    """Create the socket for one connection attempt, unless its address is forbidden."""
-    family, kind, proto, _, sockaddr = addr_info
-    reason = blocked_reason(str(sockaddr[0]))
-    if reason:
-        raise BlockedAddressError(f"connecting to a forbidden address: {reason}")
-    return socket.socket(family=family, type=kind, proto=proto)
-
-
-def make_connector(allow_private: bool, *, inner_resolver: AbstractResolver | None = None,
-                   **kwargs: Any) -> aiohttp.TCPConnector:
-    """A pooled connector; guarded unless private networks are allowed.
-
-    `inner_resolver` replaces the system resolver under the guard (tests use it to give
-    names any address).
-    """
-    if allow_private:
-        return aiohttp.TCPConnector(resolver=inner_resolver, **kwargs)
-    return aiohttp.TCPConnector(resolver=GuardedResolver(inner_resolver),
-                                socket_factory=guarded_socket, **kwargs)
