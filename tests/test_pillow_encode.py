@@ -3,6 +3,8 @@ libvips."""
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,45 @@ def libvips_jpeg(image: pyvips.Image, quality: int, optimize: bool, progressive:
 
 
 sizes = st.tuples(st.integers(1, 300), st.integers(1, 300))
+
+
+def test_jpeg_is_written_through_a_memory_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow encodes into a file descriptor with the GIL released, into bytes without: JPEG
+    goes through each thread's memfd, and gives the same bytes as through memory."""
+    image = picture(300, 225, 3)
+    files: list[Any] = []
+    real = pillow_encode._scratch
+
+    def spying() -> Any:
+        files.append(real())
+        return files[-1]
+
+    monkeypatch.setattr(pillow_encode, "_scratch", spying)
+    through_file = [pillow_encode.jpeg(image, q, True, False, True) for q in (90, 20, 75)]
+    assert len(files) == 3 and len({id(f) for f in files}) == 1
+    assert files[0] is not None and files[0].name == files[0].fileno()  # an fd, not a path
+    written = os.pread(files[0].fileno(), 1 << 20, 0)  # the last JPEG, JFIF segment and all
+    assert written.endswith(through_file[-1][-1000:]) and written[6:11] == b"JFIF\x00"
+    monkeypatch.setattr(pillow_encode, "_scratch", lambda: None)
+    assert through_file == [pillow_encode.jpeg(image, q, True, False, True) for q in (90, 20, 75)]
+    assert through_file == [libvips_jpeg(image, q, True, False, True) for q in (90, 20, 75)]
+
+
+def test_threads_encode_into_their_own_files() -> None:
+    images = [picture(200 + 10 * i, 150, 3) for i in range(3)]
+    expected = [libvips_jpeg(image, 80, True, False, True) for image in images]
+    got: dict[int, list[bytes | None]] = {}
+
+    def work(index: int) -> None:
+        got[index] = [pillow_encode.jpeg(images[index], 80, True, False, True)
+                      for _ in range(30)]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(got[i] == [expected[i]] * 30 for i in range(3))
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
