@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -107,7 +108,9 @@ def answer(body: bytes, *headers: str, status: str = "200 OK") -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode() + body
 
 
-def run(test: Callable[[http1.Client], Awaitable[Any]], **client: Any) -> Any:
+def run(test: Callable[[http1.Client], Awaitable[Any]], loop: str = "asyncio",
+        **client: Any) -> Any:
+    """Run `test` with a fresh client, on asyncio's loop or on uvloop (the server's)."""
     async def go() -> Any:
         made = http1.Client(guard=False, **client)
         try:
@@ -115,13 +118,17 @@ def run(test: Callable[[http1.Client], Awaitable[Any]], **client: Any) -> Any:
         finally:
             made.close()
 
-    return asyncio.run(go())
+    return uvloop.run(go()) if loop == "uvloop" else asyncio.run(go())
+
+
+LOOPS = pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 
 
 # --- requests, keep-alive and the pool --------------------------------------------------------
 
 @pytest.mark.integration
-def test_keep_alive_reuses_one_connection(raw: Callable[..., RawServer]) -> None:
+@LOOPS
+def test_keep_alive_reuses_one_connection(raw: Callable[..., RawServer], loop: str) -> None:
     server = raw(lambda sock, request: sock.sendall(answer(b"hello")) or True)
 
     async def go(client: http1.Client) -> list[bytes]:
@@ -132,7 +139,7 @@ def test_keep_alive_reuses_one_connection(raw: Callable[..., RawServer]) -> None
             bodies.append(await response.read())
         return bodies
 
-    assert run(go) == [b"hello"] * 5
+    assert run(go, loop) == [b"hello"] * 5
     assert server.connections == 1
     first = server.requests[0].decode().split("\r\n")
     assert first[0] == "GET /f HTTP/1.1"
@@ -325,7 +332,8 @@ def test_silence_times_out(raw: Callable[..., RawServer]) -> None:
 
 
 @pytest.mark.integration
-def test_a_slow_reader_pauses_the_socket(raw: Callable[..., RawServer]) -> None:
+@LOOPS
+def test_a_slow_reader_pauses_the_socket(raw: Callable[..., RawServer], loop: str) -> None:
     """Back-pressure: a body is not read from the socket faster than its reader takes it."""
     size = 16 * http1.HIGH
     server = raw(lambda sock, request: sock.sendall(answer(b"v" * size)) or True)
@@ -339,9 +347,66 @@ def test_a_slow_reader_pauses_the_socket(raw: Callable[..., RawServer]) -> None:
             await asyncio.sleep(0.002)
         return most, total
 
-    most, total = run(go)
+    most, total = run(go, loop)
     assert total == size
     assert most < http1.HIGH + 1024 * 1024  # paused past HIGH (one read may overshoot)
+
+
+@pytest.mark.integration
+def test_a_header_line_that_never_ends_is_cut_off(raw: Callable[..., RawServer]) -> None:
+    sent = [0]
+
+    def script(sock: socket.socket, request: bytes) -> bool:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        while sent[0] < 50_000_000:
+            sock.sendall(b"a" * 65536)
+            sent[0] += 65536
+        return False
+
+    server = raw(script)
+
+    async def go(client: http1.Client) -> None:
+        with pytest.raises(http1.ProtocolError, match="too large"):
+            await client.get(server.url(), {}, TIMEOUTS)
+
+    run(go)
+    time.sleep(0.2)
+    assert sent[0] < 10_000_000  # refused near the limit, not after the whole line
+
+
+@pytest.mark.integration
+def test_an_address_that_does_not_answer_gets_only_its_share(
+        raw: Callable[..., RawServer]) -> None:
+    server = raw(lambda sock, request: sock.sendall(answer(b"ok")) or True)
+    # A listener that never accepts, its queue full: further connections are never answered.
+    silent = socket.create_server(("127.0.0.1", 0), backlog=0)
+    waiting: list[socket.socket] = []
+    try:
+        for _ in range(8):  # fill the queue (its length depends on the kernel)
+            waiting.append(socket.create_connection(silent.getsockname(), timeout=0.2))
+    except TimeoutError:
+        pass
+    else:  # pragma: no cover
+        pytest.skip("this kernel answers connections past a full queue")
+    try:
+
+        async def resolver(host: str, port: int) -> list[tuple[int, tuple[object, ...]]]:
+            return [(socket.AF_INET, silent.getsockname()),
+                    (socket.AF_INET, ("127.0.0.1", server.port))]
+
+        async def go(client: http1.Client) -> tuple[bytes, float]:
+            began = time.monotonic()
+            response = await client.get(URL("http://two.test/f"), {},
+                                        http1.Timeouts(connect=3, read=2))
+            return await response.read(), time.monotonic() - began
+
+        body, took = run(go, resolver=resolver)
+        assert body == b"ok"
+        assert 1.0 < took < 2.5  # the silent address had half of the 3 s, then the next one
+    finally:
+        for sock in waiting:
+            sock.close()
+        silent.close()
 
 
 # --- TLS and the guard ----------------------------------------------------------------------------
@@ -368,7 +433,8 @@ def _certificate(folder: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.integration
-def test_https(raw: Callable[..., RawServer], tmp_path: Path) -> None:
+@LOOPS
+def test_https(raw: Callable[..., RawServer], tmp_path: Path, loop: str) -> None:
     cert, key = _certificate(tmp_path)
     served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     served.load_cert_chain(cert, key)
@@ -379,7 +445,7 @@ def test_https(raw: Callable[..., RawServer], tmp_path: Path) -> None:
         url = server.url(scheme="https")
         return [await (await client.get(url, {}, TIMEOUTS)).read() for _ in range(2)]
 
-    assert run(go, tls=trusting) == [b"secret", b"secret"]
+    assert run(go, loop, tls=trusting) == [b"secret", b"secret"]
     assert server.connections == 1
 
     # With the system's trust store the self-signed certificate is refused.

@@ -38,6 +38,7 @@ PER_HOST = 64  # connections to one origin at once
 TOTAL = 256
 IDLE_SECONDS = 15.0  # a pooled connection unused this long is closed rather than reused
 DNS_TTL = 60.0
+ATTEMPT_MINIMUM = 0.25  # seconds each address of several is given to connect, at least
 
 Resolver = Callable[[str, int], Awaitable[list[tuple[int, tuple[object, ...]]]]]
 
@@ -103,6 +104,7 @@ class _Connection(asyncio.Protocol):
         self.complete = False
         self.error: BaseException | None = None
         self.received = False  # any byte of this answer
+        self.head_received = 0  # bytes received before the headers were complete
         self.body: deque[bytes] = deque()
         self.buffered = 0
         self.paused = False
@@ -125,11 +127,18 @@ class _Connection(asyncio.Protocol):
         if self.raw_left >= 0:
             self._raw(data)
             return
+        if not self.headers_done:
+            self.head_received += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+            if not self.headers_done and self.head_received > MAX_HEADER_BYTES:
+                # httptools gathers a header line until it ends: one that never does must
+                # not grow without bound.
+                raise ProtocolError("the answer's headers are too large")
+        except (httptools.HttpParserError, ProtocolError) as exc:
             if not self.complete:
-                self.error = ProtocolError(str(exc.__context__ or exc) or type(exc).__name__)
+                self.error = (exc if isinstance(exc, ProtocolError) else ProtocolError(
+                    str(exc.__context__ or exc) or type(exc).__name__))
             self.reusable = False
             self.close()
         else:
@@ -359,7 +368,7 @@ class Client:
                     if not connection.closed and now - connection.idle_since < IDLE_SECONDS:
                         return connection, True
                     connection.close()
-                return await self._connect(key), False
+                return await self._connect(key, timeout), False
             except BaseException:
                 self.total.release()
                 place.release()
@@ -383,7 +392,7 @@ class Client:
         self.total.release()
         self.places[key].release()
 
-    async def _connect(self, key: tuple[str, str, int]) -> _Connection:
+    async def _connect(self, key: tuple[str, str, int], timeout: float) -> _Connection:
         scheme, host, port = key
         loop = asyncio.get_running_loop()
         tls = None
@@ -392,7 +401,11 @@ class Client:
                 self.tls = ssl.create_default_context()
             tls = self.tls
         failure: OSError | None = None
-        for family, address in await self._addresses(host, port):
+        addresses = await self._addresses(host, port)
+        # With several addresses (IPv6 and IPv4, say), one that does not answer must not use
+        # up the whole connect timeout: each gets a share of it, at least a quarter second.
+        share = max(ATTEMPT_MINIMUM, timeout / len(addresses)) if len(addresses) > 1 else None
+        for family, address in addresses:
             if self.guard:
                 reason = network.blocked_reason(str(address[0]))
                 if reason:  # never connected to, whatever a resolver said before
@@ -402,11 +415,12 @@ class Client:
             try:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                await loop.sock_connect(sock, address)
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(key), sock=sock, ssl=tls,
-                    server_hostname=host if tls is not None else None)
-            except OSError as exc:
+                async with asyncio.timeout(share):
+                    await loop.sock_connect(sock, address)
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(key), sock=sock, ssl=tls,
+                        server_hostname=host if tls is not None else None)
+            except OSError as exc:  # TimeoutError too: this address's share is used up
                 sock.close()
                 failure = exc
                 continue
