@@ -113,7 +113,7 @@ class HttpClient:
 resolver: http1.Resolver | None = None
 
 
-def check_status(response: aiohttp.ClientResponse | http1.Response, who: str, path: str,
+def check_status(response: http1.Response, who: str, path: str,
                  ranged: bool = False) -> None:
     """Map an origin's error status to the error contract (2xx and 304 pass, and 416 when a
     range was asked: the file is there, the range is not)."""
