@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pixelport.transform import engine
-from tests.helpers import OriginServer, Pixelport, make_image, server_timing
+from tests.helpers import OriginServer, Pixelport, decode, make_image, server_timing
 
 pytestmark = pytest.mark.integration
 KEY = "private_cache_test_key"
@@ -376,3 +376,81 @@ def test_results_reach_memory_when_asked_again(tmp_path: Path) -> None:
         assert alone.get_memory("k" * 40) is entry
 
     asyncio.run(scenario())
+
+
+def test_render_threads_write_their_own_results(serve: Any, origin: OriginServer,
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rendered result's file is written in the render thread, not handed to the cache's
+    writer thread; it is indexed by the time the answer is sent, and a failed render leaves
+    no write announced."""
+    import threading
+
+    from pixelport.cache.disk import DiskTier
+
+    writers: list[str] = []
+    real = DiskTier._write
+
+    def spying(self: DiskTier, key: str, entry: Any) -> int:
+        writers.append(threading.current_thread().name)
+        return real(self, key, entry)
+
+    monkeypatch.setattr(DiskTier, "_write", spying)
+    origin.files["/a.jpg"] = make_image(400, 300)
+    origin.files["/notes.txt"] = b"plain text"
+    pp = serve(config(origin, tmp_path / "cache"))
+    disk = pp.app.results.disk
+    assert pp.get("/tr:w-100/a.jpg").status == 200
+    assert [name.startswith("pixelport-work") for name in writers] == [True]
+    assert len(disk.index) == 1 and disk.file(next(iter(disk.index))).exists()
+    assert pp.get("/notes.txt").status == 200  # not rendered: the writer thread writes it
+    settle(pp)
+    assert writers[1].startswith("pixelport-cache") and len(disk.index) == 2
+    assert pp.get("/tr:w-100/notes.txt").status == 400  # not an image: nothing to write
+    origin.files["/bad.jpg"] = b"\xff\xd8\xff\xe0" + b"\x00" * 600  # fails in the render
+    assert pp.get("/tr:w-100/bad.jpg").status in (400, 404)
+    assert disk.writing == 0 and len(writers) == 2
+    assert server_timing(pp.get("/tr:w-100/a.jpg").headers["server-timing"])["cache"] == "hit"
+
+
+def test_a_purge_during_a_render_threads_write_is_not_undone(tmp_path: Path) -> None:
+    import asyncio
+
+    from pixelport.cache.disk import DiskTier
+    from pixelport.cache.entry import Entry
+
+    async def scenario() -> None:
+        disk = DiskTier(tmp_path / "d", 10**6)
+        entry = Entry(b"x" * 1000, {}, '"e"', "", "/a.jpg")
+        other = Entry(b"y" * 1000, {}, '"f"', "", "/b.jpg")
+        purged, kept = disk.begin("k" * 40), disk.begin("m" * 40)
+        await disk.purge(lambda endpoint, path: path == "/a.jpg")  # while both render
+        await asyncio.to_thread(disk.write_file, purged, entry)
+        await asyncio.to_thread(disk.write_file, kept, other)
+        assert disk.file("k" * 40).exists()  # written after the purge...
+        await disk.finish(purged, entry)
+        await disk.finish(kept, other)
+        assert not disk.file("k" * 40).exists() and "k" * 40 not in disk.index  # ...deleted
+        read = await disk.get("m" * 40)
+        assert read is not None and read.body == other.body
+        assert disk.writing == 0 and disk.purges == []
+        failed = disk.begin("n" * 40)  # a render that fails
+        await disk.purge(lambda endpoint, path: False)
+        disk.abandon(failed)
+        assert disk.writing == 0 and disk.purges == []
+        disk.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_result_that_cannot_be_written_is_still_served(serve: Any, origin: OriginServer,
+                                                         tmp_path: Path) -> None:
+    origin.files["/a.jpg"] = make_image(400, 300)
+    pp = serve(config(origin, tmp_path / "cache"))
+    disk = pp.app.results.disk
+    for folder in range(256):  # every fan-out folder is a file: no entry can be created
+        disk.root.mkdir(parents=True, exist_ok=True)
+        (disk.root / f"{folder:02x}").write_bytes(b"")
+    response = pp.get("/tr:w-100/a.jpg")
+    assert response.status == 200 and decode(response.body).width == 100
+    assert disk.index == {} and disk.writing == 0

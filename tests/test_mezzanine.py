@@ -265,7 +265,8 @@ class Deferring:
         self.pending = pending
         self.defers: list[bool] = []
 
-    async def run(self, fn: Any, data: bytes, steps: Any, options: engine.RenderOptions) -> Any:
+    async def run(self, fn: Any, data: bytes, steps: Any, options: engine.RenderOptions,
+                  finish: Any) -> Any:
         from concurrent.futures import Future
 
         from pixelport.transform.mezzanine import Pending
@@ -276,7 +277,7 @@ class Deferring:
             build: Future[None] = Future()
             build.set_result(None)  # already made: the request comes straight back
             raise Pending(build)
-        return "rendered", "digest"
+        return finish("rendered", "digest", 1.0)
 
 
 @pytest.mark.parametrize("pending", [0, 1, 2, 3, 5])
@@ -293,8 +294,9 @@ def test_a_request_back_from_waiting_waits_on_the_loop_again(pending: int) -> No
     sharing = Sharing(Mezzanines(2**20))
     options = engine.RenderOptions("", ImagesConfig(), LimitsConfig(),
                                    sharing=replace(sharing, defer=True))
-    result = asyncio.run(render_deferring(pool, b"", [], options, sharing))  # type: ignore[arg-type]
-    assert result == ("rendered", "digest")
+    result = asyncio.run(render_deferring(
+        pool, b"", [], options, sharing, lambda *made: made))  # type: ignore[arg-type]
+    assert result == ("rendered", "digest", 1.0)
     if pending < DEFERRALS:
         assert pool.defers == [True] * (pending + 1)
     else:

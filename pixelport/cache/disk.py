@@ -36,6 +36,15 @@ HEAD_BYTES = 64 * 1024
 
 
 @dataclass
+class Ticket:
+    """One write under way (`DiskTier.begin`)."""
+
+    key: str
+    started: int  # the purge count when it began
+    size: int | None = None  # the file's, once written
+
+
+@dataclass
 class Indexed:
     """What the index knows of a file."""
 
@@ -166,33 +175,57 @@ class DiskTier:
         await self.write(key, entry)
 
     def write(self, key: str, entry: Entry) -> asyncio.Future[None]:
-        """`put` as a task, the entry readable (`get`) from this call on rather than from the
-        task's first step: a request right behind finds it."""
-        if len(entry.body) > self.capacity:
-            skipped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            skipped.set_result(None)
-            return skipped
-        started = self.purge_count
-        self.writing += 1
+        """`put` as a task in the writer thread, the entry readable (`get`) from this call on
+        rather than from the task's first step: a request right behind finds it."""
+        ticket = self.begin(key)
         self.pending[key] = entry
-        return asyncio.ensure_future(self._written(key, entry, started))
+        return asyncio.ensure_future(self._written(ticket, entry))
 
-    async def _written(self, key: str, entry: Entry, started: int) -> None:
+    async def _written(self, ticket: Ticket, entry: Entry) -> None:
         try:
             # Encoding checksums the body: in the thread too, off the event loop.
-            size = await asyncio.get_running_loop().run_in_executor(
-                self.writer, self._write, key, entry)
-        except OSError as exc:
-            log.warning("cache write for %s failed: %s", key, exc)
-            return
+            await asyncio.get_running_loop().run_in_executor(
+                self.writer, self.write_file, ticket, entry)
         finally:
-            self.writing -= 1
-            if self.pending.get(key) is entry:
-                del self.pending[key]
-        purged = any(seq >= started and matches(entry.endpoint, entry.path)
-                     for seq, matches in self.purges)
+            if self.pending.get(ticket.key) is entry:
+                del self.pending[ticket.key]
+        await self.finish(ticket, entry)
+
+    def begin(self, key: str) -> Ticket:
+        """Announce a write of `key` (made by `write_file`, in any thread); every `begin` is
+        followed by `finish` or `abandon`.
+
+        Purges made from now until `finish` are remembered: a file written after a purge that
+        matches it must not stay.
+        """
+        self.writing += 1
+        return Ticket(key, self.purge_count)
+
+    def write_file(self, ticket: Ticket, entry: Entry) -> None:
+        """Write the entry's file atomically (blocking; any thread). A failure is logged and
+        leaves no file: the entry is still served, only not cached."""
+        if len(entry.body) > self.capacity:
+            return
+        try:
+            ticket.size = self._write(ticket.key, entry)
+        except OSError as exc:
+            log.warning("cache write for %s failed: %s", ticket.key, exc)
+
+    def abandon(self, ticket: Ticket) -> None:
+        """A write announced by `begin` that will not be made."""
+        self.writing -= 1
         if not self.writing:
             self.purges.clear()
+
+    async def finish(self, ticket: Ticket, entry: Entry) -> None:
+        """Account a file `write_file` wrote: indexed and the budget kept, or deleted again
+        when a purge since `begin` matched it."""
+        purged = any(seq >= ticket.started and matches(entry.endpoint, entry.path)
+                     for seq, matches in self.purges)
+        self.abandon(ticket)
+        key, size = ticket.key, ticket.size
+        if size is None:
+            return
         if purged:
             await asyncio.to_thread(self.file(key).unlink, True)
             return

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -235,42 +236,41 @@ class Delivery:
         if fetched.too_large:
             return None
         kind = fetched.kind
-        headers: dict[str, str] = {}
-        transform_ms = 0.0
         if kind and not plan.original_only and (kind != "svg" or plan.rasterise):
             sharing = Sharing(self.mezzanines, popular=fetched.demand > 1)
             options = engine.RenderOptions(
                 plan.headers.get("accept", ""), self.config.images, self.config.limits,
                 client_width=plan.client_width, client_dpr=plan.client_dpr,
                 sharing=replace(sharing, defer=True))
-            began = time.perf_counter()
-            rendered, digest = await render_deferring(self.pool, fetched.data, plan.steps,
-                                                      options, sharing)
-            transform_ms = (time.perf_counter() - began) * 1000
-            body = rendered.data
-            headers["content-type"] = rendered.content_type
-            if rendered.vary:
-                headers["vary"] = ", ".join(rendered.vary)
-            if rendered.dpr is not None:
-                headers["content-dpr"] = f"{rendered.dpr:g}"
-        elif plan.transforming and kind != "svg":
+            ticket = self.results.begin(key)
+
+            def finish(rendered: engine.Rendered, digest: str, transform_ms: float) -> Entry:
+                # In the render thread: the result's file is written there too.
+                headers = {"content-type": rendered.content_type}
+                if rendered.vary:
+                    headers["vary"] = ", ".join(rendered.vary)
+                if rendered.dpr is not None:
+                    headers["content-dpr"] = f"{rendered.dpr:g}"
+                entry = _entry(rendered.data, headers, digest, fetched, request, transform_ms)
+                self.results.write_file(ticket, entry)
+                return entry
+
+            try:
+                entry = await render_deferring(self.pool, fetched.data, plan.steps, options,
+                                               sharing, finish)
+            except BaseException:
+                self.results.abandon(ticket)
+                raise
+            await self.results.finish(key, ticket, entry)
+            return entry
+        if plan.transforming and kind != "svg":
             raise UnsupportedFormat(f"The file {request.file_path!r} is not an image that can "
                                     "be transformed")
-        else:
-            body, headers = await self.as_is(fetched, request.file_path)
-            # A large file's digest would hold up the event loop for milliseconds.
-            digest = (body_digest(body) if len(body) < 65536
-                      else await asyncio.to_thread(body_digest, body))
-        if fetched.last_modified is not None:
-            headers["last-modified"] = http_date(fetched.last_modified)
-        if fetched.canonical_url:
-            headers["link"] = f'<{fetched.canonical_url}>; rel="canonical"'
-        if fetched.private:
-            headers["x-private"] = "1"
-        # A strong ETag from the bytes served.
-        entry = Entry(body, headers, f'"{digest}"', request.endpoint.identifier,
-                      request.file_path, download_ms=fetched.download_ms,
-                      transform_ms=transform_ms)
+        body, headers = await self.as_is(fetched, request.file_path)
+        # A large file's digest would hold up the event loop for milliseconds.
+        digest = (body_digest(body) if len(body) < 65536
+                  else await asyncio.to_thread(body_digest, body))
+        entry = _entry(body, headers, digest, fetched, request, 0.0)
         await self.results.put(key, entry)
         return entry
 
@@ -354,24 +354,42 @@ class Delivery:
 
 
 async def render_deferring(pool: WorkPool, data: bytes, steps: list[ChainItem],
-                           options: engine.RenderOptions,
-                           sharing: Sharing) -> tuple[engine.Rendered, str]:
-    """Render on a worker thread; while another job makes the shared copy or the resize this
-    request needs, wait on the event loop, not on the thread."""
+                           options: engine.RenderOptions, sharing: Sharing,
+                           finish: Finish) -> Entry:
+    """Render on a worker thread and `finish` there; while another job makes the shared copy or
+    the resize this request needs, wait on the event loop, not on the thread."""
     for _ in range(DEFERRALS):
         try:
-            return await pool.run(_render, data, steps, options)
+            return await pool.run(_render, data, steps, options, finish)
         except Pending as pending:
             await pending.finished()
     # Past that, wait on the thread if need be: a request cannot be put off forever.
-    return await pool.run(_render, data, steps, replace(options, sharing=sharing))
+    return await pool.run(_render, data, steps, replace(options, sharing=sharing), finish)
 
 
-def _render(data: bytes, steps: list[ChainItem],
-            options: engine.RenderOptions) -> tuple[engine.Rendered, str]:
-    """Render and digest the result, both on the worker thread."""
+Finish = Callable[[engine.Rendered, str, float], Entry]
+
+
+def _render(data: bytes, steps: list[ChainItem], options: engine.RenderOptions,
+            finish: Finish) -> Entry:
+    """Render, digest the result and hand both to `finish`, all on the worker thread."""
+    began = time.perf_counter()
     rendered = engine.render(data, steps, options)
-    return rendered, body_digest(rendered.data)
+    transform_ms = (time.perf_counter() - began) * 1000
+    return finish(rendered, body_digest(rendered.data), transform_ms)
+
+
+def _entry(body: bytes, headers: dict[str, str], digest: str, fetched: Fetched,
+           request: DeliveryRequest, transform_ms: float) -> Entry:
+    """The cache entry of an answer: the origin's validators and a strong ETag of the bytes."""
+    if fetched.last_modified is not None:
+        headers["last-modified"] = http_date(fetched.last_modified)
+    if fetched.canonical_url:
+        headers["link"] = f'<{fetched.canonical_url}>; rel="canonical"'
+    if fetched.private:
+        headers["x-private"] = "1"
+    return Entry(body, headers, f'"{digest}"', request.endpoint.identifier, request.file_path,
+                 download_ms=fetched.download_ms, transform_ms=transform_ms)
 
 
 def _raw_params(transformation: str) -> list[Param]:
