@@ -4,8 +4,10 @@ Writes go to a temporary file in the same folder and are renamed into place, so 
 never leaves a half entry under a real name; leftovers are deleted at start-up. Every read
 verifies the entry's checksum; a corrupt file is deleted and reads as a miss. The index (key →
 size, endpoint, path) lives in memory and is rebuilt from the files at start-up, oldest
-access first. All file work runs in threads, never on the event loop; writes in one thread
-of their own, with as few system calls as it takes (each one hands the GIL back and forth).
+access first. All file work runs in threads, never on the event loop, with as few system
+calls as it takes (each one hands the GIL back and forth): `put` writes in a thread of the
+tier's own, and a rendered result is written by the render thread that made it
+(`begin`/`write_file`/`finish`); the index is kept on the event loop.
 
 Several worker processes (`[server] workers`) share one folder: each indexes, evicts and
 purges the entries it wrote (at start-up, its part of the keys) within its share of the
