@@ -2,11 +2,12 @@
 streamed with back-pressure, the address guard on every connection.
 
 Why not aiohttp here: an origin fetch is one GET, and aiohttp's general machinery (request and
-response objects, multidicts, timers, stream readers) cost the event loop about 250 µs per
-200 KB original, where this takes about 80 (docs/performance.md, tenth round). The event loop
-is what one process shares among all its requests, so that time is throughput on small
-images. Responses are parsed by httptools (llhttp, uvicorn's parser); a body with a declared
-length is taken straight from the socket's reads, without a copy. Cloud origins keep aiohttp.
+response objects, multidicts, timers, stream readers) made fetching a 200 KB original cost the
+event loop about 260 µs, where it takes about 190 through this, 80 of them the bare exchange
+(docs/performance.md, tenth round). The event loop is what one process shares among all its
+requests, so that time is throughput on small images. Responses are parsed by httptools
+(llhttp, uvicorn's parser); a body with a declared length is taken straight from the socket's
+reads, without a copy. Cloud origins keep aiohttp.
 """
 
 from __future__ import annotations
@@ -98,7 +99,6 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.busy = False
         self.headers = Headers()
-        self.header_name = ""
         self.status = 0
         self.headers_done = False
         self.complete = False
