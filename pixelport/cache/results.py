@@ -74,7 +74,7 @@ class ResultCache:
         """Write a result's file in the calling thread (blocking).
 
         A render thread writes its own result: handing it to the writer thread cost two more
-        thread wakeups and GIL hand-overs per request (`small` +8 %, docs/performance.md,
+        thread wakeups and GIL hand-overs per request (`small` +10 %, docs/performance.md,
         tenth round).
         """
         if ticket is not None and self.disk is not None:
