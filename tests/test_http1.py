@@ -188,6 +188,29 @@ def test_a_pooled_connection_dead_on_arrival_is_retried_once(
 
 
 @pytest.mark.integration
+def test_a_request_partly_answered_is_not_sent_again(raw: Callable[..., RawServer]) -> None:
+    state = {"n": 0}
+
+    def script(sock: socket.socket, request: bytes) -> bool:
+        state["n"] += 1
+        if state["n"] == 2:
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")  # then hang up mid-header
+            return False
+        sock.sendall(answer(b"ok"))
+        return True
+
+    server = raw(script)
+
+    async def go(client: http1.Client) -> None:
+        assert await (await client.get(server.url(), {}, TIMEOUTS)).read() == b"ok"
+        with pytest.raises(http1.ConnectionBroken):
+            await client.get(server.url(), {}, TIMEOUTS)
+
+    run(go)
+    assert len(server.requests) == 2 and server.connections == 1
+
+
+@pytest.mark.integration
 def test_an_unread_body_closes_its_connection(raw: Callable[..., RawServer]) -> None:
     size = 8 * http1.HIGH  # more than is read ahead of its reader
     server = raw(lambda sock, request: sock.sendall(answer(b"x" * size)) or True)

@@ -353,6 +353,10 @@ class Delivery:
         await send_bytes(send, error.status, headers, error.body.encode(), head)
 
 
+# Called in the render thread with the rendered result, its digest and the render's time.
+Finish = Callable[[engine.Rendered, str, float], Entry]
+
+
 async def render_deferring(pool: WorkPool, data: bytes, steps: list[ChainItem],
                            options: engine.RenderOptions, sharing: Sharing,
                            finish: Finish) -> Entry:
@@ -366,8 +370,6 @@ async def render_deferring(pool: WorkPool, data: bytes, steps: list[ChainItem],
     # Past that, wait on the thread if need be: a request cannot be put off forever.
     return await pool.run(_render, data, steps, replace(options, sharing=sharing), finish)
 
-
-Finish = Callable[[engine.Rendered, str, float], Entry]
 
 
 def _render(data: bytes, steps: list[ChainItem], options: engine.RenderOptions,

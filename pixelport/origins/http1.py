@@ -103,8 +103,7 @@ class _Connection(asyncio.Protocol):
         self.headers_done = False
         self.complete = False
         self.error: BaseException | None = None
-        self.received = False  # any byte of this answer
-        self.head_received = 0  # bytes received before the headers were complete
+        self.head_received = 0  # bytes received before the headers were complete (any: >0)
         self.body: deque[bytes] = deque()
         self.buffered = 0
         self.paused = False
@@ -123,7 +122,6 @@ class _Connection(asyncio.Protocol):
             self.reusable = False  # bytes nobody asked for: the connection is out of step
             self.close()
             return
-        self.received = True
         if self.raw_left >= 0:
             self._raw(data)
             return
@@ -337,7 +335,7 @@ class Client:
                 self._discard(connection)
                 # A pooled connection the origin closed while it was idle (the others likely
                 # too, after a restart): once more, on a new connection.
-                if reused and not connection.received and attempt == 0:
+                if reused and not connection.head_received and attempt == 0:
                     for stale in self.idle.pop(key, []):
                         stale.close()
                     continue
