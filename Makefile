@@ -9,7 +9,7 @@ TOOLS  := .tools
 AZURITE_VERSION := 3.37.0
 AZURITE := $(TOOLS)/.azurite-$(AZURITE_VERSION)
 
-.PHONY: setup run test lint lock clean
+.PHONY: setup run test lint lock clean fuzz
 
 setup: $(STAMP) $(AZURITE)
 
@@ -33,6 +33,12 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+# The property tests (hypothesis) with random seeds, round after round, for FUZZ_SECONDS
+# (default 600); `make test` runs them derandomized in CI. Prints any falsifying example.
+FUZZ_SECONDS ?= 600
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python tests/fuzz.py
 
 # Benchmarks against thumbor, ipx, nginx and the bare libvips limit (about 8 minutes; never
 # part of `make test`). bench/setup.sh installs nginx + wrk (apt), thumbor (own venv) and ipx

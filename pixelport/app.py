@@ -5,24 +5,26 @@ from __future__ import annotations
 import logging
 
 from pixelport.api.purge import PurgeApi
+from pixelport.asgi import Receive, Scope, Send, send_bytes
 from pixelport.cache.originals import OriginalStore
 from pixelport.cache.results import ResultCache
 from pixelport.config import Config
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
-from pixelport.delivery.http import Receive, Scope, Send, send_bytes
-from pixelport.delivery.sources import Sources
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import HttpClient
 from pixelport.origins.library import LibraryOrigin
 from pixelport.origins.registry import build_all
+from pixelport.place import ALONE, Place
+from pixelport.produce.image import ImageProducer
+from pixelport.produce.originals import Originals
+from pixelport.produce.production import Production
 from pixelport.security.api_auth import ApiGate, is_api_path
 from pixelport.security.deadline import with_deadline
 from pixelport.siblings import Siblings
 from pixelport.transform.pool import WorkPool
-from pixelport.workers import ALONE, Place
 
 log = logging.getLogger("pixelport")
 RECENT_ORIGINALS = 64 * 2**20  # fetched originals kept a few seconds, for their other variants
@@ -56,14 +58,18 @@ class App:
         # Answers the HTTP protocol repeats itself (pixelport.server), while their entry lives.
         self.hot = HotAnswers(self.results.memory, cache.ttl) if hot_answers else None
         table = EndpointTable(endpoints)
-        sources = Sources(config.limits.max_input_bytes, self.originals,
-                          recent_bytes=RECENT_ORIGINALS // place.count,
-                          recent_ttl=min(10.0, cache.originals_ttl) if self.originals else 10.0)
-        self.delivery = Delivery(config, table, self.pool, self.results, sources, self.hot,
-                                 place.run_dir / "decoded" if place.run_dir else None)
+        self.sources = Originals(config.limits.max_input_bytes, self.originals,
+                                 recent_bytes=RECENT_ORIGINALS // place.count,
+                                 recent_ttl=(min(10.0, cache.originals_ttl) if self.originals
+                                             else 10.0))
+        self.images = ImageProducer(self.pool, self.results, self.sources, config.images,
+                               config.limits, cache.decoded_memory,
+                               place.run_dir / "decoded" if place.run_dir else None)
+        self.production = Production([self.images])
+        self.delivery = Delivery(config, table, self.results, self.production, self.hot)
         self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
         self.api = ApiGate(config.security.keys)
-        purgers = [self.results.purge, sources.purge] + (
+        purgers = [self.results.purge, self.sources.purge] + (
             [self.originals.purge] if self.originals else [])
         self.siblings = Siblings(place)
         self.purges = PurgeApi(table, purgers, self.siblings)

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from pixelport.workers import Place
+from pixelport.place import Place
 
 log = logging.getLogger("pixelport.siblings")
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 
 from pixelport.config import Config
+from pixelport.place import Place, alive
 
 log = logging.getLogger("pixelport.workers")
 _PR_SET_PDEATHSIG = 1
@@ -39,37 +40,6 @@ _PR_SET_PDEATHSIG = 1
 SPREADS = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 RESTART_LIMIT = 5  # workers that die this many times in a row within a minute of starting
 STOP_GRACE = 20.0  # seconds a worker has to finish its requests after SIGTERM
-
-
-@dataclass(frozen=True)
-class Place:
-    """Which worker this process is, of how many, and their shared run folder."""
-
-    index: int = 0
-    count: int = 1
-    run_dir: Path | None = None
-    restarted: bool = False  # started again after its previous run died
-
-    @property
-    def alone(self) -> bool:
-        """One worker: nothing to share with."""
-        return self.count == 1
-
-
-ALONE = Place()
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` is running (another user's counts)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _family(host: str) -> socket.AddressFamily:

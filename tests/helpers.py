@@ -63,6 +63,7 @@ class Recorded:
 
     path: str
     headers: dict[str, str]
+    query: str = ""
 
 
 @dataclass
@@ -93,9 +94,10 @@ class OriginServer:
                 pass
 
             def do_GET(self) -> None:
-                path = unquote(self.path.split("?", 1)[0])
+                raw_path, _, query = self.path.partition("?")
+                path = unquote(raw_path)
                 origin.requests.append(Recorded(path, {k.lower(): v for k, v in
-                                                       self.headers.items()}))
+                                                       self.headers.items()}, query))
                 if path in origin.delays:
                     time.sleep(origin.delays[path])
                 if path in origin.redirects:

@@ -93,7 +93,7 @@ def test_variants_waiting_on_one_fetch_share_one_decode_from_the_first(
     origin.files["/lone.jpg"] = make_image(4000, 3000, colour=(0, 90, 0))
     origin.delays["/big.jpg"] = 0.5
     pp = serve(config(origin, tmp_path / "cache"))
-    store = pp.app.delivery.mezzanines
+    store = pp.app.images.mezzanines
     asked: list[bool] = []
     real = store.get
 
@@ -117,7 +117,7 @@ def test_only_originals_asked_again_are_kept_for_later_variants(
         serve: Any, origin: OriginServer, tmp_path: Path) -> None:
     origin.files["/a.jpg"] = make_image(400, 300)
     pp = serve(config(origin, tmp_path / "cache"))
-    recent = pp.app.delivery.sources.recent
+    recent = pp.app.sources.recent
     pp.get("/tr:w-10/a.jpg")
     assert not recent  # asked once: not held
     pp.get("/tr:w-20/a.jpg")
@@ -360,19 +360,19 @@ def test_results_reach_memory_when_asked_again(tmp_path: Path) -> None:
         old = Entry(b"o" * 100, {}, '"o"', "", "/a.jpg")
         cache.memory.put("k" * 40, old)
         entry = Entry(b"x" * 1000, {}, '"e"', "", "/a.jpg")
-        await cache.put("k" * 40, entry)
+        cache.begin("k" * 40).store(entry)
         assert cache.get_memory("k" * 40) is None  # not in memory, nor the one it replaces
         assert await cache.get("k" * 40) is entry  # still being written: found all the same
         assert cache.get_memory("k" * 40) is entry  # and promoted
         other = Entry(b"y" * 1000, {}, '"f"', "", "/b.jpg")
-        await cache.put("m" * 40, other)
+        cache.begin("m" * 40).store(other)
         await cache.close()
         assert cache.memory.get("m" * 40) is None
         read = await cache.get("m" * 40)  # from the file
         assert read is not None and read.body == other.body
         assert cache.get_memory("m" * 40) is read
         alone = ResultCache(10**6, None, 0, ttl=3600)  # no disk tier: memory at once
-        await alone.put("k" * 40, entry)
+        alone.begin("k" * 40).store(entry)
         assert alone.get_memory("k" * 40) is entry
 
     asyncio.run(scenario())

@@ -494,8 +494,8 @@ def test_names_are_looked_up_once_a_minute(monkeypatch: pytest.MonkeyPatch) -> N
         for _ in range(3):
             await client._addresses("example.test", 80)
         await client._addresses("127.0.0.1", 80)  # a literal is never looked up
-        client.names[("example.test", 80)] = (time.monotonic() - http1.DNS_TTL - 1,
-                                              [(socket.AF_INET, ("93.184.216.34", 80))])
+        client.names.put(("example.test", 80), (time.monotonic() - http1.DNS_TTL - 1,
+                                                [(socket.AF_INET, ("93.184.216.34", 80))]))
         await client._addresses("example.test", 80)
 
     run(go, resolver=resolver)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import resource
 import socket
 import socketserver
@@ -18,6 +19,7 @@ from urllib.parse import quote, unquote
 from xml.etree import ElementTree
 
 import pytest
+import pyvips
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,8 +28,8 @@ from pixelport.config import from_dict
 from pixelport.errors import LimitExceeded, UnsupportedFormat
 from pixelport.security.headers import DOCUMENT_CSP
 from pixelport.security.svg import safe_css, sanitize_svg
-from tests.helpers import Response, decode, make_image
-from tests.test_delivery import config
+from tests.helpers import Response, decode, free_port, make_image
+from tests.test_delivery import config, web_origin
 
 # --- the corpus, generated -------------------------------------------------------------------
 
@@ -57,6 +59,24 @@ def jpeg_claiming(width: int, height: int) -> bytes:
 def bad_crc_png() -> bytes:
     data = bytearray(make_image(50, 40, ".png"))
     data[29] ^= 0xFF  # the last byte of the IHDR CRC
+    return bytes(data)
+
+
+def truncated_photo() -> bytes:
+    """Half of a 640x480 noisy JPEG: its header is whole, its scans end early."""
+    noise = pyvips.Image.gaussnoise(640, 480, mean=128, sigma=40)
+    data = noise.bandjoin([noise, noise]).cast("uchar").copy(interpretation="srgb")
+    encoded = bytes(data.jpegsave_buffer(Q=90))
+    return encoded[: len(encoded) // 2]
+
+
+def damaged_tiff() -> bytes:
+    """A JPEG-compressed TIFF whose header is sound and whose strip data is overwritten."""
+    image = pyvips.Image.xyz(256, 256)[0].cast("uchar").bandjoin([128, 60])
+    data = bytearray(image.copy(interpretation="srgb").write_to_buffer(".tif",
+                                                                      compression="jpeg"))
+    for at in range(len(data) // 4, len(data) // 2):
+        data[at] = 0xFF if at % 2 else 0xD9
     return bytes(data)
 
 
@@ -113,7 +133,9 @@ def corpus(jpeg: bytes) -> dict[str, bytes]:
         "truncated-header.jpg": jpeg[:100],
         "truncated-half.jpg": jpeg[: len(jpeg) // 2],
         "truncated-end.jpg": jpeg[:-200],
+        "truncated-photo.jpg": truncated_photo(),
         "bad-crc.png": bad_crc_png(),
+        "damaged-strip.tif": damaged_tiff(),
         "zero.jpg": b"",
         "zero.png": b"",
         "bomb.png": png_bomb(50_000, 50_000),
@@ -213,13 +235,15 @@ def client(media_library: Path) -> Iterator[AsgiClient]:
 
 @pytest.mark.parametrize(("name", "code"), [
     ("truncated-header.jpg", "EFORMAT"), ("truncated-half.jpg", "EFORMAT"),
-    ("garbage.png", "EFORMAT"), ("bomb.png", "ELIMIT"), ("bomb.jpg", "ELIMIT"),
+    ("truncated-photo.jpg", "EFORMAT"), ("garbage.png", "EFORMAT"), ("bomb.png", "ELIMIT"),
+    ("bomb.jpg", "ELIMIT"),
     ("laughs.svg", "EFORMAT"), ("not-svg.svg", "EFORMAT"),
 ])
-@pytest.mark.parametrize("tr", ["", "tr:w-20/", "tr:w-20,h-20,c-force,f-png/"])
+@pytest.mark.parametrize("tr", ["", "tr:w-20/", "tr:w-20,h-20,c-force,f-png/",
+                                "tr:w-80,e-grayscale,r-10,f-jpg/", "tr:w-20,h-20,cm-pad_resize/"])
 def test_malformed_files_get_a_clean_4xx(client: AsgiClient, name: str, code: str,
                                         tr: str) -> None:
-    if name == "laughs.svg" and "f-png" in tr:
+    if name == "laughs.svg" and ("f-png" in tr or "f-jpg" in tr):
         pytest.skip("rasterised by librsvg, which expands small entity trees itself")
     response = client.get(f"/{tr}{name}")
     assert response.status == 400, (name, response.status, response.ik_error)
@@ -227,12 +251,14 @@ def test_malformed_files_get_a_clean_4xx(client: AsgiClient, name: str, code: st
     assert response.headers["cache-control"].startswith("public, max-age=")
 
 
-@pytest.mark.parametrize("name", ["truncated-end.jpg", "bad-crc.png"])
+@pytest.mark.parametrize("name", ["truncated-end.jpg", "bad-crc.png", "damaged-strip.tif"])
 def test_damage_libvips_tolerates_is_served_or_refused_cleanly(client: AsgiClient,
                                                                name: str) -> None:
     # libvips decodes these leniently (missing scan data turns grey, a PNG's CRC is not
-    # checked): either a valid image or a clean 4xx is acceptable, never a 5xx.
-    for target in (f"/{name}", f"/tr:w-10/{name}"):
+    # checked, a TIFF's JPEG strip is read as far as it goes): either a valid image or a
+    # clean 4xx is acceptable, never a 5xx, whichever operation first pulls the pixels.
+    for target in (f"/{name}", f"/tr:w-10/{name}", f"/tr:w-80,e-grayscale,r-10,f-jpg/{name}",
+                   f"/tr:f-png/{name}", f"/tr:e-contrast,t-true/{name}"):
         response = client.get(target)
         assert response.status in (200, 400), (target, response.ik_error)
         if response.status == 200:
@@ -417,6 +443,26 @@ class RawOrigin:
                        + image[:4096])
             time.sleep(2)
             return False
+        if path == "/declared-huge-zeros.jpg":  # not an image at all: nothing to sniff
+            self.write(sock, path, b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n")
+            for _ in range(2000):  # up to 128 MB, as long as the reader takes it
+                self.write(sock, path, b"\0" * 65536)
+            return False
+        if path == "/chunked-zeros.jpg":
+            self.write(sock, path, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            while self.sent[path] < 50_000_000:
+                self.write(sock, path, b"%x\r\n%s\r\n" % (65536, b"\0" * 65536))
+            return False
+        if path == "/silent.jpg":  # takes the request and never answers
+            time.sleep(12)
+            return False
+        if path == "/trickle.jpg":  # 200 bytes a second, for ever
+            self.write(sock, path, b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+                       % len(image))
+            for at in range(0, len(image), 200):
+                self.write(sock, path, image[at:at + 200])
+                time.sleep(1)
+            return False
         if path == "/chunked-endless.jpg":
             self.write(sock, path, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
             filler = image + b"\0" * (65536 - len(image))
@@ -477,6 +523,77 @@ def test_byte_cap_with_lying_and_chunked_origins(serve: Any, raw_origin: RawOrig
         assert decode(response.body).width == 10
 
 
+@pytest.mark.integration
+def test_a_transformation_never_streams_an_original_past_the_cap(serve: Any,
+                                                               raw_origin: RawOrigin) -> None:
+    pp = serve(config(None, [{"name": "raw", "type": "web_server",
+                              "base_url": f"http://127.0.0.1:{raw_origin.port}",
+                              "read_timeout": 5}],
+                      limits={"max_input_bytes": "1MB"}))
+    for target in ("/tr:w-100/declared-huge-zeros.jpg", "/declared-huge-zeros.jpg?tr=w-100",
+                   "/tr:w-100,di-ok.jpg/declared-huge-zeros.jpg"):
+        began = time.monotonic()
+        response = pp.get(target)
+        assert response.status == 400 and response.ik_error.startswith("ELIMIT - "), target
+        assert "1000000 bytes" in response.ik_error
+        assert time.monotonic() - began < 1.5  # refused from the declared length
+    response = pp.get("/tr:w-100/chunked-zeros.jpg")
+    assert response.status == 400 and response.ik_error.startswith("ELIMIT - ")
+    time.sleep(0.2)
+    assert raw_origin.sent["/chunked-zeros.jpg"] < 10_000_000  # the connection was closed
+
+    # Without a transformation, a large file may go out as it is, streamed.
+    conn = http.client.HTTPConnection("127.0.0.1", pp.port, timeout=10)
+    try:
+        conn.request("GET", "/declared-huge-zeros.jpg")
+        answer = conn.getresponse()
+        assert answer.status == 200 and answer.getheader("content-length") == "10000000000"
+        assert answer.read(100_000) == b"\0" * 100_000
+    finally:
+        conn.close()
+
+
+@pytest.mark.integration
+def test_a_saved_original_past_the_cap_is_not_transformed(serve: Any, origin: Any,
+                                                          tmp_path: Path) -> None:
+    origin.files["/blob.jpg"] = b"\0" * 3_000_000  # no image: buffered (and saved) as it is
+    cache = {"dir": str(tmp_path / "cache"), "save_originals": True}
+    pp = serve(config(None, [web_origin("web", origin)], cache=cache,
+                      limits={"max_input_bytes": "1MB"}))
+    assert pp.get("/blob.jpg").status == 200
+    response = pp.get("/tr:w-10/blob.jpg")
+    assert response.status == 400 and response.ik_error.startswith("ELIMIT - ")
+    assert origin.paths().count("/blob.jpg") == 1  # the saved copy was the one refused
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", ["/silent.jpg", "/trickle.jpg"])
+def test_the_whole_fetch_has_a_deadline(serve: Any, raw_origin: RawOrigin, path: str) -> None:
+    pp = serve(config(None, [{"name": "raw", "type": "web_server",
+                              "base_url": f"http://127.0.0.1:{raw_origin.port}",
+                              "read_timeout": 3, "total_timeout": 5, "retries": 5}]))
+    began = time.monotonic()
+    response = pp.get(f"/tr:w-10{path}")
+    elapsed = time.monotonic() - began
+    assert response.status == 404, response.ik_error
+    assert response.ik_error.startswith("UNIDENTIFIED - ") and "timed out" in response.ik_error
+    assert elapsed < 8, elapsed
+    if path == "/trickle.jpg":
+        assert elapsed > 4.5  # the body kept coming: only the total deadline ends it
+
+
+@pytest.mark.integration
+def test_retries_do_not_multiply_the_deadline(serve: Any) -> None:
+    closed = free_port()  # nothing listens: every attempt is refused, and retried
+    pp = serve(config(None, [{"name": "down", "type": "web_server",
+                              "base_url": f"http://127.0.0.1:{closed}", "retries": 10,
+                              "retry_backoff": 1, "total_timeout": 1.5}]))
+    began = time.monotonic()
+    response = pp.get("/tr:w-10/a.jpg")
+    assert response.status == 404 and response.ik_error.startswith("ECONNREFUSED - ")
+    assert time.monotonic() - began < 2.5  # 1 + 2 + 4 + ... s of backoff, cut at 1.5 s
+
+
 # --- the fuzzer -------------------------------------------------------------------------------
 
 FILES = ["photo.jpg", "alpha.png", "sub/%C3%BC%20b.webp", "app.js", "icon.svg", "nothing.jpg",
@@ -534,6 +651,7 @@ def targets(draw: st.DrawFn) -> tuple[str, dict[str, str], str]:
     return target, headers, method
 
 
+@pytest.mark.property
 def test_random_urls_never_get_a_5xx(client: AsgiClient) -> None:
     statuses: Counter[int] = Counter()
 

@@ -10,8 +10,8 @@ import pytest
 import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
+from pixelport.produce.mezzanine import Mezzanines, Sharing
 from pixelport.transform import engine, jpeg_decode, registry
-from pixelport.transform.mezzanine import Mezzanines, Sharing
 from tests.helpers import make_image
 
 
@@ -131,7 +131,7 @@ def test_with_defer_a_request_does_not_block_its_thread_while_another_builds() -
 
     import pytest
 
-    from pixelport.transform.mezzanine import Pending
+    from pixelport.produce.mezzanine import Pending
 
     store = Counting(64 * 2**20)
     image = pyvips.Image.black(10, 10)
@@ -169,7 +169,7 @@ def test_a_resize_being_made_is_waited_for_not_made_twice() -> None:
 
     import pytest
 
-    from pixelport.transform.mezzanine import Pending
+    from pixelport.produce.mezzanine import Pending
 
     store = Counting(64 * 2**20)
     data = b"original"
@@ -243,7 +243,7 @@ def test_the_shared_copy_of_a_turned_photo_is_upright() -> None:
 
 
 def test_resizes_held_from_a_copy_go_with_it() -> None:
-    from pixelport.transform.mezzanine import quick_key
+    from pixelport.produce.mezzanine import quick_key
 
     copy_cost = 100 * 100 * 1 + len(b"original-0")
     store = Counting(2 * copy_cost + 50 * 50)
@@ -269,7 +269,7 @@ class Deferring:
                   finish: Any) -> Any:
         from concurrent.futures import Future
 
-        from pixelport.transform.mezzanine import Pending
+        from pixelport.produce.mezzanine import Pending
 
         assert options.sharing is not None
         self.defers.append(options.sharing.defer)
@@ -288,7 +288,7 @@ def test_a_request_back_from_waiting_waits_on_the_loop_again(pending: int) -> No
     import asyncio
     from dataclasses import replace
 
-    from pixelport.delivery.handler import DEFERRALS, render_deferring
+    from pixelport.produce.image import DEFERRALS, render_deferring
 
     pool = Deferring(pending)
     sharing = Sharing(Mezzanines(2**20))

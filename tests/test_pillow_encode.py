@@ -13,7 +13,7 @@ import pyvips
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pixelport.config import Config
+from pixelport.config import Config, from_dict
 from pixelport.errors import UnsupportedFormat
 from pixelport.transform import engine, formats, pillow_encode, registry
 from tests.test_jpeg_decode import noise
@@ -209,8 +209,15 @@ def test_kept_metadata_goes_to_libvips(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_damaged_input_is_still_a_clear_error() -> None:
-    # Decoding is lazy: the damage surfaces while Pillow's copy pulls the pixels.
-    data = (MEDIA / "photo-1200x900.jpg").read_bytes()
-    image = pyvips.Image.jpegload_buffer(data[: len(data) // 2], fail_on="truncated")
-    with pytest.raises(UnsupportedFormat):
+    # Decoding is lazy: the damage surfaces while Pillow's copy pulls the pixels, as a libvips
+    # error (the encoder cannot tell), which the pipeline answers EFORMAT: the input is damaged.
+    whole = (MEDIA / "photo-1200x900.jpg").read_bytes()
+    data = whole[: len(whole) // 2]
+    image = pyvips.Image.jpegload_buffer(data, fail_on="truncated")
+    with pytest.raises(pyvips.Error):
         formats.encode(image.resize(0.25), "jpg", formats.EncodeOptions(quality=80))
+    config = from_dict({})
+    options = engine.RenderOptions("", config.images, config.limits)
+    for tr in ("w-300", "w-300,e-grayscale", "f-jpg"):
+        with pytest.raises(UnsupportedFormat, match="premature end"):
+            engine.render(data, registry.parse(tr, {}), options)

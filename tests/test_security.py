@@ -21,7 +21,7 @@ from imagekitio import ImageKit
 from yarl import URL
 
 import pixelport.origins.http as origin_http
-from pixelport.delivery.http import Message, Scope
+from pixelport.asgi import Message, Scope
 from pixelport.errors import OriginFailed, OriginUnreachable
 from pixelport.origins import http1
 from pixelport.origins.http import HttpClient
@@ -331,8 +331,8 @@ def test_the_connection_check_catches_what_a_fooled_resolver_lets_through(
         client = http1.Client(guard=True, resolver=FakeResolver({"rebound.test": "127.0.0.1"}))
         # A cached answer that slipped past the lookup's check (a rebinding server's second
         # answer) is still refused when it is connected to.
-        client.names[("rebound.test", port)] = (time.monotonic(),
-                                                [(socket.AF_INET, ("127.0.0.1", port))])
+        client.names.put(("rebound.test", port), (time.monotonic(),
+                                                  [(socket.AF_INET, ("127.0.0.1", port))]))
         with pytest.raises(network.BlockedAddressError, match="connecting to a forbidden"):
             await client.get(URL(f"http://rebound.test:{port}/secret"), {}, timeouts)
         with pytest.raises(network.BlockedAddressError):

@@ -13,9 +13,9 @@ import pytest
 import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
+from pixelport.produce.mezzanine import Pending, Sharing, quick_key
+from pixelport.produce.shared_copies import SharedCopies, name
 from pixelport.transform import engine, registry
-from pixelport.transform.mezzanine import Pending, Sharing, quick_key
-from pixelport.transform.shared_copies import SharedCopies, name
 from tests.helpers import make_image
 from tests.test_mezzanine import Counting
 

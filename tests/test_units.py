@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from pixelport.cache.entry import CorruptEntry, Entry, body_digest
-from pixelport.delivery.http import http_date, not_modified, parse_range
-from pixelport.delivery.mime import guess
+from pixelport.delivery.http import not_modified
 from pixelport.errors import InvalidRequest
+from pixelport.http_fields import http_date, parse_range
 from pixelport.origins.http import parse_http_date
+from pixelport.produce.mime import guess
 from pixelport.security.network import blocked_reason
 from pixelport.security.paths import check_file_path, resolve_under
 from pixelport.threadnames import namer

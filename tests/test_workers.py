@@ -17,7 +17,8 @@ import pytest
 from pixelport.cache.disk import DiskTier
 from pixelport.cache.entry import Entry
 from pixelport.config import Config, ConfigError, load
-from pixelport.workers import Place, share, worker_count
+from pixelport.place import Place
+from pixelport.workers import share, worker_count
 from tests.helpers import OriginServer, decode, free_port, make_image, web_config
 
 ROOT = Path(__file__).resolve().parent.parent

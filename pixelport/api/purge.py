@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pixelport.asgi import Receive, Scope, Send
 from pixelport.delivery.endpoints import EndpointTable
-from pixelport.delivery.http import Receive, Scope, Send
+from pixelport.lru import LRU
 from pixelport.security.api_auth import send_json
 from pixelport.security.paths import check_file_path
 from pixelport.siblings import Siblings, Unreachable
@@ -74,7 +74,7 @@ class PurgeApi:
         self.table = table
         self.purgers = purgers
         self.siblings = siblings
-        self.done: OrderedDict[str, int] = OrderedDict()
+        self.done: LRU[str, int] = LRU(10_000)  # purge request ids answered, for their status
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route within /v1/files/purge."""
@@ -122,9 +122,7 @@ class PurgeApi:
         removed = 0
         for purger in self.purgers:
             removed += await purger(matches)
-        self.done[request_id] = removed
-        while len(self.done) > 10_000:
-            self.done.popitem(last=False)
+        self.done.put(request_id, removed)
         return removed
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:

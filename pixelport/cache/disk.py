@@ -5,9 +5,10 @@ never leaves a half entry under a real name; leftovers are deleted at start-up. 
 verifies the entry's checksum; a corrupt file is deleted and reads as a miss. The index (key →
 size, endpoint, path) lives in memory and is rebuilt from the files at start-up, oldest
 access first. All file work runs in threads, never on the event loop, with as few system
-calls as it takes (each one hands the GIL back and forth): `put` writes in a thread of the
-tier's own, and a rendered result is written by the render thread that made it
-(`begin`/`write_file`/`finish`); the index is kept on the event loop.
+calls as it takes (each one hands the GIL back and forth). A write is announced (`begin`),
+made (`write_file` in the calling thread, as a render thread does, or `write` in a thread of the
+tier's own) and accounted (`finish`), or called off (`abandon`); the index is kept on the event
+loop.
 
 Several worker processes (`[server] workers`) share one folder: each indexes, evicts and
 purges the entries it wrote (at start-up, its part of the keys) within its share of the
@@ -29,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelport.cache.entry import CorruptEntry, Entry, read_header
+from pixelport.place import ALONE, Place, alive
 from pixelport.threadnames import namer
-from pixelport.workers import ALONE, Place, alive
 
 log = logging.getLogger("pixelport.cache")
 SUFFIX = ".entry"
@@ -174,13 +175,13 @@ class DiskTier:
 
     async def put(self, key: str, entry: Entry) -> None:
         """Write atomically, then account and evict."""
-        await self.write(key, entry)
+        await self.write(self.begin(key), entry)
 
-    def write(self, key: str, entry: Entry) -> asyncio.Future[None]:
-        """`put` as a task in the writer thread, the entry readable (`get`) from this call on
-        rather than from the task's first step: a request right behind finds it."""
-        ticket = self.begin(key)
-        self.pending[key] = entry
+    def write(self, ticket: Ticket, entry: Entry) -> asyncio.Future[None]:
+        """The write `ticket` announced, as a task in the writer thread, the entry readable
+        (`get`) from this call on rather than from the task's first step: a request right
+        behind finds it."""
+        self.pending[ticket.key] = entry
         return asyncio.ensure_future(self._written(ticket, entry))
 
     async def _written(self, ticket: Ticket, entry: Entry) -> None:
@@ -222,8 +223,7 @@ class DiskTier:
     async def finish(self, ticket: Ticket, entry: Entry) -> None:
         """Account a file `write_file` wrote: indexed and the budget kept, or deleted again
         when a purge since `begin` matched it."""
-        purged = any(seq >= ticket.started and matches(entry.endpoint, entry.path)
-                     for seq, matches in self.purges)
+        purged = self._purged(ticket, entry)
         self.abandon(ticket)
         key, size = ticket.key, ticket.size
         if size is None:
@@ -237,6 +237,11 @@ class DiskTier:
         doomed = self._evict()
         if doomed:
             await asyncio.to_thread(self._unlink_all, doomed)
+
+    def _purged(self, ticket: Ticket, entry: Entry) -> bool:
+        """Whether a purge made since `begin` matches the entry."""
+        return any(seq >= ticket.started and matches(entry.endpoint, entry.path)
+                   for seq, matches in self.purges)
 
     def _write(self, key: str, entry: Entry) -> int:
         head = entry.head()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pixelport.cache.disk import DiskTier
 from pixelport.cache.entry import Entry
-from pixelport.workers import ALONE, Place
+from pixelport.place import ALONE, Place
 
 
 class OriginalStore:
@@ -30,21 +30,23 @@ class OriginalStore:
         await asyncio.to_thread(self.disk.load_index)
 
     @staticmethod
-    def key(endpoint: str, path: str) -> str:
-        """The storage key of a file."""
-        return hashlib.blake2b(f"{endpoint}\0{path}".encode(), digest_size=20).hexdigest()
+    def key(endpoint: str, path: str, query: str = "") -> str:
+        """The storage key of a file (asked with `query`, as sent to the origin)."""
+        text = f"{endpoint}\0{path}" + (f"\0{query}" if query else "")
+        return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
-    async def get(self, endpoint: str, path: str) -> Entry | None:
+    async def get(self, endpoint: str, path: str, query: str = "") -> Entry | None:
         """The saved copy, fresh or not."""
-        return await self.disk.get(self.key(endpoint, path))
+        return await self.disk.get(self.key(endpoint, path, query))
 
     def fresh(self, entry: Entry) -> bool:
         """Whether the copy may be used without asking the origin."""
         return time.time() - entry.created < self.ttl
 
-    async def put(self, entry: Entry) -> None:
-        """Save (or re-save with a new timestamp after a 304)."""
-        await self.disk.put(self.key(entry.endpoint, entry.path), entry)
+    async def put(self, entry: Entry, query: str = "") -> None:
+        """Save (or re-save with a new timestamp after a 304); a purge of its path covers it
+        whatever the query."""
+        await self.disk.put(self.key(entry.endpoint, entry.path, query), entry)
 
     def close(self) -> None:
         """Stop the writer thread."""

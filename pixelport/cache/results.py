@@ -1,4 +1,11 @@
-"""The result cache: memory in front of disk, with a time to live."""
+"""The result cache: memory in front of disk, with a time to live.
+
+One way in: `begin(key)` announces a result before it is made (before its original is even
+fetched), so that a purge made meanwhile wins: the result is then not kept (`DiskTier.finish`).
+The `ResultWrite` it returns takes the entry once made, written by the thread that made it
+(`write` then `finish`) or, for an entry made on the event loop, by the disk tier's own thread
+(`store`); `abandon` when no entry comes.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,7 @@ from pathlib import Path
 from pixelport.cache.disk import DiskTier, Ticket
 from pixelport.cache.entry import Entry
 from pixelport.cache.memory import MemoryTier
-from pixelport.workers import ALONE, Place
+from pixelport.place import ALONE, Place
 
 
 class ResultCache:
@@ -45,53 +52,13 @@ class ResultCache:
         if entry is None:
             return None
         if self._expired(entry):
-            return None  # overwritten by the next put
+            return None  # overwritten by the next write
         self.memory.put(key, entry)
         return entry
 
-    async def put(self, key: str, entry: Entry) -> None:
-        """Store on disk in the background (the answer need not wait); in memory only when
-        there is no disk tier.
-
-        Most fresh results are never asked again (behind a CDN, nearly all): memory is kept
-        for those that are. A second request finds the entry on disk, or still on its way
-        there (`DiskTier.pending`), and that hit promotes it to memory.
-        """
-        if self.disk is None:
-            self.memory.put(key, entry)
-            return
-        self.memory.remove(key)  # an older result must not shadow this one
-        task = self.disk.write(key, entry)
-        self.writes.add(task)
-        task.add_done_callback(self.writes.discard)
-
-    def begin(self, key: str) -> Ticket | None:
-        """Ready the write of a result that a render thread makes (`write_file`), so a purge
-        meanwhile is not undone; None without a disk tier. `finish` or `abandon` follows."""
-        return self.disk.begin(key) if self.disk is not None else None
-
-    def write_file(self, ticket: Ticket | None, entry: Entry) -> None:
-        """Write a result's file in the calling thread (blocking).
-
-        A render thread writes its own result: handing it to the writer thread cost two more
-        thread wakeups and GIL hand-overs per request (`small` +10 %, docs/performance.md,
-        tenth round).
-        """
-        if ticket is not None and self.disk is not None:
-            self.disk.write_file(ticket, entry)
-
-    def abandon(self, ticket: Ticket | None) -> None:
-        """The render failed: no write comes."""
-        if ticket is not None and self.disk is not None:
-            self.disk.abandon(ticket)
-
-    async def finish(self, key: str, ticket: Ticket | None, entry: Entry) -> None:
-        """Account a result `write_file` wrote, as `put` does (in memory without a disk tier)."""
-        if ticket is None or self.disk is None:
-            self.memory.put(key, entry)
-            return
-        self.memory.remove(key)  # an older result must not shadow this one
-        await self.disk.finish(ticket, entry)
+    def begin(self, key: str) -> ResultWrite:
+        """Announce the result for `key`; the write follows, or `abandon`."""
+        return ResultWrite(self, key)
 
     async def close(self) -> None:
         """Finish the disk writes under way and stop the writer (at shutdown)."""
@@ -109,3 +76,63 @@ class ResultCache:
 
     def _expired(self, entry: Entry) -> bool:
         return time.time() - entry.created > self.ttl
+
+
+class ResultWrite:
+    """One result on its way into the cache (`ResultCache.begin`).
+
+    Fresh results go to disk only, and to memory when asked again (most are not, behind a
+    CDN); without a disk tier, to memory at once. An older result of the key is dropped from
+    memory, so it cannot shadow the new one.
+    """
+
+    def __init__(self, cache: ResultCache, key: str) -> None:
+        self.cache = cache
+        self.key = key
+        self.ticket: Ticket | None = cache.disk.begin(key) if cache.disk is not None else None
+        self.ended = False  # finished, stored or abandoned: whatever comes later is a no-op
+
+    def write(self, entry: Entry) -> None:
+        """Write the entry's file in the calling thread (blocking); `finish` follows.
+
+        A render thread writes its own result: handing it to the writer thread cost two more
+        thread wakeups and GIL hand-overs per request (`small` +10 %, docs/performance.md,
+        tenth round).
+        """
+        if self.ticket is not None and self.cache.disk is not None:
+            self.cache.disk.write_file(self.ticket, entry)
+
+    async def finish(self, entry: Entry) -> None:
+        """Account the entry `write` wrote (in memory without a disk tier)."""
+        if self._end():
+            return
+        disk, ticket = self.cache.disk, self.ticket
+        if ticket is None or disk is None:
+            self.cache.memory.put(self.key, entry)
+            return
+        self.cache.memory.remove(self.key)
+        await disk.finish(ticket, entry)
+
+    def store(self, entry: Entry) -> None:
+        """Write and account an entry made on the event loop, in the background: the answer
+        need not wait, and a request right behind finds the entry already."""
+        if self._end():
+            return
+        disk, ticket = self.cache.disk, self.ticket
+        if ticket is None or disk is None:
+            self.cache.memory.put(self.key, entry)
+            return
+        self.cache.memory.remove(self.key)
+        task = disk.write(ticket, entry)
+        self.cache.writes.add(task)
+        task.add_done_callback(self.cache.writes.discard)
+
+    def abandon(self) -> None:
+        """No entry comes (the fetch or the render failed)."""
+        if not self._end() and self.ticket is not None and self.cache.disk is not None:
+            self.cache.disk.abandon(self.ticket)
+
+    def _end(self) -> bool:
+        """Mark the write ended; whether it had ended already."""
+        ended, self.ended = self.ended, True
+        return ended

@@ -4,8 +4,9 @@ A cache hit through ASGI costs a task, a scope, header parsing into a dict, the 
 key, and four awaited sends: about 70 µs of CPU, which caps one process near 14,000 answers
 a second. Once the delivery path has answered a plain GET (no conditional, no range) from
 the result cache's memory tier, it files the serialized headers here under everything of
-the request that can change the answer: the target as sent, Host, Accept and the client
-hints. The protocol (`pixelport.server`) looks there before it builds an ASGI request.
+the request that can change the answer: the target as sent and the headers of
+`inputs.INPUTS` (Host, Accept, the client hints). The protocol (`pixelport.server`) looks
+there before it builds an ASGI request.
 
 An answer is only good while the memory tier still holds the very entry it was made from,
 so purges, evictions, replacements and the cache's time to live apply to it unchanged; a
@@ -22,10 +23,10 @@ from collections.abc import Iterable
 
 from pixelport.cache.entry import Entry
 from pixelport.cache.memory import MemoryTier
+from pixelport.delivery.inputs import INPUTS
 
-# Request headers whose values the delivery path reads (besides the target): part of the key.
-KEYED = {b"host": 0, b"accept": 1, b"sec-ch-width": 2, b"width": 3, b"sec-ch-dpr": 4,
-         b"dpr": 5}
+# The request headers that can change an answer (inputs.py): each is part of the key.
+KEYED = {name.encode("ascii"): slot for slot, name in enumerate(INPUTS)}
 # Request headers that make an answer other than the plain 200: never answered from here.
 BYPASS = frozenset({b"range", b"if-range", b"if-none-match", b"if-modified-since",
                     b"if-match", b"if-unmodified-since", b"content-length",
@@ -102,7 +103,7 @@ def request_key(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> Key | 
     `headers` are lower-cased names with raw values, as HTTP servers hand them over; the
     last of repeated headers counts, as it does in the delivery path.
     """
-    values = [b"", b"", b"", b"", b"", b""]
+    values = [b""] * len(KEYED)
     for name, value in headers:
         slot = KEYED.get(name)
         if slot is not None:

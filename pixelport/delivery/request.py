@@ -20,6 +20,8 @@ class DeliveryRequest:
     raw_file_path: str  # as received, percent-encoded
     transformation: str  # path `tr:` and query `tr`, joined with ':'
     query: tuple[tuple[str, str], ...]  # never holds ik-s/ik-t, so cache keys cannot either
+    # The query as sent less `tr` and `ik-*` (`?v=2`): asked of web origins, and in the keys.
+    origin_query: str = ""
     signed_target: str = ""  # raw target after the endpoint prefix, without ik-s/ik-t
     signature: str | None = None  # ik-s
     expiry: str | None = None  # ik-t
@@ -59,7 +61,27 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
     if not file_path:
         raise NotFound("No file path was given")
     return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query,
-                           signed_target, signed.signature, signed.expiry)
+                           origin_query(signed.query), signed_target, signed.signature,
+                           signed.expiry)
+
+
+def origin_query(query_string: str) -> str:
+    """The query as sent, less pixelport's own parameters (`tr`, `ik-*`).
+
+    ImageKit caches per URL and its SDKs version URLs with extra parameters (`?v=2`), and a
+    signed origin URL needs its query: these parameters reach web origins as they were sent.
+    """
+    return "&".join(part for part in query_string.split("&") if part and not _ours(part))
+
+
+def canonical_query(query: str) -> str:
+    """`origin_query` in a stable order (by name; a repeated name keeps its values' order)."""
+    return "&".join(sorted(query.split("&"), key=lambda part: part.split("=", 1)[0]))
+
+
+def _ours(part: str) -> bool:
+    name = unquote_to_bytes(part.split("=", 1)[0].replace("+", " ")).decode("utf-8", "replace")
+    return name == "tr" or name.lower().startswith("ik-")
 
 
 def _decode(text: str, what: str) -> str:

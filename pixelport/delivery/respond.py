@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+from pixelport.asgi import Send, send_bytes
 from pixelport.cache.entry import Entry
-from pixelport.delivery.http import Send, not_modified, parse_range, send_bytes
+from pixelport.delivery.http import not_modified
+from pixelport.http_fields import parse_range
 from pixelport.origins.http import parse_http_date
 
 

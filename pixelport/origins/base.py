@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from pixelport.errors import OriginFailed
 
 if TYPE_CHECKING:
     from pixelport.config import Config
@@ -20,6 +23,9 @@ class FetchOptions:
     byte_range: str | None = None  # a client Range header, passed only for untransformed files
     if_none_match: str | None = None
     if_modified_since: str | None = None
+    query: str = ""  # the request's own query parameters, for web origins that forward them
+
+T = TypeVar("T")
 
 
 async def _no_close() -> None:
@@ -41,6 +47,11 @@ class Original:
     private: bool = False
     canonical_url: str | None = None  # sent as Link: <...>; rel="canonical"
     close: Callable[[], Awaitable[None]] = field(default=_no_close)
+    # When the whole fetch must be over (event-loop time; set by origins.resilience from the
+    # origin's total_timeout): `peek` and `read_upto`, which buffer, stop there. A body sent on
+    # as it arrives (`chunks`) goes at the client's pace and is bounded by read_timeout alone.
+    deadline: float | None = None
+    timeout: float = 0.0  # the total_timeout behind `deadline`, for the message
 
     _pushed: list[bytes] = field(default_factory=list, repr=False)
 
@@ -54,6 +65,9 @@ class Original:
 
     async def peek(self, count: int) -> bytes:
         """Up to `count` leading bytes, left in place for the next read."""
+        return await self._in_time(self._peek(count))
+
+    async def _peek(self, count: int) -> bytes:
         head = b"".join(self._pushed)
         if len(head) < count:
             async for chunk in self.body:
@@ -70,6 +84,9 @@ class Original:
         """
         if self.size is not None and self.size > limit:
             return b"", False
+        return await self._in_time(self._read_upto(limit))
+
+    async def _read_upto(self, limit: int) -> tuple[bytes, bool]:
         parts: list[bytes] = []
         total = 0
         async for chunk in self.chunks():
@@ -79,6 +96,19 @@ class Original:
                 self._pushed = parts
                 return b"", False
         return b"".join(parts), True
+
+
+    async def _in_time(self, read: Coroutine[None, None, T]) -> T:
+        """`read` within the whole-fetch deadline; past it, the origin has failed (404)."""
+        timeout = asyncio.timeout_at(self.deadline)
+        try:
+            async with timeout:
+                return await read
+        except TimeoutError:
+            if not timeout.expired():
+                raise
+            raise OriginFailed(f"origin {self.source!r} timed out: the fetch did not finish "
+                               f"within {self.timeout:g} s (total_timeout)") from None
 
 
 class Origin(Protocol):

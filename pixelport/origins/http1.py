@@ -26,6 +26,7 @@ from typing import cast
 import httptools
 from yarl import URL
 
+from pixelport.lru import LRU
 from pixelport.security import network
 
 # A response's header block past this is refused: no origin needs it, and it is memory a
@@ -314,7 +315,8 @@ class Client:
         self.idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self.places: dict[tuple[str, str, int], asyncio.Semaphore] = {}
         self.total = asyncio.Semaphore(TOTAL)
-        self.names: dict[tuple[str, int], tuple[float, list[tuple[int, tuple[object, ...]]]]] = {}
+        self.names: LRU[tuple[str, int], tuple[float, list[tuple[int, tuple[object, ...]]]]] = (
+            LRU(1024))
         self.tls = tls
 
     async def get(self, url: URL, headers: dict[str, str], timeouts: Timeouts) -> Response:
@@ -451,9 +453,7 @@ class Client:
                           else "no address")
                 raise network.BlockedAddressError(
                     f"{host} resolves to a forbidden address: {reason}")
-        if len(self.names) > 1024:
-            self.names.clear()
-        self.names[(host, port)] = (time.monotonic(), allowed)
+        self.names.put((host, port), (time.monotonic(), allowed))
         return allowed
 
     def close(self) -> None:

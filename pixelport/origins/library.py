@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pixelport.delivery.http import parse_range
 from pixelport.errors import NotFound
+from pixelport.http_fields import parse_range
 from pixelport.origins.base import FetchOptions, Original
 from pixelport.security.paths import resolve_under
 

@@ -3,8 +3,9 @@
 Connection failures (refused, unresolvable) are retried a bounded number of times with
 exponential backoff. Consecutive failures past a threshold open the circuit: the origin then
 fails fast, without being contacted, until a cool-down has passed; one trial request is then
-let through, and its success closes the circuit. Each transition is logged. A whole fetch
-(until the origin starts answering) is bounded by `total_timeout`.
+let through, and its success closes the circuit. Each transition is logged. A whole fetch,
+retries and the buffered read of the body included, is bounded by `total_timeout`: the
+deadline is set once, before the first attempt, and handed to the answer (`Original.deadline`).
 """
 
 from __future__ import annotations
@@ -59,20 +60,26 @@ class ResilientOrigin:
     async def fetch(self, path: str, options: FetchOptions) -> Original:
         """Fetch through the breaker, retrying connection failures."""
         probe = self._admit()
+        total = self.settings.total_timeout
+        deadline = asyncio.get_running_loop().time() + total
         try:
             for attempt in range(self.settings.retries + 1):
                 try:
-                    async with asyncio.timeout(self.settings.total_timeout):
+                    async with asyncio.timeout_at(deadline):
                         original = await self.inner.fetch(path, options)
+                        original.deadline, original.timeout = deadline, total
                 except TimeoutError:
                     self._failed()
-                    raise OriginFailed(f"origin {self.name!r} gave no answer within "
-                                       f"{self.settings.total_timeout:g} s") from None
+                    raise OriginFailed(f"origin {self.name!r} timed out: no answer within "
+                                       f"{total:g} s (total_timeout)") from None
                 except OriginUnreachable as exc:
                     if attempt < self.settings.retries and not probe:
                         delay = self.settings.backoff * 2**attempt
                         log.info("origin %s unreachable (%s); retry %d in %.2f s", self.name,
                                  exc.message, attempt + 1, delay)
+                        if asyncio.get_running_loop().time() + delay >= deadline:
+                            self._failed()
+                            raise
                         await asyncio.sleep(delay)
                         continue
                     self._failed()

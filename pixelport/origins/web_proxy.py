@@ -18,7 +18,7 @@ from pixelport.origins import http1
 from pixelport.origins.base import FetchOptions, Original, Shared
 from pixelport.origins.cloud import request_headers
 from pixelport.origins.http import HttpClient, check_status, original_from
-from pixelport.origins.web_server import PATH_SAFE
+from pixelport.origins.web_server import PATH_SAFE, with_query_safe
 
 # Proxies and path normalisation often collapse `https://` to `https:/`: accept one slash or two.
 _ABSOLUTE = re.compile(r"(?i)^(https?):/{1,2}([^/?#]+)(/.*)?$", re.DOTALL)
@@ -52,6 +52,7 @@ class WebProxySettings:
     allowed_hosts: tuple[HostRule, ...]
     connect_timeout: float
     read_timeout: float
+    forward_query: bool = True
 
 
 def parse_rule(text: str) -> HostRule | None:
@@ -83,6 +84,7 @@ def read_settings(cfg: OriginConfig) -> WebProxySettings:
         allowed_hosts=tuple(rules),
         connect_timeout=s.number("connect_timeout", 5.0, minimum=0.1),
         read_timeout=s.number("read_timeout", 20.0, minimum=0.1),
+        forward_query=s.flag("forward_query", True),
     )
     s.finish()
     return settings
@@ -120,6 +122,8 @@ class WebProxyOrigin:
         target = parse_target(path)
         if target is None:
             raise NotFound(f"{path!r} is not an absolute http(s) URL for {self.who}")
+        if self.settings.forward_query and options.query:
+            target = URL(f"{target}?{with_query_safe(options.query)}", encoded=True)
         self.check_host(target)
         headers = request_headers(options)
         headers[self.origin_header[0]] = self.origin_header[1]

@@ -13,6 +13,12 @@ from pixelport.origins.http import HttpClient, check_status, original_from
 
 # RFC 3986 pchars stay as they are; everything else (space, %, ?, #, unicode) is encoded.
 PATH_SAFE = "/:@!$&'()*+,;=-._~"
+QUERY_SAFE = PATH_SAFE + "?%"  # a query as the client sent it: its escapes stay escapes
+
+
+def with_query_safe(query: str) -> str:
+    """A client's query, as sent, made safe for a request line (no space, no control)."""
+    return quote(query, safe=QUERY_SAFE)
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class WebServerSettings:
     canonical_base_url: str | None
     connect_timeout: float
     read_timeout: float
+    forward_query: bool = True
 
 
 def read_settings(cfg: OriginConfig) -> WebServerSettings:
@@ -36,6 +43,7 @@ def read_settings(cfg: OriginConfig) -> WebServerSettings:
                             if s.optional_text("canonical_base_url") else None),
         connect_timeout=s.number("connect_timeout", 5.0, minimum=0.1),
         read_timeout=s.number("read_timeout", 20.0, minimum=0.1),
+        forward_query=s.flag("forward_query", True),
     )
     s.finish()
     return settings
@@ -59,9 +67,10 @@ class WebServerOrigin:
         if self.settings.forward_host_header and options.host:
             headers["Host"] = options.host
         who = f"web server origin {self.name!r}"
-        response = await self.client.get(
-            f"{self.settings.base_url}/{encoded}", headers, self.timeout, who
-        )
+        url = f"{self.settings.base_url}/{encoded}"
+        if self.settings.forward_query and options.query:
+            url += "?" + with_query_safe(options.query)
+        response = await self.client.get(url, headers, self.timeout, who)
         check_status(response, who, path, ranged=options.byte_range is not None)
         original = original_from(response, self.name, who)
         if self.settings.canonical_base_url:

@@ -14,7 +14,7 @@ import hmac
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
-from pixelport.delivery.http import Receive, Scope, Send, send_bytes
+from pixelport.asgi import Receive, Scope, Send, send_bytes
 
 ApiHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
 PREFIXES = ("/v1/", "/api/v1/")

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from pixelport.delivery.http import Message, Receive, Scope, Send, send_bytes
+from pixelport.asgi import Message, Receive, Scope, Send, send_bytes
 
 log = logging.getLogger("pixelport.security")
 

@@ -25,7 +25,7 @@ from pixelport.errors import LimitExceeded, UnsupportedFormat
 from pixelport.transform import faces, formats, geometry, load, pixels, registry
 from pixelport.transform.colours import WHITE, Colour
 from pixelport.transform.geometry import Context, Plan
-from pixelport.transform.mezzanine import Sharing
+from pixelport.transform.sharing import Sharing
 from pixelport.transform.step import ChainItem, Step
 
 WEBP_MAX = 16_383
@@ -95,7 +95,22 @@ def _override(value: bool | None, current: bool) -> bool:
 
 
 def render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rendered:
-    """Transform and encode an image."""
+    """Transform and encode an image.
+
+    Decoding is lazy, so a damaged input can fail in any operation that pulls its pixels (a
+    resize, an effect, the encoder). Any libvips failure is answered EFORMAT when the input
+    itself does not decode whole; otherwise it is a fault of ours and propagates (a logged 500).
+    """
+    try:
+        return _render(data, chain, options)
+    except pyvips.Error:
+        failure = load.decode_failure(data)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rendered:
     info = load.probe(data, options.limits)
     ctx = Context(info.width, info.height, options.client_width, options.client_dpr)
     output = Output()
@@ -211,25 +226,22 @@ def _operations(step: Step, values: Callable[[], dict[str, float]]) -> list[Any]
 
 def _geometry(image: Any, plan: Plan, step: Step, scaled: bool = False) -> Any:
     source = image
-    try:
-        if plan.precrop is not None and not scaled:
-            box = plan.precrop
-            image = image.crop(box.left, box.top, box.width, box.height)
-        if plan.scale is not None and not scaled:
-            width, height = plan.scale
-            if plan.attention:
-                image = image.thumbnail_image(width, height=height, crop="attention")
-            elif (image.width, image.height) != (width, height):
-                image = image.thumbnail_image(width, height=height, size="force")
-        elif plan.attention and plan.scale is None:
-            image = image.smartcrop(plan.out_width, plan.out_height, interesting="attention")
-        if plan.crop is not None:
-            box = plan.crop
-            image = image.crop(box.left, box.top, box.width, box.height)
-        if plan.canvas is not None:
-            image = pixels.place_on_canvas(image, plan.canvas, step.background, source)
-    except pyvips.Error as exc:
-        raise load.decode_error(exc) from None
+    if plan.precrop is not None and not scaled:
+        box = plan.precrop
+        image = image.crop(box.left, box.top, box.width, box.height)
+    if plan.scale is not None and not scaled:
+        width, height = plan.scale
+        if plan.attention:
+            image = image.thumbnail_image(width, height=height, crop="attention")
+        elif (image.width, image.height) != (width, height):
+            image = image.thumbnail_image(width, height=height, size="force")
+    elif plan.attention and plan.scale is None:
+        image = image.smartcrop(plan.out_width, plan.out_height, interesting="attention")
+    if plan.crop is not None:
+        box = plan.crop
+        image = image.crop(box.left, box.top, box.width, box.height)
+    if plan.canvas is not None:
+        image = pixels.place_on_canvas(image, plan.canvas, step.background, source)
     return image
 
 

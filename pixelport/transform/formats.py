@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import pyvips
-
 from pixelport.errors import UnsupportedFormat
 from pixelport.transform import pillow_encode
 from pixelport.transform.colours import WHITE, Colour
@@ -114,49 +112,44 @@ class EncodeOptions:
 
 
 def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
-    """Encode a pyvips image as `fmt`."""
-    try:
-        if fmt == "jpg":
-            if image.hasalpha():
-                image = image.flatten(background=options.background.rgb)
-            # Optimised Huffman tables save 1.5-3 % of bytes; libjpeg's second pass for them
-            # costs as much as the encode itself, 30 ms on a 1920 px output. Kept up to 1 MP.
-            optimize = options.progressive or image.width * image.height <= 1_000_000
-            if options.keep == "none":
-                fast = pillow_encode.jpeg(image, options.quality, optimize, options.progressive,
-                                          options.chroma_subsampling)
-                if fast is not None:
-                    return fast
-            return bytes(image.jpegsave_buffer(
-                Q=options.quality, optimize_coding=optimize, interlace=options.progressive,
-                subsample_mode="auto" if options.chroma_subsampling else "off", keep=options.keep,
-            ))
-        if fmt == "png":
-            if options.keep == "none":
-                # PNG is the one output that writes the input's density (pHYs) even with
-                # metadata stripped; write libvips' default, whichever decoder read the input.
-                image = image.copy(xres=DEFAULT_RESOLUTION, yres=DEFAULT_RESOLUTION)
-            return bytes(image.pngsave_buffer(compression=6, interlace=options.progressive,
-                                              keep=options.keep))
-        if fmt == "webp":
-            # Effort 4 costs twice effort 2 for 3-4 % fewer bytes (measured on photos from
-            # 320 to 1920 px): worth it on thumbnails, not where encoding dominates a request.
-            effort = options.webp_effort
-            if effort is None:
-                effort = 4 if image.width * image.height <= 320_000 else 2
-            if options.keep == "none":
-                fast = pillow_encode.webp(image, options.quality, options.lossless, effort)
-                if fast is not None:
-                    return fast
-            return bytes(image.webpsave_buffer(Q=options.quality, lossless=options.lossless,
-                                               effort=effort, keep=options.keep))
-        if fmt == "avif":
-            return bytes(image.heifsave_buffer(Q=options.quality, lossless=options.lossless,
-                                               compression="av1", effort=2, keep=options.keep))
-        if fmt == "gif":
-            return bytes(image.gifsave_buffer(keep=options.keep, interlace=options.progressive))
-    except pyvips.Error as exc:
-        # Decoding is lazy: a damaged input surfaces here, while the pixels are pulled.
-        raise UnsupportedFormat(f"The image could not be decoded or written as {fmt}: "
-                                f"{str(exc).splitlines()[0]}") from None
+    """Encode a pyvips image as `fmt` (a libvips failure propagates: see engine.render)."""
+    if fmt == "jpg":
+        if image.hasalpha():
+            image = image.flatten(background=options.background.rgb)
+        # Optimised Huffman tables save 1.5-3 % of bytes; libjpeg's second pass for them
+        # costs as much as the encode itself, 30 ms on a 1920 px output. Kept up to 1 MP.
+        optimize = options.progressive or image.width * image.height <= 1_000_000
+        if options.keep == "none":
+            fast = pillow_encode.jpeg(image, options.quality, optimize, options.progressive,
+                                      options.chroma_subsampling)
+            if fast is not None:
+                return fast
+        return bytes(image.jpegsave_buffer(
+            Q=options.quality, optimize_coding=optimize, interlace=options.progressive,
+            subsample_mode="auto" if options.chroma_subsampling else "off", keep=options.keep,
+        ))
+    if fmt == "png":
+        if options.keep == "none":
+            # PNG is the one output that writes the input's density (pHYs) even with
+            # metadata stripped; write libvips' default, whichever decoder read the input.
+            image = image.copy(xres=DEFAULT_RESOLUTION, yres=DEFAULT_RESOLUTION)
+        return bytes(image.pngsave_buffer(compression=6, interlace=options.progressive,
+                                          keep=options.keep))
+    if fmt == "webp":
+        # Effort 4 costs twice effort 2 for 3-4 % fewer bytes (measured on photos from
+        # 320 to 1920 px): worth it on thumbnails, not where encoding dominates a request.
+        effort = options.webp_effort
+        if effort is None:
+            effort = 4 if image.width * image.height <= 320_000 else 2
+        if options.keep == "none":
+            fast = pillow_encode.webp(image, options.quality, options.lossless, effort)
+            if fast is not None:
+                return fast
+        return bytes(image.webpsave_buffer(Q=options.quality, lossless=options.lossless,
+                                           effort=effort, keep=options.keep))
+    if fmt == "avif":
+        return bytes(image.heifsave_buffer(Q=options.quality, lossless=options.lossless,
+                                           compression="av1", effort=2, keep=options.keep))
+    if fmt == "gif":
+        return bytes(image.gifsave_buffer(keep=options.keep, interlace=options.progressive))
     raise UnsupportedFormat(f"Output format {fmt!r} is not supported for this image")

@@ -13,7 +13,7 @@ from pixelport.config import LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
 from pixelport.transform import geometry, jpeg_decode, jpeg_header, profiles
 from pixelport.transform.geometry import Context, Plan
-from pixelport.transform.mezzanine import ELIGIBLE_SIDE, MIN_SIDE, Sharing
+from pixelport.transform.sharing import ELIGIBLE_SIDE, MIN_SIDE, Sharing
 from pixelport.transform.step import ChainItem, Step
 
 _LOADER_FORMATS = {
@@ -92,7 +92,8 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
     if page is not None:
         if page > info.pages:
             raise InvalidRequest(f"pg-{page}: the input has {info.pages} page(s)")
-        load_options["page"] = page - 1
+        if info.pages > 1:  # single-page loaders (JPEG, PNG, SVG) take no page argument
+            load_options["page"] = page - 1
     first = chain[0] if chain else None
     if (isinstance(first, Step) and not animated and not keep_profile and first.trim is None
             and first.focus != "face"):
@@ -104,45 +105,38 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             crop = "attention" if plan.attention else "none"
             shrink = jpeg_shrink(info, width, height) if fast_shrink else 1
             lazy = encode_only and plan.crop is None and plan.canvas is None and crop == "none"
-            try:
-                copy = shared_copy(data, info, width, height, sharing, page)
-                if copy is not None and sharing is not None:
-                    image = sharing.store.resized(data, (width, height, crop), lambda: to_srgb(
-                        copy.thumbnail_image(width, height=height, size="force", crop=crop),
-                        False).copy_memory(), sharing.defer)
-                    return [image], True
-                elif shrink > 1:
-                    image = _jpeg_shrunk(data, info, shrink, width, height, crop, lazy)
-                else:
-                    # Shrink-on-load: JPEG, WebP, HEIF and SVG decode at a reduced size.
-                    image = pyvips.Image.thumbnail_buffer(
-                        data, width, height=height, size="force", option_string=option_string,
-                        crop=crop, fail_on=FAIL_ON)
-            except pyvips.Error as exc:
-                raise decode_error(exc) from None
+            copy = shared_copy(data, info, width, height, sharing, page)
+            if copy is not None and sharing is not None:
+                image = sharing.resized(data, (width, height, crop), lambda: to_srgb(
+                    copy.thumbnail_image(width, height=height, size="force", crop=crop),
+                    False).copy_memory())
+                return [image], True
+            elif shrink > 1:
+                image = _jpeg_shrunk(data, info, shrink, width, height, crop, lazy)
+            else:
+                # Shrink-on-load: JPEG, WebP, HEIF and SVG decode at a reduced size.
+                image = pyvips.Image.thumbnail_buffer(
+                    data, width, height=height, size="force", option_string=option_string,
+                    crop=crop, fail_on=FAIL_ON)
             image = to_srgb(image, keep_profile)
             if lazy:
                 # Decoding straight into the encoder saves a pass over memory and a libvips
                 # pipeline: about 1 ms, a fifth of a 300 px thumbnail of a 1200x900 photo.
-                # Damaged input then fails in the encoder, also as EFORMAT.
+                # Damaged input then fails in the encoder (EFORMAT all the same: engine.render).
                 return [image], True
             # Materialised (it is small now) so later steps may read it more than once.
             return [image.copy_memory()], True
-    try:
-        if animated:
-            strip = pyvips.Image.new_from_buffer(data, "", n=-1, access="random",
-                                                 fail_on=FAIL_ON)
-            height = _integer(strip, "page-height", strip.height)
-            frames = [strip.crop(0, top, strip.width, height)
-                      for top in range(0, strip.height - height + 1, height)]
-            frames = [to_srgb(frame.copy_memory(), False) for frame in frames]
-            keep_animation(frames, strip)
-            return frames, False
-        image = pyvips.Image.new_from_buffer(data, "", access="random", fail_on=FAIL_ON,
-                                             **load_options)
-        return [to_srgb(image.autorot().copy_memory(), keep_profile)], False
-    except pyvips.Error as exc:
-        raise decode_error(exc) from None
+    if animated:
+        strip = pyvips.Image.new_from_buffer(data, "", n=-1, access="random", fail_on=FAIL_ON)
+        height = _integer(strip, "page-height", strip.height)
+        frames = [strip.crop(0, top, strip.width, height)
+                  for top in range(0, strip.height - height + 1, height)]
+        frames = [to_srgb(frame.copy_memory(), False) for frame in frames]
+        keep_animation(frames, strip)
+        return frames, False
+    image = pyvips.Image.new_from_buffer(data, "", access="random", fail_on=FAIL_ON,
+                                         **load_options)
+    return [to_srgb(image.autorot().copy_memory(), keep_profile)], False
 
 
 def _jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height: int, crop: str,
@@ -190,7 +184,7 @@ def keep_animation(frames: list[Any], strip: Any) -> None:
 
 def shared_copy(data: bytes, info: Probe, width: int, height: int,
                 sharing: Sharing | None, page: int | None) -> Any | None:
-    """A decoded copy of a large JPEG shared by its variants (see mezzanine.py), or None."""
+    """A decoded copy of a large JPEG shared by its variants (see sharing.py), or None."""
     if (sharing is None or info.format != "jpg" or page is not None
             or max(info.width, info.height) < ELIGIBLE_SIDE):
         return None
@@ -204,7 +198,7 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
             image = _libvips_jpeg(data, info, shrink, "random")
         return to_srgb(image, False)
 
-    return sharing.store.get(data, build, sharing.popular, sharing.defer)
+    return sharing.copy(data, build)
 
 
 def jpeg_shrink(info: Probe, width: int, height: int) -> int:
@@ -243,11 +237,31 @@ def check_output(plan: Plan, limits: LimitsConfig) -> None:
                                 f"limit of {limits.max_output_pixels}")
 
 
+def decode_failure(data: bytes) -> UnsupportedFormat | None:
+    """EFORMAT, in the loader's words, unless every page of `data` decodes whole.
+
+    Only asked after a libvips failure, to tell a damaged input (EFORMAT) from a fault of
+    ours: decoding is lazy, so damage surfaces in whichever operation first reads the pixels.
+    """
+    try:
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on=FAIL_ON)
+        pages = _integer(image, "n-pages", 1)
+        for page in range(pages):
+            if page:
+                image = pyvips.Image.new_from_buffer(data, "", access="sequential",
+                                                     fail_on=FAIL_ON, page=page)
+            image.avg()
+    except pyvips.Error as exc:
+        return decode_error(exc)
+    return None
+
+
 def decode_error(exc: Exception) -> UnsupportedFormat:
-    """A libvips failure as EFORMAT, with its first line."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return UnsupportedFormat(f"The image could not be decoded: {first}")
+    """A libvips failure on a damaged input as EFORMAT, with the loader's own words."""
+    # libvips' error text ends with the loader's own line ("VipsJpeg: premature end ...").
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    detail = lines[-1] if lines else type(exc).__name__
+    return UnsupportedFormat(f"The image could not be decoded: {detail}")
 
 
 def _integer(image: Any, name: str, default: int) -> int:

@@ -79,8 +79,13 @@ def place_on_canvas(image: Any, box: Box, background: Background | None, source:
                        background=bands)
 
 
+TRIM_MIN = 3
+
+
 def trim(image: Any, threshold: int) -> Any:
     """Cut away borders of the corner colour."""
+    if image.width < TRIM_MIN or image.height < TRIM_MIN:
+        return image  # find_trim's 3x3 median needs 3 pixels each way; nothing to cut anyway
     flat = image.flatten(background=[255, 255, 255]) if image.hasalpha() else image
     left, top, width, height = flat.find_trim(threshold=threshold)
     if width <= 0 or height <= 0:

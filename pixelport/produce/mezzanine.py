@@ -3,11 +3,11 @@
 A responsive page asks one original at many widths and formats within moments. Decoding a
 12 MP JPEG is most of the cost of each variant, so the second request for the same original
 (within `ttl` seconds) decodes it once more, at the largest DCT shrink that keeps its longest
-side at or above MIN_SIDE, and keeps that copy in memory; every later variant no larger than
-the copy is resized from it instead of decoding the file again. The first request goes the
-direct way, so a stream of unique originals pays nothing extra, unless other requests for the
-same original were already waiting for its download (`popular`): then it builds the copy at
-once and they share it. Shared by worker threads.
+side at or above `transform.sharing.MIN_SIDE`, and keeps that copy in memory; every later
+variant no larger than the copy is resized from it instead of decoding the file again. The
+first request goes the direct way, so a stream of unique originals pays nothing extra, unless
+other requests for the same original were already waiting for its download (`popular`): then
+it builds the copy at once and they share it. Shared by worker threads.
 
 With several worker processes, a copy is built by one of them and shared through a file
 (`shared_copies.py`): another worker's request waits for it rather than decode again.
@@ -32,10 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pixelport.transform.shared_copies import SharedCopies
+from pixelport.lru import LRU
+from pixelport.produce.shared_copies import SharedCopies
 
-MIN_SIDE = 1600  # a copy at least this large; smaller targets are resized from it
-ELIGIBLE_SIDE = 2 * MIN_SIDE  # originals at least this large (a shrink of 2 or more)
 _EDGE = 65536
 Key = tuple[int, int, int]
 
@@ -109,7 +108,7 @@ class Mezzanines:
         self.used = 0
         self.lock = threading.Lock()
         self.items: OrderedDict[Key, tuple[Any, bytes, int, float]] = OrderedDict()
-        self.seen: OrderedDict[Key, float] = OrderedDict()
+        self.seen: LRU[Key, float] = LRU(4096)  # when each original was last asked
         self.building: dict[Key, Future[None]] = {}
         self.making: dict[tuple[Key, tuple[object, ...]], Future[None]] = {}
         # Resizes of a copy, with their cost and time; they go with their copy.
@@ -131,10 +130,8 @@ class Mezzanines:
                 return found
             pending = self.building.get(digest)
             if pending is None:
-                first_seen = self.seen.pop(digest, None)
-                self.seen[digest] = now
-                while len(self.seen) > 4096:
-                    self.seen.popitem(last=False)
+                first_seen = self.seen.pop(digest)
+                self.seen.put(digest, now)
                 wanted = popular or (first_seen is not None and now - first_seen <= self.ttl)
                 if not wanted and self.shared is not None:
                     wanted = self.shared.seen_elsewhere(digest)
@@ -294,8 +291,16 @@ class Mezzanines:
 
 @dataclass(frozen=True)
 class Sharing:
-    """How one render may use the shared copies."""
+    """How one render may use the shared copies (transform.sharing.Sharing)."""
 
     store: Mezzanines
     popular: bool = False  # other requests want this original too: share its decode now
     defer: bool = False  # raise Pending rather than block while another job builds the copy
+
+    def copy(self, data: bytes, build: Callable[[], Any]) -> Any | None:
+        """The store's copy of `data`, built now if `popular` (see `Mezzanines.get`)."""
+        return self.store.get(data, build, self.popular, self.defer)
+
+    def resized(self, data: bytes, size: tuple[object, ...], make: Callable[[], Any]) -> Any:
+        """A resize of the copy, shared (see `Mezzanines.resized`)."""
+        return self.store.resized(data, size, make, self.defer)

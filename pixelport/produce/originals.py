@@ -1,7 +1,10 @@
 """Getting an original's bytes: saved copy, else one shared fetch through the origin chain.
 
-Concurrent requests for the same file (any transformation) share one fetch. Files too large
-to buffer are not shared: the caller streams them itself.
+Concurrent requests for the same file (any transformation) share one fetch. Limits: a
+transformation's original is refused (ELIMIT) past `max_input_bytes`, from the declared length
+before any byte of the body is read, else as soon as the bytes read pass it; without a
+transformation, an image is buffered up to that size and any other file up to BUFFER_LIMIT, and
+a larger one is TOO_LARGE: the caller streams it as it is.
 """
 
 from __future__ import annotations
@@ -12,19 +15,35 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from pixelport.cache.coalesce import Coalescer
 from pixelport.cache.entry import Entry
 from pixelport.cache.originals import OriginalStore
-from pixelport.delivery.endpoints import Endpoint
-from pixelport.delivery.http import http_date
 from pixelport.errors import LimitExceeded, NotFound, PixelportError
+from pixelport.http_fields import http_date
+from pixelport.lru import LRU
 from pixelport.origins.base import FetchOptions, Original
+from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import parse_http_date
 from pixelport.transform.formats import sniff
 
-log = logging.getLogger("pixelport.delivery")
+log = logging.getLogger("pixelport.produce")
 BUFFER_LIMIT = 8 * 1024 * 1024  # non-image files up to this size are buffered and cached
+
+
+class Source(Protocol):
+    """Where an endpoint's originals come from (delivery's `Endpoint` is one)."""
+
+    @property
+    def identifier(self) -> str:
+        """The endpoint's identifier: originals are told apart per endpoint."""
+        ...
+
+    @property
+    def chain(self) -> OriginChain:
+        """The media library, then the endpoint's origins."""
+        ...
 
 
 @dataclass
@@ -47,8 +66,8 @@ class Fetched:
 TOO_LARGE = Fetched(b"", None, too_large=True)
 
 
-class Sources:
-    """Fetches originals for the delivery handler."""
+class Originals:
+    """Fetches originals for the producers: one fetch per file at a time, saved copies."""
 
     def __init__(self, max_input_bytes: int, store: OriginalStore | None,
                  recent_bytes: int = 64 * 2**20, recent_ttl: float = 10.0) -> None:
@@ -62,12 +81,27 @@ class Sources:
         self.recent_ttl = recent_ttl
         self.recent_used = 0
         self.joined: dict[str, int] = {}  # requests waiting on each fetch in flight
-        self.seen: OrderedDict[str, float] = OrderedDict()  # when each key was last fetched
+        self.seen: LRU[str, float] = LRU(4096)  # when each key was last fetched
 
-    async def fetch(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
-        """The original, buffered; TOO_LARGE for a non-image file past the buffer limit."""
+    async def fetch(self, endpoint: Source, path: str, options: FetchOptions,
+                    transforming: bool = False) -> Fetched:
+        """The original, buffered; TOO_LARGE for a file past the buffer limit that is served
+        as it is, ELIMIT for one to transform past `max_input_bytes`."""
+        fetched = await self._fetch(endpoint, path, options, transforming)
+        if transforming and len(fetched.data) > self.max_input_bytes:  # a saved or held copy
+            raise self._too_large()
+        return fetched
+
+    def _too_large(self) -> LimitExceeded:
+        return LimitExceeded(f"The original is larger than the limit of {self.max_input_bytes} "
+                             "bytes (max_input_bytes)")
+
+    async def _fetch(self, endpoint: Source, path: str, options: FetchOptions,
+                     transforming: bool) -> Fetched:
         # The Host is part of the key: origins that forward it may answer differently per host.
-        key = f"{endpoint.identifier}\0{path}\0{options.host or ''}"
+        # A transformation's fetch is capped differently from one served as it is.
+        key = (f"{endpoint.identifier}\0{path}\0{options.host or ''}\0"
+               f"{'t' if transforming else ''}\0{options.query}")
         now = time.monotonic()
         self._prune(now)
         held = self.recent.get(key)
@@ -77,15 +111,14 @@ class Sources:
         self.joined[key] = self.joined.get(key, 0) + 1
 
         async def load() -> Fetched:
-            fetched = await self._load(endpoint, path, options)
+            fetched = await self._load(endpoint, path, options, transforming)
             if not fetched.too_large:
                 # Counted before anyone wakes: the first renderer knows the others are coming.
                 fetched.demand = self.joined.pop(key, 1)
-                last = self.seen.pop(key, None)
-                self.seen[key] = time.monotonic()
-                if len(self.seen) > 4096:
-                    self.seen.popitem(last=False)
-                if last is not None and self.seen[key] - last < self.recent_ttl:
+                last = self.seen.pop(key)
+                now = time.monotonic()
+                self.seen.put(key, now)
+                if last is not None and now - last < self.recent_ttl:
                     fetched.demand += 1  # fetched moments ago too: more variants are coming
             return fetched
 
@@ -127,13 +160,16 @@ class Sources:
             self._drop(key)
         return 0  # results are what a purge counts; these are only their inputs
 
-    async def _load(self, endpoint: Endpoint, path: str, options: FetchOptions) -> Fetched:
-        saved = await self.store.get(endpoint.identifier, path) if self.store else None
+    async def _load(self, endpoint: Source, path: str, options: FetchOptions,
+                    transforming: bool) -> Fetched:
+        saved = (await self.store.get(endpoint.identifier, path, options.query)
+                 if self.store else None)
         if saved is not None and self.store is not None and self.store.fresh(saved):
             return _from_saved(saved)
         if saved is not None:
             options = FetchOptions(host=options.host, if_none_match=saved.etag or None,
-                                   if_modified_since=saved.headers.get("last-modified"))
+                                   if_modified_since=saved.headers.get("last-modified"),
+                                   query=options.query)
         started = time.perf_counter()
         try:
             original = await endpoint.chain.fetch(path, options)
@@ -147,23 +183,25 @@ class Sources:
         try:
             if original.status == 304 and saved is not None and self.store is not None:
                 saved.created = time.time()
-                await self.store.put(saved)
+                await self.store.put(saved, options.query)
                 return _from_saved(saved)
-            fetched = await self._read(original, path)
+            fetched = await self._read(original, transforming)
         finally:
             await original.close()
         fetched.download_ms = (time.perf_counter() - started) * 1000
         if self.store is not None and not fetched.too_large:
-            await self.store.put(_to_saved(fetched, endpoint.identifier, path))
+            await self.store.put(_to_saved(fetched, endpoint.identifier, path), options.query)
         return fetched
 
-    async def _read(self, original: Original, path: str) -> Fetched:
+    async def _read(self, original: Original, transforming: bool) -> Fetched:
+        if transforming and original.size is not None and original.size > self.max_input_bytes:
+            raise self._too_large()  # from the declared length: no byte of the body is read
         kind = sniff(await original.peek(1024))
-        limit = self.max_input_bytes if kind else BUFFER_LIMIT
+        limit = self.max_input_bytes if kind or transforming else BUFFER_LIMIT
         data, complete = await original.read_upto(limit)
         if not complete:
-            if kind:
-                raise LimitExceeded(f"The original is larger than the limit of {limit} bytes")
+            if transforming:
+                raise self._too_large()
             return TOO_LARGE
         return Fetched(data, kind, original.content_type, original.last_modified,
                        original.etag, original.canonical_url, original.private)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pyvips
 
-from pixelport.workers import alive
+from pixelport.place import alive
 
 log = logging.getLogger("pixelport.transform")
 Key = tuple[int, int, int]
