@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pixelport.errors import InvalidRequest
+from pixelport.origins.types import BUILDERS
+from pixelport.transform import registry
+
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {
     "": 1, "b": 1,
@@ -305,7 +309,7 @@ class Config:
     source: str = "<defaults>"
 
 
-ORIGIN_TYPES = ("web_server", "web_proxy", "s3", "s3_compatible", "azure_blob", "gcs")
+ORIGIN_TYPES = tuple(BUILDERS)
 
 
 def load(path: str | Path) -> Config:
@@ -455,6 +459,11 @@ def _named(s: Section) -> dict[str, str]:
             raise s.error(name, "names may hold letters, digits, '-' and '_'")
         named[name] = s.text(name)
     s.finish()
+    for name, text in named.items():  # each must parse, with the others it may name
+        try:
+            registry.parse(text, named)
+        except InvalidRequest as exc:
+            raise s.error(name, f"is not a valid transformation: {exc.message}") from None
     return named
 
 

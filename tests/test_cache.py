@@ -413,6 +413,31 @@ def test_render_threads_write_their_own_results(serve: Any, origin: OriginServer
     assert server_timing(pp.get("/tr:w-100/a.jpg").headers["server-timing"])["cache"] == "hit"
 
 
+def test_a_purge_during_the_fetch_discards_the_result(serve: Any, origin: OriginServer,
+                                                     tmp_path: Path) -> None:
+    # The file changes while its fetch is under way and a purge arrives: what that fetch
+    # brings back is the old file, and must not be cached after the purge.
+    import threading
+
+    origin.files["/slow.jpg"] = make_image(100, 100, colour=(255, 0, 0))
+    origin.delays["/slow.jpg"] = 1.0
+    pp = serve(config(origin, tmp_path / "cache"))
+    auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode(),
+            "Content-Type": "application/json"}
+    first: list[Any] = []
+    asking = threading.Thread(target=lambda: first.append(pp.get("/tr:w-10/slow.jpg")))
+    asking.start()
+    time.sleep(0.5)  # the fetch is under way
+    origin.files["/slow.jpg"] = make_image(100, 100, colour=(0, 0, 255))
+    assert post(pp, "/v1/files/purge", {"url": f"{pp.url}/slow.jpg"}, auth)[0] == 201
+    asking.join()
+    assert first[0].status == 200  # the request in flight is answered all the same
+    del origin.delays["/slow.jpg"]
+    again = pp.get("/tr:w-10/slow.jpg")
+    assert again.headers["server-timing"].endswith("cache;desc=miss")
+    assert again.image().getpoint(5, 5)[2] > 200  # the new file
+
+
 def test_a_purge_during_a_render_threads_write_is_not_undone(tmp_path: Path) -> None:
     import asyncio
 

@@ -153,6 +153,22 @@ def test_origin_keys_are_checked_by_check_config(tmp_path: Path,
     assert "origin[0].colour: unknown key" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("text", "said"), [
+    ('broken = "w-abc,zz-1"', "transformations.broken: is not a valid transformation"),
+    ('loop = "n-loop"', "transformations.loop: is not a valid transformation"),
+    ('thumb = "w-100"\nwide = "n-nothing,w-10"', "transformations.wide"),
+])
+def test_named_transformations_are_checked_by_check_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, said: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(f"[transformations]\n{text}\n")
+    assert main(["check-config", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert str(path) in error and said in error, error
+    path.write_text('[transformations]\nthumb = "w-100,h-100"\nsmall = "n-thumb:q-50"\n')
+    assert main(["check-config", str(path)]) == 0
+
+
 def test_check_config_command_on_demo() -> None:
     result = subprocess.run([sys.executable, "-m", "pixelport", "check-config",
                              str(ROOT / "demo" / "pixelport.toml")], capture_output=True,

@@ -302,3 +302,15 @@ def test_importing_the_server_starts_no_threads() -> None:
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True).stdout
     assert out.strip() == "1"  # numpy's OpenBLAS thread pool would be one more per core
+
+
+def test_lru_keeps_the_most_recently_used() -> None:
+    from pixelport.lru import LRU
+
+    lru: LRU[str, int] = LRU(2)
+    lru.put("a", 1)
+    lru.put("b", 2)
+    assert lru.get("a") == 1  # a is now the most recent
+    lru.put("c", 3)  # b goes
+    assert "b" not in lru and lru.get("a") == 1 and lru.get("c") == 3 and len(lru) == 2
+    assert lru.pop("a") == 1 and lru.pop("a") is None and lru.get("zz") is None

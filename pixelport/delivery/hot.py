@@ -92,10 +92,6 @@ class HotAnswers:
             del self.answers[next(iter(self.answers))]  # the oldest filed
         self.answers[key] = _Answer(b"".join(lines), entry, result_key, expires)
 
-    def clear(self) -> None:
-        """Forget every answer (they would also lapse with their entries)."""
-        self.answers.clear()
-
 
 def request_key(target: bytes, headers: Iterable[tuple[bytes, bytes]]) -> Key | None:
     """Everything of a request that can change a plain answer; None if it is not plain.

@@ -41,10 +41,6 @@ WHITE = Colour(255, 255, 255)
 TRANSPARENT = Colour(0, 0, 0, 0)
 
 
-def is_colour(text: str) -> bool:
-    """Whether `text` spells a colour."""
-    return bool(_HEX.match(text)) or text in NAMED
-
 
 def parse(text: str, what: str) -> Colour:
     """Parse a colour; `what` names the parameter for error messages."""

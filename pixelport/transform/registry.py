@@ -141,12 +141,3 @@ def canonical(items: list[ChainItem]) -> str:
         else:
             parts.append(",".join(sorted(str(p) for p in item.params)))
     return ":".join(parts)
-
-
-def check_named(named: Mapping[str, str]) -> None:
-    """Validate every named transformation (at start-up and by check-config)."""
-    for name, text in named.items():
-        try:
-            parse(text, named)
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"named transformation {name!r}: {exc.message}") from None
