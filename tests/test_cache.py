@@ -463,6 +463,18 @@ def test_a_purge_during_a_render_threads_write_is_not_undone(tmp_path: Path) -> 
         await disk.purge(lambda endpoint, path: False)
         disk.abandon(failed)
         assert disk.writing == 0 and disk.purges == []
+        # Writes overlapping without end (a busy server): purges go once no open write began
+        # before them.
+        older = disk.begin("o" * 40)
+        await disk.purge(lambda endpoint, path: False)
+        newer = disk.begin("p" * 40)
+        await disk.purge(lambda endpoint, path: False)
+        disk.abandon(older)
+        assert [seq for seq, _ in disk.purges] == [disk.purge_count - 1]  # newer's remains
+        newest = disk.begin("q" * 40)
+        disk.abandon(newer)
+        assert disk.purges == [] and disk.writing == 1
+        disk.abandon(newest)
         disk.close()
 
     asyncio.run(scenario())

@@ -71,8 +71,11 @@ class DiskTier:
         self.folders: set[Path] = set()  # fan-out folders known to exist
         self.names = itertools.count()
         # Purges made while writes were in flight: a write that ends after a purge matching
-        # its file must not put the file back.
+        # its file must not put the file back. A purge is kept while a write begun before it
+        # is open (writes now begin before the original is fetched, and a busy server may
+        # never be without one): `open` counts the open writes by the purge count they began at.
         self.writing = 0
+        self.open: dict[int, int] = {}
         self.pending: dict[str, Entry] = {}  # being written: readable already
         self.purge_count = 0
         self.purges: list[tuple[int, Callable[[str, str], bool]]] = []
@@ -202,6 +205,7 @@ class DiskTier:
         matches it must not stay.
         """
         self.writing += 1
+        self.open[self.purge_count] = self.open.get(self.purge_count, 0) + 1
         return Ticket(key, self.purge_count)
 
     def write_file(self, ticket: Ticket, entry: Entry) -> None:
@@ -217,8 +221,14 @@ class DiskTier:
     def abandon(self, ticket: Ticket) -> None:
         """A write announced by `begin` that will not be made."""
         self.writing -= 1
-        if not self.writing:
-            self.purges.clear()
+        left = self.open[ticket.started] - 1
+        if left:
+            self.open[ticket.started] = left
+            return
+        del self.open[ticket.started]
+        oldest = min(self.open, default=self.purge_count)
+        if self.purges and self.purges[0][0] < oldest:  # no open write can be matched by them
+            self.purges = [(seq, matches) for seq, matches in self.purges if seq >= oldest]
 
     async def finish(self, ticket: Ticket, entry: Entry) -> None:
         """Account a file `write_file` wrote: indexed and the budget kept, or deleted again
