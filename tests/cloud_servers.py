@@ -76,6 +76,8 @@ def corpus() -> dict[str, Item]:
         "gallery/notes.txt": Item(b"hello from the gallery\n", "text/plain"),
         "top.txt": Item(b"at the top\n", "text/plain"),
         "gallery/clip.mp4": Item(bytes(range(256)) * 4, "video/mp4"),  # streamed, by type
+        # Past the tests' max_input_bytes (1 MB), and no image to sniff.
+        "gallery/huge.jpg": Item(b"\0" * 1_500_000, "image/jpeg"),
     }
     for name in SPECIAL_NAMES:
         items[f"gallery/special/{name}"] = Item(f"file {name}\n".encode(), "text/plain")

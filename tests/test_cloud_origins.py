@@ -58,6 +58,7 @@ def web() -> Iterator[OriginServer]:
     server = OriginServer().start()
     server.files["/chain/only-web.jpg"] = make_image(110, 70)
     server.delays["/chain/only-web.jpg"] = 0.25
+    server.files["/huge.jpg"] = b"\0" * 1_500_000
     yield server
     server.stop()
 
@@ -146,7 +147,7 @@ def pp(moto_s3: MotoS3, azurite: Azurite, gcs_servers: GcsServers, faulty: Origi
     endpoints.append({"identifier": "two-s3", "origins": ["s3-root", "s3-archive"],
                       "library": False})
     config = {"security": {"allow_private_networks": True}, "library": {"dir": str(library)},
-              "origin": origins, "endpoint": endpoints}
+              "origin": origins, "endpoint": endpoints, "limits": {"max_input_bytes": "1MB"}}
     env = {"AWS_ENDPOINT_URL_S3": moto_s3.endpoint, "AWS_ACCESS_KEY_ID": moto_s3.reader[0],
            "AWS_SECRET_ACCESS_KEY": moto_s3.reader[1], "AWS_EC2_METADATA_DISABLED": "true",
            "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
@@ -169,6 +170,16 @@ def test_image_is_fetched_and_transformed(pp: Pixelport, endpoint: str) -> None:
     assert response.status == 200, response.ik_error
     assert response.image().width == 60
     assert "last-modified" in response.headers or endpoint.startswith("gcs")
+
+
+@pytest.mark.parametrize("endpoint", ["s3", "azure", "gcs", "proxy"])
+def test_an_original_past_the_cap_is_never_transformed(pp: Pixelport, web: OriginServer,
+                                                       endpoint: str) -> None:
+    path = f"{web.url}/huge.jpg" if endpoint == "proxy" else "huge.jpg"
+    refused = pp.get(f"/{endpoint}/tr:w-10/{path}")
+    assert refused.status == 400 and refused.ik_error.startswith("ELIMIT - "), refused.ik_error
+    served = pp.get(f"/{endpoint}/{path}")  # no transformation: streamed as it is
+    assert served.status == 200 and served.body == b"\0" * 1_500_000
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
