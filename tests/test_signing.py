@@ -138,6 +138,19 @@ def test_check_signature_outcomes() -> None:
         assert good not in caught.value.header
 
 
+def test_a_signature_cannot_move_digits_from_the_path_to_the_expiry() -> None:
+    # Signed string = target + ik-t: "doc-2024" + T is also "doc-202" + "4T".
+    expiry = str(int(time.time()) + 3600)
+    good = sign(KEY, string_to_sign("secure/doc-2024", expiry))
+    check_signature("secure/doc-2024", good, expiry, [KEY])
+    with pytest.raises(BadSignature, match="at most 10 digits"):
+        check_signature("secure/doc-202", good, "4" + expiry, [KEY])
+    with pytest.raises(BadSignature, match="at most 10 digits"):
+        check_signature("secure/doc", good, "2024" + expiry, [KEY])
+    no_expiry = sign(KEY, string_to_sign("a.jpg", signing.NO_EXPIRY))
+    check_signature("a.jpg", no_expiry, signing.NO_EXPIRY, [KEY])  # still the never value
+
+
 def test_expired_signature_is_refused() -> None:
     target = "a.jpg"
     past = now_plus(-5)

@@ -83,18 +83,19 @@ class Delivery:
         request_id = secrets.token_hex(8)
         timing = Timing()
         head = scope["method"] == "HEAD"
+        vary: list[str] = []  # the headers the answer depends on, once the request is planned
         try:
             if scope["method"] not in ("GET", "HEAD"):
                 await send_bytes(send, 405, {"allow": "GET, HEAD",
                                              "content-type": "text/plain"}, b"Method Not Allowed")
                 return
-            await self.deliver(scope, send, request_id, timing, head)
+            await self.deliver(scope, send, request_id, timing, head, vary)
         except PixelportError as exc:
-            await self.send_error(send, exc, request_id, timing, head)
+            await self.send_error(send, exc, request_id, timing, head, vary)
         except Exception:
             log.exception("request %s failed unexpectedly", request_id)
             error = Unexpected(f"Internal error; request id {request_id}")
-            await self.send_error(send, error, request_id, timing, head)
+            await self.send_error(send, error, request_id, timing, head, vary)
 
     def plan(self, scope: Scope) -> Plan:
         """Parse and check the request (signature included)."""
@@ -117,7 +118,7 @@ class Delivery:
     def key(self, plan: Plan) -> str:
         """The result cache key of a planned request."""
         request = plan.request
-        variant = keys.variant(plan.steps, plan.inputs, self.config.images, plan.maybe_image)
+        variant = keys.variant(plan.steps, plan.inputs, self.config.images)
         return keys.result_key(request.endpoint.identifier, request.file_path, plan.canonical,
                                variant, request.flag("ik-attachment") == "true",
                                canonical_query(request.origin_query))
@@ -146,9 +147,10 @@ class Delivery:
         return found
 
     async def deliver(self, scope: Scope, send: Send, request_id: str, timing: Timing,
-                      head: bool) -> None:
+                      head: bool, vary: list[str]) -> None:
         """Answer from the cache, or produce (once for all identical requests) and answer."""
         plan = self.plan(scope)
+        vary.extend(keys.vary(plan.steps, self.config.images))
         request = plan.request
         if not plan.transforming and plan.by_extension.startswith(STREAMED):
             await self.stream(plan, send, request_id, timing, head)
@@ -236,12 +238,19 @@ class Delivery:
             await original.close()
 
     async def send_error(self, send: Send, error: PixelportError, request_id: str,
-                         timing: Timing, head: bool) -> None:
-        """The error contract: status, ik-error header, short body."""
+                         timing: Timing, head: bool, vary: list[str]) -> None:
+        """The error contract: status, ik-error header, short body.
+
+        An error the request alone decides is cacheable for a while, with the same `Vary` as
+        the answer would have had: `w-auto` that is ELIMIT for one client width only must not
+        be served to every client by a shared cache.
+        """
         headers = {"content-type": "text/plain; charset=utf-8", "ik-error": error.header,
                    "x-request-id": request_id}
         if error.code in ("ENOENT", "EINVALID", "ELIMIT", "EFORMAT"):
             headers["cache-control"] = f"public, max-age={self.config.server.error_max_age}"
+            if vary:
+                headers["vary"] = ", ".join(vary)
         else:
             headers["cache-control"] = "no-store"
         if isinstance(error, Busy):

@@ -14,24 +14,55 @@ import math
 from pixelport.config import ImagesConfig
 from pixelport.delivery.inputs import RequestInputs
 from pixelport.transform.formats import accepts
-from pixelport.transform.step import ChainItem, Step
+from pixelport.transform.step import ChainItem, Conditional, Step
 
 
-def variant(steps: list[ChainItem], inputs: RequestInputs, images: ImagesConfig,
-            maybe_image: bool) -> str:
-    """What the request's headers (inputs.py) add to the key, where they change the output."""
-    plain = [s for s in steps if isinstance(s, Step)]
-    explicit = next((s.format for s in reversed(plain) if s.format), None)
+def variant(steps: list[ChainItem], inputs: RequestInputs, images: ImagesConfig) -> str:
+    """What the request's headers (inputs.py) add to the key, where they can change the output."""
+    uses = _uses(steps, images)
     parts = []
-    if maybe_image and (explicit in (None, "auto")) and (images.best_format or explicit):
+    if "Accept" in uses:
         accept = inputs.accept
         parts.append("a" if images.avif and accepts(accept, "image/avif") else "")
         parts.append("w" if accepts(accept, "image/webp") else "")
-    if any(s.width_auto for s in plain) and inputs.client_width:
+    if "Sec-CH-Width" in uses and inputs.client_width:
         parts.append(f"cw{math.ceil(inputs.client_width / 100) * 100}")
-    if any(s.dpr_auto for s in plain) and inputs.client_dpr:
+    if "Sec-CH-DPR" in uses and inputs.client_dpr:
         parts.append(f"dpr{inputs.client_dpr:g}")
     return ",".join(parts)
+
+
+def vary(steps: list[ChainItem], images: ImagesConfig) -> tuple[str, ...]:
+    """The request headers the answer to `steps` may depend on (for the `Vary` of errors)."""
+    uses = _uses(steps, images)
+    names = ["Accept"] if "Accept" in uses else []
+    if "Sec-CH-Width" in uses:
+        names += ["Sec-CH-Width", "Width"]
+    if "Sec-CH-DPR" in uses:
+        names += ["Sec-CH-DPR", "DPR"]
+    return tuple(names)
+
+
+def _uses(steps: list[ChainItem], images: ImagesConfig) -> set[str]:
+    """Which inputs the output of `steps` may depend on, whichever way conditions turn out.
+
+    Every branch of a conditional counts (`if-…,w-auto,if-end` uses the client width). The
+    format is negotiated where `f-auto` is asked anywhere, or where no unconditional step
+    names a format and the best format is chosen by default; it is so for any file, whatever
+    its name says: an image behind a `.bin` is negotiated too.
+    """
+    plain = [s for s in steps if isinstance(s, Step)]
+    every = plain + [branch for s in steps if isinstance(s, Conditional)
+                     for branch in (s.then, s.otherwise) if branch is not None]
+    uses = set()
+    if any(s.format == "auto" for s in every) or (
+            images.best_format and not any(s.format for s in plain)):
+        uses.add("Accept")
+    if any(s.width_auto for s in every):
+        uses.add("Sec-CH-Width")
+    if any(s.dpr_auto for s in every):
+        uses.add("Sec-CH-DPR")
+    return uses
 
 
 def result_key(endpoint: str, path: str, canonical: str, variant_text: str,

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from yarl import URL
 
 from pixelport.config import OriginConfig
-from pixelport.errors import AccessDenied, NotFound
+from pixelport.errors import AccessDenied, InvalidRequest, NotFound
 from pixelport.origins import http1
 from pixelport.origins.base import FetchOptions, Original, Shared
 from pixelport.origins.cloud import request_headers
@@ -22,6 +22,7 @@ from pixelport.origins.web_server import PATH_SAFE, with_query_safe
 
 # Proxies and path normalisation often collapse `https://` to `https:/`: accept one slash or two.
 _ABSOLUTE = re.compile(r"(?i)^(https?):/{1,2}([^/?#]+)(/.*)?$", re.DOTALL)
+_HOST = re.compile(r"[A-Za-z0-9._-]+|[0-9A-Fa-f:.]+")  # a name, or an IP address
 _ALLOWED = re.compile(
     r"^(?P<wild>\*\.)?(?P<host>\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(?P<port>\d{1,5}))?$")
 
@@ -98,11 +99,22 @@ def parse_target(path: str) -> URL | None:
     scheme, authority, rest = match.group(1).lower(), match.group(2), match.group(3) or "/"
     if "@" in authority:
         return None  # credentials in the URL are never forwarded
+    if not authority.isascii():
+        # An international name goes out in its ASCII form (IDNA), which is also what the
+        # allow-list is matched against; one that has none is no host.
+        try:
+            authority = authority.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidRequest(f"{authority!r} is not a valid host name") from None
     try:
         url = URL(f"{scheme}://{authority}{quote(rest, safe=PATH_SAFE)}", encoded=True)
     except ValueError:
         return None
-    return url if url.host else None
+    if not url.raw_host:
+        return None
+    if not _HOST.fullmatch(url.raw_host):
+        raise InvalidRequest(f"{url.raw_host!r} is not a valid host name")
+    return url
 
 
 class WebProxyOrigin:

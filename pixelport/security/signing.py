@@ -29,6 +29,7 @@ log = logging.getLogger("pixelport.security")
 SIGNATURE = "ik-s"
 EXPIRY = "ik-t"
 NO_EXPIRY = "9999999999"  # what the SDKs sign when a URL never expires (and leave ik-t out)
+MAX_EXPIRY_DIGITS = len(NO_EXPIRY)
 
 # The SDKs percent-encode paths keeping RFC 3986 pchars; `%` stays so existing escapes survive.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~%"
@@ -121,8 +122,12 @@ def check_signature(signed_target: str, signature: str | None, expiry: str | Non
     """Verify `ik-s`/`ik-t` for a raw target (endpoint prefix already removed)."""
     if signature is None:
         raise BadSignature("The URL has ik-t but no ik-s")
-    if expiry is not None and not (expiry.isascii() and expiry.isdigit() and len(expiry) <= 20):
-        raise BadSignature("ik-t must be a Unix time in seconds")
+    # The signed string is the target and the expiry with nothing between them: were ik-t free
+    # in length, a URL signed for `doc-2024?ik-t=T` would also pass as `doc-202?ik-t=4T`, another
+    # file valid for a thousand years. ImageKit's expiry is Unix seconds: at most 10 digits.
+    if expiry is not None and not (expiry.isascii() and expiry.isdigit()
+                                   and 1 <= len(expiry) <= MAX_EXPIRY_DIGITS):
+        raise BadSignature("ik-t must be a Unix time in seconds (at most 10 digits)")
     if not keys:
         log.warning("a signed URL arrived but no [security] private_key is configured")
     # The message never names the expected signature: that would let anyone sign any URL.

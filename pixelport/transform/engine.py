@@ -182,15 +182,18 @@ def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, ou
     # reading it costs several calls into libvips, each a GIL round trip.
     sized = frames[0]
     values = functools.cache(lambda: geometry.variables(ctx, sized.width, sized.height))
-    for operation in _operations(step, values):
+    for operation in _operations(step, values, limits.max_output_pixels):
         frames = [operation(f) for f in frames]
     return frames
 
 
-def _operations(step: Step, values: Callable[[], dict[str, float]]) -> list[Any]:
+def _operations(step: Step, values: Callable[[], dict[str, float]],
+                max_pixels: int = 0) -> list[Any]:
+    """The step's pixel operations in pipeline order; those that grow the image refuse to
+    grow it past `max_pixels` before doing any pixel work."""
     ops: list[Any] = []
     if step.rotate:
-        ops.append(lambda f: pixels.rotate(f, step.rotate or 0, step.background))
+        ops.append(lambda f: pixels.rotate(f, step.rotate or 0, step.background, max_pixels))
     if step.flip:
         ops.append(lambda f: pixels.flip(f, step.flip or ""))
     if step.blur:
@@ -215,10 +218,10 @@ def _operations(step: Step, values: Callable[[], dict[str, float]]) -> list[Any]
         ops.append(lambda f: pixels.round_corners(f, radius, values()))
     if step.border:
         border = step.border
-        ops.append(lambda f: pixels.add_border(f, border, values()))
+        ops.append(lambda f: pixels.add_border(f, border, values(), max_pixels))
     if step.shadow:
         shadow = step.shadow
-        ops.append(lambda f: pixels.drop_shadow(f, shadow))
+        ops.append(lambda f: pixels.drop_shadow(f, shadow, max_pixels))
     if step.opacity is not None:
         ops.append(lambda f: pixels.set_opacity(f, step.opacity or 0))
     return ops

@@ -93,11 +93,28 @@ def trim(image: Any, threshold: int) -> Any:
     return image.crop(left, top, width, height)
 
 
-def rotate(image: Any, degrees: float, background: Background | None) -> Any:
+MAX_SIDE = 10_000_000  # libvips' largest coordinate (VIPS_MAX_COORD)
+
+
+def check_growth(width: float, height: float, max_pixels: int, what: str) -> None:
+    """Refuse (ELIMIT) an operation that would grow the image past `max_pixels`, before any
+    pixel work: growth is what lets one URL take a core for hours or memory by gigabytes
+    (b-1000000, twenty rt-45 steps), and every operation after it runs on the grown image."""
+    if width * height > max_pixels or max(width, height) > MAX_SIDE:
+        raise LimitExceeded(f"{what} would make the image {width:.0f}x{height:.0f} pixels, "
+                            f"more than the limit of {max_pixels}")
+
+
+def rotate(image: Any, degrees: float, background: Background | None,
+           max_pixels: int) -> Any:
     """Rotate clockwise; right angles are exact, others grow the canvas."""
     if degrees % 90 == 0:
         turns = int(degrees // 90) % 4
         return [image, image.rot90(), image.rot180(), image.rot270()][turns]
+    angle = math.radians(degrees)
+    cos, sin = abs(math.cos(angle)), abs(math.sin(angle))
+    check_growth(image.width * cos + image.height * sin, image.width * sin + image.height * cos,
+                 max_pixels, f"rt-{degrees:g}")
     colour = background_colour(image, background, Colour(0, 0, 0, 0))
     image, bands = fill_for(image, colour)
     return image.rotate(degrees, background=bands)
@@ -211,27 +228,29 @@ def round_corners(image: Any, spec: Radius, values: dict[str, float]) -> Any:
     return base[:3].bandjoin(alpha)
 
 
-def add_border(image: Any, spec: Border, values: dict[str, float]) -> Any:
+def add_border(image: Any, spec: Border, values: dict[str, float], max_pixels: int) -> Any:
     """b-: a solid frame around the image."""
     width = round(spec.width.evaluate(values))
     if width <= 0:
         return image
+    check_growth(image.width + 2 * width, image.height + 2 * width, max_pixels, f"b-{width}")
     image, bands = fill_for(image, spec.colour)
     return image.embed(width, width, image.width + 2 * width, image.height + 2 * width,
                        extend="background", background=bands)
 
 
-def drop_shadow(image: Any, spec: Shadow) -> Any:
+def drop_shadow(image: Any, spec: Shadow, max_pixels: int) -> Any:
     """e-shadow: a blurred, offset shadow of the image's shape beneath it."""
     if image.width * image.height > SHADOW_MAX_PIXELS:
         raise LimitExceeded("e-shadow works on images of at most 2 megapixels")
-    base = with_alpha(image)
     offset_x = round(image.width * spec.x / 100)
     offset_y = round(image.height * spec.y / 100)
     margin = math.ceil(spec.blur * 3) + 1
     grow_left, grow_top = margin + max(0, -offset_x), margin + max(0, -offset_y)
     width = image.width + 2 * margin + abs(offset_x)
     height = image.height + 2 * margin + abs(offset_y)
+    check_growth(width, height, max_pixels, "e-shadow")
+    base = with_alpha(image)
     silhouette = (base[3] * (spec.saturation / 100)).cast("uchar")
     shadow_alpha = silhouette.embed(grow_left + offset_x, grow_top + offset_y, width, height)
     if spec.blur > 0:

@@ -26,7 +26,11 @@ NO_NAMED: Mapping[str, str] = {}
 
 
 def build_step(raw: RawStep) -> Step:
-    """Validate one step's parameters into a typed Step (a repeated key: the last wins)."""
+    """Validate one step's parameters into a typed Step (a repeated parameter: the last wins).
+
+    `step.params` keeps what is applied, and so what the cache key is spelt from: every effect
+    (`e-grayscale,e-contrast` applies both), but only the last of a repeated key (`w-1,w-2`).
+    """
     step = Step()
     for param in raw:
         handler = HANDLERS.get(param.key)
@@ -35,8 +39,16 @@ def build_step(raw: RawStep) -> Step:
                 raise InvalidRequest(f"{param} must start a step of its own")
             raise InvalidRequest(f"Unknown transformation parameter {param.key!r} in {param}")
         handler(param, step)
-        step.params = [p for p in step.params if p.key != param.key] + [param]
+        name = _identity(param)
+        step.params = [p for p in step.params if _identity(p) != name] + [param]
     return step
+
+
+def _identity(param: Param) -> str:
+    """What a later parameter replaces: the key, or for effects (`e-`) the effect's name."""
+    if param.key == "e":
+        return "e-" + param.value.split("-", 1)[0]
+    return param.key
 
 
 def build_item(raw: RawStep) -> ChainItem:

@@ -1,0 +1,169 @@
+"""The adversarial review's findings, each reproduced as it was found (SECURITY.md).
+
+Numbers are the findings': 1 growth and render time, 2 private files, 3 served types, 4 ik-t,
+5 result keys, 6 forwarded Host, 7 slow origins and render slots, 8 circuit breakers, 9 pages
+and decoded size, 10 request heads, 11 purges and fetches in flight, 12 cacheable errors,
+13 unhandled exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import pyvips
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from pixelport.app import App
+from pixelport.config import from_dict
+from pixelport.errors import PixelportError
+from pixelport.transform import engine
+from tests.helpers import make_image
+from tests.test_malformed_media import AsgiClient
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("adversarial")
+    (root / "dot.png").write_bytes(make_image(1, 1, ".png"))
+    (root / "photo.png").write_bytes(make_image(1200, 900, ".png"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def client(files: Path) -> Iterator[AsgiClient]:
+    app = App(from_dict({
+        "library": {"dir": str(files)}, "cache": {"dir": ""},
+        "security": {"allow_private_networks": True},
+        "origin": [{"name": "proxy", "type": "web_proxy", "allowed_hosts": ["*"]}],
+        "endpoint": [{"identifier": "", "origins": ["proxy"]}],
+    }))
+    asgi = AsgiClient(app)
+    yield asgi
+    asgi.close()
+
+
+# --- 1: growth is checked before any pixel work -----------------------------------------------
+
+@pytest.mark.parametrize("target", [
+    "/tr:b-1000000_FF0000:e-contrast/dot.png",
+    "/tr:b-15000_FF0000:cm-pad_extract,w-10,h-10,bg-blurred/dot.png",
+    "/tr:" + ":".join(["rt-45"] * 20) + ":e-contrast/photo.png",
+])
+def test_growth_past_the_output_limit_is_refused_before_the_work(client: AsgiClient,
+                                                                 target: str) -> None:
+    response = client.get(target)
+    assert response.status == 400 and response.ik_error.startswith("ELIMIT - "), (
+        response.status, response.ik_error)
+    # Refused by the step that grows, not by the encoder after all the work.
+    assert "would make the image" in response.ik_error
+
+
+def test_growth_within_the_limit_still_renders(client: AsgiClient) -> None:
+    response = client.get("/tr:w-100:rt-45:rt-45:b-10_red/photo.png")
+    assert response.status == 200, response.ik_error
+    image = pyvips.Image.new_from_buffer(response.body, "")
+    assert image.width > 100 and image.height > 100
+
+
+# --- 13: exceptions that were 500s ------------------------------------------------------------
+
+@pytest.mark.parametrize(("target", "code"), [
+    ("/http://%EF%BD%81.example.invalid%00x/x.png", "EINVALID"),
+    ("/http://exa%20mple.com/x.png", "EINVALID"),
+    ("/tr:b-100000000_FF0000/dot.png", "ELIMIT"),
+    ("/tr:b-iw_pow_9_FF0000/photo.png", "ELIMIT"),
+    ("/tr:b-iw_mul_1e300_mul_1e300_FF0000/photo.png", "EINVALID"),
+])
+def test_what_was_a_500_is_a_400(client: AsgiClient, target: str, code: str) -> None:
+    response = client.get(target)
+    assert response.status == 400 and response.ik_error.startswith(f"{code} - "), (
+        response.status, response.ik_error)
+
+
+def test_an_international_proxy_host_is_asked_in_its_ascii_form() -> None:
+    from pixelport.origins.web_proxy import parse_target
+
+    assert str(parse_target("http://\uff41.example.com/x.png")) == "http://a.example.com/x.png"
+    assert str(parse_target("http://b\u00fccher.example/x")) == "http://xn--bcher-kva.example/x"
+
+
+# --- 5: the result key describes what is rendered -----------------------------------------------
+
+KEY_APP = App(from_dict({"library": {"dir": ""}, "cache": {"dir": ""}, "images": {"avif": True}}))
+IMAGE = make_image(64, 48)
+FRAGMENTS = ["e-grayscale", "e-contrast", "e-sharpen", "f-jpg", "f-png", "f-auto", "w-auto",
+             "w-20", "dpr-auto,w-10", "bl-2", "if-iw_gt_10,w-auto,if-end",
+             "if-iw_gt_10,f-auto,if-end", "if-iw_lt_10,f-webp,if-else,f-auto,if-end",
+             "if-ar_gt_1,dpr-auto,w-8,if-end", "q-40"]
+ACCEPTS = ["image/jpeg", "image/webp,*/*", "image/avif,image/webp,*/*"]
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
+    steps = draw(st.lists(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=3),
+                          min_size=1, max_size=2))
+    chain = ":".join(",".join(step) for step in steps)
+    headers = {"accept": draw(st.sampled_from(ACCEPTS))}
+    for name, values in (("sec-ch-width", ["90", "400"]), ("sec-ch-dpr", ["1", "2"])):
+        value = draw(st.sampled_from([None, *values]))
+        if value is not None:
+            headers[name] = value
+    return chain, headers
+
+
+def key_and_render(chain: str, headers: dict[str, str]) -> tuple[str | None, bytes]:
+    delivery = KEY_APP.delivery
+    try:
+        plan = delivery.plan({"type": "http", "method": "GET", "path": f"/tr:{chain}/a.bin",
+                              "raw_path": f"/tr:{chain}/a.bin".encode(), "query_string": b"",
+                              "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
+    except PixelportError:
+        return None, b""
+    job = delivery.job(plan, delivery.key(plan))
+    config = KEY_APP.config
+    options = engine.RenderOptions(job.accept, config.images, config.limits,
+                                   client_width=job.client_width, client_dpr=job.client_dpr)
+    try:
+        return job.key, engine.render(IMAGE, job.steps, options).data
+    except PixelportError as exc:
+        return job.key, exc.header.encode()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests(), requests(), st.booleans())
+@example(("e-grayscale,e-contrast", {"accept": "image/jpeg"}),
+         ("e-contrast", {"accept": "image/jpeg"}), False)
+@example(("if-iw_gt_10,w-auto,if-end", {"accept": "image/jpeg", "sec-ch-width": "90"}),
+         ("if-iw_gt_10,w-auto,if-end", {"accept": "image/jpeg", "sec-ch-width": "400"}), False)
+@example(("f-jpg:if-iw_gt_10,f-auto,if-end", {"accept": "image/webp,*/*"}),
+         ("f-jpg:if-iw_gt_10,f-auto,if-end", {"accept": "image/jpeg"}), False)
+def test_two_requests_share_a_key_only_when_their_answers_are_equal(
+        first: tuple[str, dict[str, str]], second: tuple[str, dict[str, str]],
+        same_chain: bool) -> None:
+    if same_chain:
+        second = (first[0], second[1])
+    key_one, made_one = key_and_render(*first)
+    key_two, made_two = key_and_render(*second)
+    if key_one is not None and key_one == key_two:
+        assert made_one == made_two, (first, second)
+
+
+def test_an_image_behind_another_extension_is_keyed_by_accept() -> None:
+    # `.bin` says nothing of an image, but the bytes are one: the format is negotiated.
+    assert key_and_render("w-10", {"accept": "image/webp,*/*"})[0] != key_and_render(
+        "w-10", {"accept": "image/jpeg"})[0]
+
+
+# --- 12: errors that depend on the client carry its Vary ----------------------------------------
+
+def test_a_client_dependent_error_varies_as_the_answer_would(client: AsgiClient) -> None:
+    refused = client.get("/tr:w-auto,ar-1-100/photo.png", {"sec-ch-width": "10000"})
+    assert refused.status == 400 and refused.ik_error.startswith("ELIMIT - ")
+    assert "Sec-CH-Width" in refused.headers.get("vary", ""), refused.headers
+    served = client.get("/tr:w-auto,ar-1-100/photo.png")
+    assert served.status == 200
+    unvaried = client.get("/tr:w-10,bl-1000000/photo.png")  # the URL alone decides: no Vary
+    assert unvaried.status == 400 and "sec-ch" not in unvaried.headers.get("vary", "").lower()
