@@ -8,8 +8,11 @@ and decoded size, 10 request heads, 11 purges and fetches in flight, 12 cacheabl
 
 from __future__ import annotations
 
+import socketserver
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pyvips
@@ -19,8 +22,10 @@ from hypothesis import strategies as st
 from pixelport.app import App
 from pixelport.config import from_dict
 from pixelport.errors import PixelportError
+from pixelport.security.headers import DOCUMENT_CSP
 from pixelport.transform import engine
 from tests.helpers import make_image
+from tests.test_delivery import config
 from tests.test_malformed_media import AsgiClient
 
 
@@ -167,3 +172,72 @@ def test_a_client_dependent_error_varies_as_the_answer_would(client: AsgiClient)
     assert served.status == 200
     unvaried = client.get("/tr:w-10,bl-1000000/photo.png")  # the URL alone decides: no Vary
     assert unvaried.status == 400 and "sec-ch" not in unvaried.headers.get("vary", "").lower()
+
+
+# --- 3: a served type is read as browsers read it -----------------------------------------------
+
+class TypedOrigin:
+    """Answers every path with an HTML payload under the raw Content-Type lines given."""
+
+    def __init__(self, lines: dict[str, list[bytes]]) -> None:
+        self.lines = lines
+        origin = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                request = self.rfile.readline().split(b" ")
+                while self.rfile.readline() not in (b"\r\n", b""):
+                    pass
+                path = request[1].decode() if len(request) > 1 else "/"
+                body = b"<html><script>alert(document.domain)</script></html>"
+                head = b"".join(b"Content-Type: %s\r\n" % line
+                                for line in origin.lines.get(path, []))
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s"
+                                 b"Connection: close\r\n\r\n%s" % (len(body), head, body))
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.integration
+def test_a_type_list_is_served_as_the_browser_would_read_it_with_the_csp(serve: Any) -> None:
+    origin = TypedOrigin({
+        "/joined.txt": [b"text/plain, text/html"],
+        "/twice.txt": [b"text/plain", b"text/html"],
+        "/quoted.txt": [b'text/plain; x="a, text/html"'],
+        "/unknown.txt": [b"application/x-something"],
+        "/plain.txt": [b"text/plain"],
+    })
+    try:
+        pp = serve(config(None, [{"name": "raw", "type": "web_server",
+                                  "base_url": f"http://127.0.0.1:{origin.port}"}]))
+        for path in ("/joined.txt", "/twice.txt"):
+            response = pp.get(path)
+            assert response.status == 200
+            assert response.headers["content-type"].startswith("text/html"), response.headers
+            assert response.headers["content-security-policy"] == DOCUMENT_CSP
+            assert response.headers["x-content-type-options"] == "nosniff"
+        quoted = pp.get("/quoted.txt")  # the comma is inside a quoted parameter
+        assert quoted.headers["content-type"].startswith("text/plain")
+        assert pp.get("/unknown.txt").headers["content-security-policy"] == DOCUMENT_CSP
+        plain = pp.get("/plain.txt")
+        assert "content-security-policy" not in plain.headers  # inert: shown as text
+    finally:
+        origin.stop()
+
+
+@pytest.mark.parametrize(("declared", "meant"), [
+    ("text/plain, text/html", "text/html"), ("text/plain,", "text/plain"),
+    ("image/png, */*", "image/png"), ('text/plain; a="x,text/html;b=c"', "text/plain"),
+    ("bogus", None), ("TEXT/HTML ; charset=utf-8", "text/html"), ("", None),
+])
+def test_the_media_type_is_the_last_valid_one(declared: str, meant: str | None) -> None:
+    from pixelport.produce.mime import essence
+
+    assert essence(declared) == meant

@@ -147,7 +147,7 @@ def original_from(response: aiohttp.ClientResponse | http1.Response, source: str
     return Original(
         body=body(),
         source=source,
-        content_type=(headers.get("Content-Type") or "").split(";")[0].strip() or None,
+        content_type=headers.get("Content-Type") or None,  # parsed as browsers do (mime.py)
         size=int(length) if length and length.isdigit() else None,
         last_modified=parse_http_date(headers.get("Last-Modified")),
         etag=headers.get("ETag"),

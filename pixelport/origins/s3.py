@@ -170,7 +170,7 @@ class S3Origin:
         return Original(
             body=chunks(),
             source=self.name,
-            content_type=(response.get("ContentType") or "").split(";")[0].strip() or None,
+            content_type=response.get("ContentType") or None,  # parsed as browsers do (mime.py)
             size=response.get("ContentLength"),
             last_modified=_utc(response.get("LastModified")),
             etag=response.get("ETag"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import mimetypes
+import re
 
 _EXTRA = {
     ".avif": "image/avif", ".webp": "image/webp", ".heic": "image/heic", ".svg": "image/svg+xml",
@@ -35,9 +36,49 @@ def _guess_suffixes(suffixes: str) -> str | None:
     return mimetypes.guess_type("f" + suffixes, strict=False)[0]
 
 
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_ESSENCE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*(?:;|$)")
+
+
+def essence(declared: str | None) -> str | None:
+    """The media type an origin's Content-Type means to a browser, lower-cased, or None.
+
+    As the Fetch standard extracts it: the value is split on commas outside quoted strings
+    (repeated headers arrive joined by commas), each part is parsed, and the last valid one
+    that is not `*/*` counts. `text/plain, text/html` is HTML to a browser, so it is to us.
+    """
+    if not declared:
+        return None
+    found = None
+    for part in _split_outside_quotes(declared):
+        match = _ESSENCE.match(part)
+        if match and (match[1], match[2]) != ("*", "*"):
+            found = f"{match[1]}/{match[2]}".lower()
+    return found
+
+
+def _split_outside_quotes(value: str) -> list[str]:
+    parts, current, quoted, escaped = [], [], False, False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif quoted and char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
 def content_type(path: str, declared: str | None, sniffed: str | None) -> str:
     """The Content-Type to answer with: the origin's, else the extension's, else sniffed."""
-    kind = declared if declared and declared.lower() not in GENERIC else None
+    kind = essence(declared)
+    kind = kind if kind and kind not in GENERIC else None
     kind = kind or guess(path) or sniffed or "application/octet-stream"
     if kind.startswith(_TEXT) and "charset" not in kind:
         kind += "; charset=utf-8"
