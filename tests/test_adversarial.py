@@ -23,9 +23,10 @@ from pixelport.app import App
 from pixelport.config import from_dict
 from pixelport.errors import PixelportError
 from pixelport.security.headers import DOCUMENT_CSP
+from pixelport.security.signing import sign_url
 from pixelport.transform import engine
-from tests.helpers import make_image
-from tests.test_delivery import config
+from tests.helpers import OriginServer, make_image
+from tests.test_delivery import config, web_origin
 from tests.test_malformed_media import AsgiClient
 
 
@@ -241,3 +242,35 @@ def test_the_media_type_is_the_last_valid_one(declared: str, meant: str | None) 
     from pixelport.produce.mime import essence
 
     assert essence(declared) == meant
+
+
+# --- 2: private files need a signature, whatever path serves them -------------------------------
+
+@pytest.mark.integration
+def test_private_files_are_never_served_unsigned(serve: Any, origin: OriginServer) -> None:
+    private = {"Is-Private-File": "true"}
+    files = {"/secret.jpg": make_image(60, 40), "/secret.mp4": b"\0\0\0\x18ftypmp42" * 100,
+             "/secret.pdf": b"%PDF-1.4 secret", "/secret.zip": b"PK\3\4secret",
+             "/secret.txt": b"s" * (9 * 2**20)}  # past the buffer limit: streamed
+    for path, data in files.items():
+        origin.files[path] = data
+        origin.extra_headers[path] = private
+    key = "private-files-key"
+    pp = serve(config(None, [web_origin("web", origin)], security={
+        "allow_private_networks": True, "private_key": key},
+        transformations={"thumb": "w-10"}))
+    for path in files:
+        refused = pp.get(path)
+        assert refused.status == 401 and refused.ik_error.startswith("ESIGNATURE - "), path
+        assert files[path][:100] not in refused.body
+        signed = sign_url(f"{pp.url}{path}", f"{pp.url}/", key)
+        served = pp.get(signed[len(pp.url):])
+        assert served.status == 200, (path, served.ik_error)
+    # A named transformation unlocks its own output only: the chain must be names alone.
+    assert pp.get("/tr:n-thumb/secret.jpg").status == 200
+    assert pp.get("/tr:n-thumb:n-thumb/secret.jpg").status == 200
+    for chain in ("n-thumb:orig-true", "if-iw_lt_0,n-thumb,if-end", "n-thumb:w-600",
+                  "w-600:n-thumb"):
+        refused = pp.get(f"/tr:{chain}/secret.jpg")
+        assert refused.status in (400, 401), (chain, refused.status)
+        assert refused.status == 400 or refused.ik_error.startswith("ESIGNATURE - ")

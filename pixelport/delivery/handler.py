@@ -35,7 +35,7 @@ from pixelport.produce.production import Production
 from pixelport.security import signing
 from pixelport.security.headers import is_svg, passthrough_headers
 from pixelport.transform import registry
-from pixelport.transform.grammar import Param, split_chain
+from pixelport.transform.grammar import split_chain
 from pixelport.transform.step import ChainItem, Step
 
 log = logging.getLogger("pixelport.delivery")
@@ -169,7 +169,7 @@ class Delivery:
             if entry.transform_ms:
                 timing.add("transformation", entry.transform_ms)
             timing.describe("cache", "miss")
-        self.check_private(entry, plan)
+        self.check_private(entry.headers.get("x-private") == "1", plan)
         status, sent = await send_entry(send, entry, plan.headers, timing, request_id,
                                         self.config.server.cache_max_age,
                                         request.file_path if attach else None, head)
@@ -191,12 +191,10 @@ class Delivery:
         self.hot.remember(request_key, headers, entry, key,
                           int(expiry) if expiry is not None else None)
 
-    def check_private(self, entry: Entry, plan: Plan) -> None:
-        """A private file needs a signed URL or a named transformation (as on ImageKit)."""
-        if entry.headers.get("x-private") != "1":
-            return
-        named = any(p.key == "n" for p in _raw_params(plan.request.transformation))
-        if plan.request.signature is None and not named:
+    def check_private(self, private: bool, plan: Plan) -> None:
+        """A private file needs a signed URL, or a chain of named transformations and nothing
+        else (as on ImageKit): a name unlocks its own output, not whatever follows it."""
+        if private and plan.request.signature is None and not _only_named(plan):
             raise BadSignature("This file is private: a signed URL is required")
 
     async def stream(self, plan: Plan, send: Send, request_id: str, timing: Timing,
@@ -208,6 +206,7 @@ class Delivery:
         started = time.perf_counter()
         original = await request.endpoint.chain.fetch(request.file_path, options)
         try:
+            self.check_private(original.private, plan)
             timing.add("download", (time.perf_counter() - started) * 1000)
             if original.status == 416:  # the range lies past the end: say so, without a body
                 refused = {"accept-ranges": "bytes", "cache-control": "no-store",
@@ -261,8 +260,10 @@ class Delivery:
         await send_bytes(send, error.status, headers, error.body.encode(), head)
 
 
-def _raw_params(transformation: str) -> list[Param]:
-    return [p for step in split_chain(transformation) for p in step]
+def _only_named(plan: Plan) -> bool:
+    """Whether the chain is named transformations alone (`n-thumb`, `n-a:n-b`), each a step."""
+    steps = split_chain(plan.request.transformation)
+    return bool(steps) and all(len(step) == 1 and step[0].key == "n" for step in steps)
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

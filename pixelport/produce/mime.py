@@ -36,8 +36,8 @@ def _guess_suffixes(suffixes: str) -> str | None:
     return mimetypes.guess_type("f" + suffixes, strict=False)[0]
 
 
-_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_ESSENCE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*(?:;|$)")
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_ESSENCE = re.compile(rf"\s*({_TCHARS})/({_TCHARS})\s*(?:;|$)")
 
 
 def essence(declared: str | None) -> str | None:
@@ -58,7 +58,9 @@ def essence(declared: str | None) -> str | None:
 
 
 def _split_outside_quotes(value: str) -> list[str]:
-    parts, current, quoted, escaped = [], [], False, False
+    parts: list[str] = []
+    current: list[str] = []
+    quoted = escaped = False
     for char in value:
         if escaped:
             escaped = False
