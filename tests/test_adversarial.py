@@ -274,3 +274,22 @@ def test_private_files_are_never_served_unsigned(serve: Any, origin: OriginServe
         refused = pp.get(f"/tr:{chain}/secret.jpg")
         assert refused.status in (400, 401), (chain, refused.status)
         assert refused.status == 400 or refused.ik_error.startswith("ESIGNATURE - ")
+
+
+# --- 6: a Host sent on to the origin is part of the keys -----------------------------------------
+
+@pytest.mark.integration
+@pytest.mark.parametrize("save_originals", [False, True])
+def test_a_forwarded_host_cannot_poison_another_hosts_results(
+        serve: Any, origin: OriginServer, tmp_path: Path, save_originals: bool) -> None:
+    origin.files["/logo.jpg"] = make_image(80, 60)
+    cache = {"dir": str(tmp_path / "cache"), "save_originals": save_originals}
+    pp = serve(config(None, [web_origin("web", origin, forward_host_header=True)], cache=cache))
+    assert pp.get("/tr:w-20/logo.jpg", {"Host": "attacker.invalid"}).status == 200
+    victim = pp.get("/tr:w-20/logo.jpg", {"Host": "img.example.com"})
+    assert victim.status == 200
+    assert victim.headers["server-timing"].endswith("cache;desc=miss")
+    assert [r.headers["host"] for r in origin.requests] == ["attacker.invalid",
+                                                            "img.example.com"]
+    again = pp.get("/tr:w-20/logo.jpg", {"Host": "img.example.com"})
+    assert again.headers["server-timing"].endswith("cache;desc=hit")

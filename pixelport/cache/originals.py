@@ -30,23 +30,27 @@ class OriginalStore:
         await asyncio.to_thread(self.disk.load_index)
 
     @staticmethod
-    def key(endpoint: str, path: str, query: str = "") -> str:
-        """The storage key of a file (asked with `query`, as sent to the origin)."""
+    def key(endpoint: str, path: str, query: str = "", host: str | None = None) -> str:
+        """The storage key of a file (asked with `query`, and `host` where the Host is sent
+        on, as the origin was asked)."""
         text = f"{endpoint}\0{path}" + (f"\0{query}" if query else "")
+        if host is not None:
+            text += f"\0host\0{host.lower()}"
         return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
-    async def get(self, endpoint: str, path: str, query: str = "") -> Entry | None:
+    async def get(self, endpoint: str, path: str, query: str = "",
+                  host: str | None = None) -> Entry | None:
         """The saved copy, fresh or not."""
-        return await self.disk.get(self.key(endpoint, path, query))
+        return await self.disk.get(self.key(endpoint, path, query, host))
 
     def fresh(self, entry: Entry) -> bool:
         """Whether the copy may be used without asking the origin."""
         return time.time() - entry.created < self.ttl
 
-    async def put(self, entry: Entry, query: str = "") -> None:
+    async def put(self, entry: Entry, query: str = "", host: str | None = None) -> None:
         """Save (or re-save with a new timestamp after a 304); a purge of its path covers it
-        whatever the query."""
-        await self.disk.put(self.key(entry.endpoint, entry.path, query), entry)
+        whatever the query and Host."""
+        await self.disk.put(self.key(entry.endpoint, entry.path, query, host), entry)
 
     def close(self) -> None:
         """Stop the writer thread."""

@@ -121,13 +121,18 @@ class Delivery:
         variant = keys.variant(plan.steps, plan.inputs, self.config.images)
         return keys.result_key(request.endpoint.identifier, request.file_path, plan.canonical,
                                variant, request.flag("ik-attachment") == "true",
-                               canonical_query(request.origin_query))
+                               canonical_query(request.origin_query), self.origin_host(plan))
+
+    def origin_host(self, plan: Plan) -> str | None:
+        """The Host sent on to the origin: the client's, where an origin of the endpoint
+        forwards it (then part of every key), else none."""
+        return plan.inputs.host if plan.request.endpoint.chain.forwards_host else None
 
     def job(self, plan: Plan, key: str) -> Job:
         """What the production layer is to make for a planned request."""
         request, inputs = plan.request, plan.inputs
         return Job(key=key, source=request.endpoint, path=request.file_path,
-                   fetch=FetchOptions(host=inputs.host, query=request.origin_query),
+                   fetch=FetchOptions(host=self.origin_host(plan), query=request.origin_query),
                    steps=plan.steps, transforming=plan.transforming,
                    original_only=plan.original_only, rasterise=plan.rasterise,
                    maybe_image=plan.maybe_image, accept=inputs.accept,
@@ -201,7 +206,7 @@ class Delivery:
                      head: bool) -> None:
         """A large file straight from the origin, Range forwarded; never buffered or cached."""
         request = plan.request
-        options = FetchOptions(host=plan.inputs.host, byte_range=plan.headers.get("range"),
+        options = FetchOptions(host=self.origin_host(plan), byte_range=plan.headers.get("range"),
                                query=request.origin_query)
         started = time.perf_counter()
         original = await request.endpoint.chain.fetch(request.file_path, options)

@@ -4,8 +4,9 @@ Besides its target (endpoint, file path, transformation, query), an answer depen
 headers and on no other part of the request. `RequestInputs` is how planning reads them; the
 hot-answer key (`hot.py`) holds each of them by name, and the result key (`keys.py`) holds
 what each contributes where it can change the bytes:
-  host            the endpoint (custom domains), already in the key as its identifier;
-                  origins with `forward_host_header` receive it
+  host            the endpoint (custom domains), in the key as its identifier; and where
+                  an origin of the endpoint forwards it (`forward_host_header`), the Host
+                  itself, in the result key and the saved original's
   accept          the format class (AVIF, WebP) where the format is negotiated
   sec-ch-width    w-auto's client width, and `width`, the older spelling
   sec-ch-dpr      dpr-auto's device pixel ratio, and `dpr`, the older spelling

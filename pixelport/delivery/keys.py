@@ -66,8 +66,11 @@ def _uses(steps: list[ChainItem], images: ImagesConfig) -> set[str]:
 
 
 def result_key(endpoint: str, path: str, canonical: str, variant_text: str,
-               attachment: bool, query: str = "") -> str:
-    """A fixed-length key for the result cache (`query`: canonical, see request.py)."""
-    text = "\0".join([endpoint, path, canonical, variant_text,
-                      "attachment" if attachment else "", query])
+               attachment: bool, query: str = "", host: str | None = None) -> str:
+    """A fixed-length key for the result cache (`query`: canonical, see request.py; `host`:
+    the Host sent on to the origin, where one is)."""
+    parts = [endpoint, path, canonical, variant_text, "attachment" if attachment else "", query]
+    if host is not None:
+        parts.append(host.lower())
+    text = "\0".join(parts)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()

@@ -15,6 +15,9 @@ class OriginChain:
 
     def __init__(self, sources: list[Origin]) -> None:
         self.sources = sources
+        # Whether a source sends the client's Host on (`forward_host_header`): its answers,
+        # and so the results and saved originals made from them, then differ per Host.
+        self.forwards_host = any(getattr(s, "forwards_host", False) for s in sources)
 
     async def fetch(self, path: str, options: FetchOptions) -> Original:
         """The file from the first source that has it.

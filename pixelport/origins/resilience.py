@@ -52,6 +52,7 @@ class ResilientOrigin:
     def __init__(self, inner: Origin, settings: ResilienceSettings) -> None:
         self.inner = inner
         self.name = inner.name
+        self.forwards_host: bool = getattr(inner, "forwards_host", False)
         self.settings = settings
         self.failures = 0
         self.open_until = 0.0

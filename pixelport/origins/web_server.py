@@ -59,6 +59,7 @@ class WebServerOrigin:
         self.client = client
         self.origin_header = origin_header
         self.timeout = http1.Timeouts(settings.connect_timeout, settings.read_timeout)
+        self.forwards_host = settings.forward_host_header  # answers may differ per Host
 
     async def fetch(self, path: str, options: FetchOptions) -> Original:
         """GET the file; 404 → NotFound, 401/403 → AccessDenied, 5xx/timeout → OriginFailed."""

@@ -162,7 +162,7 @@ class Originals:
 
     async def _load(self, endpoint: Source, path: str, options: FetchOptions,
                     transforming: bool) -> Fetched:
-        saved = (await self.store.get(endpoint.identifier, path, options.query)
+        saved = (await self.store.get(endpoint.identifier, path, options.query, options.host)
                  if self.store else None)
         if saved is not None and self.store is not None and self.store.fresh(saved):
             return _from_saved(saved)
@@ -183,14 +183,15 @@ class Originals:
         try:
             if original.status == 304 and saved is not None and self.store is not None:
                 saved.created = time.time()
-                await self.store.put(saved, options.query)
+                await self.store.put(saved, options.query, options.host)
                 return _from_saved(saved)
             fetched = await self._read(original, transforming)
         finally:
             await original.close()
         fetched.download_ms = (time.perf_counter() - started) * 1000
         if self.store is not None and not fetched.too_large:
-            await self.store.put(_to_saved(fetched, endpoint.identifier, path), options.query)
+            await self.store.put(_to_saved(fetched, endpoint.identifier, path), options.query,
+                                 options.host)
         return fetched
 
     async def _read(self, original: Original, transforming: bool) -> Fetched:
