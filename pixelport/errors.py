@@ -45,6 +45,11 @@ class OriginUnreachable(PixelportError):
     code = "ECONNREFUSED"
 
 
+class AddressRefused(OriginUnreachable):
+    """The address guard refused the address a web origin's host resolves to (the request's
+    choice of host, not the origin's health: never counted by a circuit breaker)."""
+
+
 class OriginFailed(PixelportError):
     """An origin timed out, answered 5xx, or failed in a way we cannot classify."""
 

@@ -25,7 +25,7 @@ from pixelport.errors import PixelportError
 from pixelport.security.headers import DOCUMENT_CSP
 from pixelport.security.signing import sign_url
 from pixelport.transform import engine
-from tests.helpers import OriginServer, make_image
+from tests.helpers import OriginServer, free_port, make_image
 from tests.test_delivery import config, web_origin
 from tests.test_malformed_media import AsgiClient
 
@@ -293,3 +293,20 @@ def test_a_forwarded_host_cannot_poison_another_hosts_results(
                                                             "img.example.com"]
     again = pp.get("/tr:w-20/logo.jpg", {"Host": "img.example.com"})
     assert again.headers["server-timing"].endswith("cache;desc=hit")
+
+
+# --- 8: nobody can open a web proxy's circuit for the others -------------------------------------
+
+@pytest.mark.integration
+def test_failing_hosts_a_requester_picks_do_not_close_the_proxy(serve: Any,
+                                                                origin: OriginServer) -> None:
+    origin.files["/a.jpg"] = make_image(40, 30)
+    pp = serve(config(None, [{"name": "proxy", "type": "web_proxy", "allowed_hosts": ["*"],
+                              "retries": 0, "circuit_threshold": 3}]))
+    closed = free_port()
+    for n in range(6):  # nothing listens there: refused, and counted for that upstream alone
+        refused = pp.get(f"/tr:w-10/http://127.0.0.1:{closed}/x{n}.jpg")
+        assert refused.status == 404 and refused.ik_error.startswith("ECONNREFUSED - ")
+    assert "circuit open" in pp.get(f"/http://127.0.0.1:{closed}/y.jpg").ik_error
+    served = pp.get(f"/tr:w-10/{origin.url}/a.jpg")
+    assert served.status == 200, served.ik_error

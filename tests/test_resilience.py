@@ -7,7 +7,13 @@ import time
 
 import pytest
 
-from pixelport.errors import AccessDenied, NotFound, OriginFailed, OriginUnreachable
+from pixelport.errors import (
+    AccessDenied,
+    AddressRefused,
+    NotFound,
+    OriginFailed,
+    OriginUnreachable,
+)
 from pixelport.origins.base import FetchOptions, Original
 from pixelport.origins.resilience import ResilienceSettings, ResilientOrigin
 
@@ -90,7 +96,7 @@ def test_circuit_opens_fails_fast_and_recovers() -> None:
     assert inner.calls == 3  # not contacted while open
     time.sleep(0.25)
     assert run(origin).source == "scripted"  # the trial request succeeds: closed again
-    assert origin.failures == 0
+    assert failures(origin) == 0
 
 
 def test_answers_count_as_healthy() -> None:
@@ -100,4 +106,42 @@ def test_answers_count_as_healthy() -> None:
     for _ in range(6):
         with pytest.raises((OriginFailed, NotFound, AccessDenied)):
             run(origin)
-    assert origin.failures == 2  # never three failures in a row
+    assert failures(origin) == 2  # never three failures in a row
+
+
+def failures(origin: ResilientOrigin, key: str = "") -> int:
+    breaker = origin.breakers.get(key)
+    return breaker.failures if breaker is not None else 0
+
+
+def test_address_guard_refusals_are_not_counted() -> None:
+    # The request picks the host: refusing its address says nothing of the upstream.
+    inner = Scripted([AddressRefused("forbidden address")] * 10)
+    origin = ResilientOrigin(inner, fast())
+    for _ in range(10):
+        with pytest.raises(AddressRefused):
+            run(origin)
+    assert inner.calls == 10 and failures(origin) == 0  # neither retried nor counted
+
+
+class Proxy(Scripted):
+    """A scripted origin with a breaker per host, as the web proxy has."""
+
+    def breaker_key(self, path: str) -> str:
+        return path.split("/")[2]
+
+
+def test_each_host_of_a_proxy_has_its_own_circuit() -> None:
+    inner = Proxy([OriginUnreachable("no such host")] * 15)
+    origin = ResilientOrigin(inner, fast(retries=0))
+
+    async def fetch(path: str) -> Original:
+        return await origin.fetch(path, FetchOptions())
+
+    for n in range(5):  # five failing hosts, three times each: each circuit opens
+        for _ in range(3):
+            with pytest.raises(OriginUnreachable):
+                asyncio.run(fetch(f"http://nx{n}.invalid/x.jpg"))
+    with pytest.raises(OriginUnreachable, match="circuit open"):
+        asyncio.run(fetch("http://nx0.invalid/x.jpg"))
+    assert asyncio.run(fetch("http://images.example.com/a.jpg")).source == "scripted"

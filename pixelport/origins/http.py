@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp.client import DEFAULT_TIMEOUT
 from yarl import URL
 
-from pixelport.errors import OriginFailed, OriginUnreachable
+from pixelport.errors import AddressRefused, OriginFailed, OriginUnreachable
 from pixelport.origins import http1
 from pixelport.origins.base import Original
 from pixelport.origins.failures import provider_error
@@ -79,7 +79,7 @@ class HttpClient:
                     check_literal_host(host)
                 response = await self.client().get(target, headers, timeouts)
             except BlockedAddressError as exc:
-                raise OriginUnreachable(f"{who}: {exc}") from None
+                raise AddressRefused(f"{who}: {exc}") from None
             except socket.gaierror:
                 raise OriginUnreachable(f"{who}: could not resolve {host}") from None
             except TimeoutError:

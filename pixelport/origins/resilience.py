@@ -13,13 +13,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pixelport.config import OriginConfig
-from pixelport.errors import NotFound, OriginFailed, OriginUnreachable, PixelportError
+from pixelport.errors import (
+    AddressRefused,
+    NotFound,
+    OriginFailed,
+    OriginUnreachable,
+    PixelportError,
+)
+from pixelport.lru import LRU
 from pixelport.origins.base import FetchOptions, Origin, Original
 
 log = logging.getLogger("pixelport.origins")
+BREAKERS = 4096  # upstreams whose circuit is remembered per origin (a web proxy's hosts)
 
 
 @dataclass(frozen=True)
@@ -46,21 +55,40 @@ def read_settings(cfg: OriginConfig) -> ResilienceSettings:
     )
 
 
+@dataclass
+class Breaker:
+    """The circuit of one upstream: consecutive failures, and until when it stays open."""
+
+    failures: int = 0
+    open_until: float = 0.0
+    probing: bool = False
+
+
 class ResilientOrigin:
-    """Wraps an origin with retries, a total timeout and a circuit breaker."""
+    """Wraps an origin with retries, a total timeout and circuit breakers.
+
+    One breaker per upstream: the origin's own, or, for an origin that reaches hosts the
+    request names (a web proxy, through its `breaker_key`), one per host, so that failures
+    of hosts a requester chooses cannot close the origin to the others. A request refused
+    by the address guard says nothing of the upstream's health and is not counted.
+    """
 
     def __init__(self, inner: Origin, settings: ResilienceSettings) -> None:
         self.inner = inner
         self.name = inner.name
         self.forwards_host: bool = getattr(inner, "forwards_host", False)
         self.settings = settings
-        self.failures = 0
-        self.open_until = 0.0
-        self.probing = False
+        self.breakers: LRU[str, Breaker] = LRU(BREAKERS)
+        self.key_of: Callable[[str], str] = getattr(inner, "breaker_key", lambda path: "")
 
     async def fetch(self, path: str, options: FetchOptions) -> Original:
         """Fetch through the breaker, retrying connection failures."""
-        probe = self._admit()
+        key = self.key_of(path)
+        breaker = self.breakers.get(key)
+        if breaker is None:
+            breaker = Breaker()
+            self.breakers.put(key, breaker)
+        probe = self._admit(breaker, key)
         total = self.settings.total_timeout
         deadline = asyncio.get_running_loop().time() + total
         try:
@@ -70,57 +98,63 @@ class ResilientOrigin:
                         original = await self.inner.fetch(path, options)
                         original.deadline, original.timeout = deadline, total
                 except TimeoutError:
-                    self._failed()
+                    self._failed(breaker, key)
                     raise OriginFailed(f"origin {self.name!r} timed out: no answer within "
                                        f"{total:g} s (total_timeout)") from None
+                except AddressRefused:
+                    raise  # the request's choice of address: not the upstream's health
                 except OriginUnreachable as exc:
                     if attempt < self.settings.retries and not probe:
                         delay = self.settings.backoff * 2**attempt
                         log.info("origin %s unreachable (%s); retry %d in %.2f s", self.name,
                                  exc.message, attempt + 1, delay)
                         if asyncio.get_running_loop().time() + delay >= deadline:
-                            self._failed()
+                            self._failed(breaker, key)
                             raise
                         await asyncio.sleep(delay)
                         continue
-                    self._failed()
+                    self._failed(breaker, key)
                     raise
                 except OriginFailed:
-                    self._failed()
+                    self._failed(breaker, key)
                     raise
                 except (NotFound, PixelportError):
-                    self._succeeded()  # the origin answered: it is up
+                    self._succeeded(breaker, key)  # the origin answered: it is up
                     raise
-                self._succeeded()
+                self._succeeded(breaker, key)
                 return original
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if probe:
-                self.probing = False
+                breaker.probing = False
 
-    def _admit(self) -> bool:
+    def _admit(self, breaker: Breaker, key: str) -> bool:
         """Let the request through (True when it is the half-open probe), or fail fast."""
-        if self.failures < self.settings.threshold:
+        if breaker.failures < self.settings.threshold:
             return False
-        if time.monotonic() < self.open_until or self.probing:
-            raise OriginUnreachable(f"origin {self.name!r} is failing; not contacted until "
-                                    "its cool-down ends (circuit open)")
-        self.probing = True
-        log.info("origin %s: cool-down over, trying one request", self.name)
+        if time.monotonic() < breaker.open_until or breaker.probing:
+            raise OriginUnreachable(f"origin {self.name!r}{_upstream(key)} is failing; not "
+                                    "contacted until its cool-down ends (circuit open)")
+        breaker.probing = True
+        log.info("origin %s%s: cool-down over, trying one request", self.name, _upstream(key))
         return True
 
-    def _failed(self) -> None:
-        self.failures += 1
-        if self.failures >= self.settings.threshold:
-            self.open_until = time.monotonic() + self.settings.cooldown
-            log.warning("origin %s failed %d times in a row: circuit open for %g s",
-                        self.name, self.failures, self.settings.cooldown)
+    def _failed(self, breaker: Breaker, key: str) -> None:
+        breaker.failures += 1
+        if breaker.failures >= self.settings.threshold:
+            breaker.open_until = time.monotonic() + self.settings.cooldown
+            log.warning("origin %s%s failed %d times in a row: circuit open for %g s",
+                        self.name, _upstream(key), breaker.failures, self.settings.cooldown)
 
-    def _succeeded(self) -> None:
-        if self.failures >= self.settings.threshold:
-            log.warning("origin %s answers again: circuit closed", self.name)
-        self.failures = 0
+    def _succeeded(self, breaker: Breaker, key: str) -> None:
+        if breaker.failures >= self.settings.threshold:
+            log.warning("origin %s%s answers again: circuit closed", self.name, _upstream(key))
+        breaker.failures = 0
 
     async def aclose(self) -> None:
         """Close the wrapped origin."""
         await self.inner.aclose()
+
+
+def _upstream(key: str) -> str:
+    return f" (host {key})" if key else ""

@@ -144,6 +144,17 @@ class WebProxyOrigin:
         check_status(response, self.who, path, ranged=options.byte_range is not None)
         return original_from(response, self.name, self.who)
 
+    def breaker_key(self, path: str) -> str:
+        """The upstream a fetch of `path` reaches, host and port (each has a circuit of its
+        own: failures at hosts a requester picks must not close the proxy to the others)."""
+        try:
+            target = parse_target(path)
+        except InvalidRequest:
+            return ""
+        if target is None:
+            return ""
+        return f"{(target.raw_host or '').lower()}:{target.port}"
+
     def check_host(self, url: URL) -> None:
         """Refuse a URL (the first or a redirect's) whose host is not on the allow-list."""
         host = (url.host or "").lower().rstrip(".")
