@@ -245,6 +245,11 @@ class LimitsConfig:
     max_output_pixels: int = 100_000_000
     max_input_bytes: int = 40_000_000
     max_frames: int = 1000
+    # What one request may decode: width x height x bands x bytes per sample, times the frames
+    # of an animation it keeps (a 100 MP RGB photo is 300 MB, a 1000-frame 640 px GIF 1.6 GB).
+    max_decoded_bytes: int = 512_000_000
+    # Wall time of one render (the pipeline and the encode), stopped inside libvips past it.
+    max_render_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -403,6 +408,9 @@ def _limits(s: Section) -> LimitsConfig:
         max_output_pixels=s.integer("max_output_pixels", LimitsConfig.max_output_pixels, minimum=1),
         max_input_bytes=s.size("max_input_bytes", LimitsConfig.max_input_bytes),
         max_frames=s.integer("max_frames", LimitsConfig.max_frames, minimum=1),
+        max_decoded_bytes=s.size("max_decoded_bytes", LimitsConfig.max_decoded_bytes),
+        max_render_seconds=s.number("max_render_seconds", LimitsConfig.max_render_seconds,
+                                    minimum=0.1),
     )
     s.finish()
     return cfg

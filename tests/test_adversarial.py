@@ -310,3 +310,58 @@ def test_failing_hosts_a_requester_picks_do_not_close_the_proxy(serve: Any,
     assert "circuit open" in pp.get(f"/http://127.0.0.1:{closed}/y.jpg").ik_error
     served = pp.get(f"/tr:w-10/{origin.url}/a.jpg")
     assert served.status == 200, served.ik_error
+
+
+# --- 9: the page asked for, and what a request decodes, are checked before decoding ------------
+
+def _pages_tiff() -> bytes:
+    """A TIFF whose first page is 1x1 and whose second is 2000x2000 (deflated: a few KB)."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (1, 1)).save(out, "TIFF", save_all=True, compression="tiff_deflate",
+                                append_images=[Image.new("L", (2000, 2000))])
+    return out.getvalue()
+
+
+def _animation(frames: int, side: int) -> bytes:
+    each = [(pyvips.Image.black(side, side, bands=3) + 4 * n).cast("uchar") for n in range(frames)]
+    strip = pyvips.Image.arrayjoin(each, across=1).copy(interpretation="srgb")
+    strip.set_type(pyvips.GValue.gint_type, "page-height", side)
+    return bytes(strip.gifsave_buffer())
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AsgiClient]:
+    root = tmp_path_factory.mktemp("limited")
+    (root / "pages.tif").write_bytes(_pages_tiff())
+    (root / "frames.gif").write_bytes(_animation(60, 100))
+    deep = (pyvips.Image.black(400, 400, bands=4) + 1000).cast("ushort")
+    (root / "deep.png").write_bytes(bytes(deep.copy(interpretation="rgb16").pngsave_buffer()))
+    shallow = pyvips.Image.black(400, 400, bands=4).cast("uchar").copy(interpretation="srgb")
+    (root / "shallow.png").write_bytes(bytes(shallow.pngsave_buffer()))
+    app = App(from_dict({"library": {"dir": str(root)}, "cache": {"dir": ""},
+                         "limits": {"max_input_pixels": 1_000_000,
+                                    "max_decoded_bytes": "1MB"}}))
+    asgi = AsgiClient(app)
+    yield asgi
+    asgi.close()
+
+
+@pytest.mark.parametrize(("target", "status", "said"), [
+    ("/tr:pg-2/pages.tif", 400, "Page 2 is 2000x2000"),
+    ("/tr:pg-2,w-10/pages.tif", 400, "Page 2 is 2000x2000"),
+    ("/tr:pg-1/pages.tif", 200, ""),
+    ("/tr:w-50/frames.gif", 400, "max_decoded_bytes"),  # 60 frames kept: 1.8 MB
+    ("/tr:pg-2,w-50/frames.gif", 200, ""),  # one frame
+    ("/tr:w-50/deep.png", 400, "x 2 byte(s)"),  # 16-bit RGBA: 1.28 MB
+    ("/tr:w-50/shallow.png", 200, ""),
+])
+def test_pages_and_decoded_sizes_are_checked_first(limited: AsgiClient, target: str,
+                                                   status: int, said: str) -> None:
+    response = limited.get(target)
+    assert response.status == status, (target, response.ik_error)
+    if status == 400:
+        assert response.ik_error.startswith("ELIMIT - ") and said in response.ik_error

@@ -120,6 +120,7 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
     keep_profile = output.metadata or output.colour_profile
     page = next((s.page for s in reversed(steps) if s.page is not None), None)
     animated = info.pages > 1 and info.format in load.ANIMATABLE and page is None
+    load.check_decoded(data, info, page, animated, options.limits)
     frames, first_done = load.load(data, info, chain, ctx, options.limits, keep_profile,
                                   page, animated, options.images.fast_shrink_on_load,
                                   options.sharing, _encode_only(chain))

@@ -35,6 +35,8 @@ class Probe:
     height: int
     pages: int
     orientation: int = 1  # EXIF, 1 to 8
+    bands: int = 3
+    sample_bytes: int = 1  # 2 for 16-bit, 4 for float
 
     @property
     def oriented(self) -> bool:
@@ -45,10 +47,11 @@ class Probe:
 def probe(data: bytes, limits: LimitsConfig) -> Probe:
     """Read the header and enforce the input pixel and frame limits before any decoding."""
     plain = jpeg_header.read(data)
+    bands, sample_bytes = 3, 1  # a plain JPEG: 8-bit, grey or YCbCr (decoded as RGB)
     if plain is not None:
         fmt, (width, height, orientation), pages = "jpg", plain, 1
     else:
-        fmt, width, height, pages, orientation = _vips_header(data)
+        fmt, width, height, pages, orientation, bands, sample_bytes = _vips_header(data)
     if width * height > limits.max_input_pixels:
         raise LimitExceeded(f"The input image is {width}x{height} pixels, more than the "
                             f"limit of {limits.max_input_pixels}")
@@ -59,11 +62,43 @@ def probe(data: bytes, limits: LimitsConfig) -> Probe:
         raise LimitExceeded("The input animation has too many pixels in all")
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Probe(fmt, width, height, pages, orientation if orientation in range(1, 9) else 1)
+    return Probe(fmt, width, height, pages, orientation if orientation in range(1, 9) else 1,
+                 bands, sample_bytes)
 
 
-def _vips_header(data: bytes) -> tuple[str, int, int, int, int]:
-    """Format, size, pages and EXIF orientation as libvips reads them from the header."""
+def check_decoded(data: bytes, info: Probe, page: int | None, animated: bool,
+                  limits: LimitsConfig) -> None:
+    """Refuse (ELIMIT), before decoding, what this request would decode past the limits.
+
+    The probe reads the first page: `pg-N` is checked against the page asked for (a 1x1
+    first page may hide a 40000x40000 second one), and an animation kept animated counts
+    all its frames. The decoded size is the full one: shrink-on-load only makes it smaller.
+    """
+    width, height, bands, sample_bytes = info.width, info.height, info.bands, info.sample_bytes
+    if page is not None and page > 1 and info.pages > 1:
+        try:
+            image = pyvips.Image.new_from_buffer(data, "", access="sequential", page=page - 1)
+        except pyvips.Error:
+            raise UnsupportedFormat(f"Page {page} of the file cannot be read") from None
+        width, height, bands = image.width, image.height, image.bands
+        sample_bytes = _SAMPLE_BYTES.get(str(image.format), 4)
+        if width * height > limits.max_input_pixels:
+            raise LimitExceeded(f"Page {page} is {width}x{height} pixels, more than the limit "
+                                f"of {limits.max_input_pixels}")
+    frames = info.pages if animated else 1
+    decoded = width * height * bands * sample_bytes * frames
+    if decoded > limits.max_decoded_bytes:
+        raise LimitExceeded(f"Decoding {width}x{height} x {bands} band(s) x {sample_bytes} "
+                            f"byte(s) x {frames} frame(s) takes {decoded} bytes, more than "
+                            f"the limit of {limits.max_decoded_bytes} (max_decoded_bytes)")
+
+
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2}
+
+
+def _vips_header(data: bytes) -> tuple[str, int, int, int, int, int, int]:
+    """Format, size, pages, EXIF orientation, bands and bytes per sample as libvips reads
+    them from the header."""
     try:
         image = pyvips.Image.new_from_buffer(data, "", access="sequential")
         loader = str(image.get("vips-loader"))
@@ -75,7 +110,8 @@ def _vips_header(data: bytes) -> tuple[str, int, int, int, int]:
     if fmt == "heic" and "av1" in _string(image, "heif-compression"):
         fmt = "avif"
     return (fmt, image.width, image.height, _integer(image, "n-pages", 1),
-            _integer(image, "orientation", 1))
+            _integer(image, "orientation", 1), image.bands,
+            _SAMPLE_BYTES.get(str(image.format), 4))
 
 
 def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
