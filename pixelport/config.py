@@ -218,6 +218,11 @@ class ServerConfig:
     cache_max_age: int = 31_536_000
     error_max_age: int = 60
     request_timeout: float = 30.0
+    # A request's line and headers must arrive within this many seconds (else 408), and
+    # connections past `max_connections` are refused at once: half-sent requests cannot hold
+    # the process's file descriptors.
+    request_head_timeout: float = 5.0
+    max_connections: int = 4096
 
 
 @dataclass(frozen=True)
@@ -372,6 +377,10 @@ def _server(s: Section) -> ServerConfig:
         cache_max_age=s.integer("cache_max_age", ServerConfig.cache_max_age),
         error_max_age=s.integer("error_max_age", ServerConfig.error_max_age),
         request_timeout=s.number("request_timeout", 30.0, minimum=0.1),
+        request_head_timeout=s.number("request_head_timeout", ServerConfig.request_head_timeout,
+                                      minimum=0.1),
+        max_connections=s.integer("max_connections", ServerConfig.max_connections, minimum=1,
+                                  maximum=1_000_000),
     )
     s.finish()
     return cfg

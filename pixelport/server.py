@@ -1,10 +1,16 @@
-"""The HTTP server: uvicorn's httptools protocol, with hot answers written in place.
+"""The HTTP server: uvicorn's httptools protocol, guarded, with hot answers written in place.
+
+Guards (`GuardedProtocol`): a request line and headers over 64 KiB are answered 431 and the
+connection closed (httptools would buffer them without bound); a head still incomplete
+`request_head_timeout` seconds after the connection opened or the request began is answered
+408 and closed; connections past `max_connections` are closed at once. Each keeps half-sent
+requests from holding the process's memory and file descriptors.
 
 For a request the delivery path has already answered plainly from memory
 (`delivery/hot.py`), the protocol writes the stored response as soon as the headers are
 parsed: no ASGI task, scope or awaits. Everything else (a body, pipelining behind a request
 still running, HTTP/1.0, a paused transport) takes uvicorn's ordinary path; with an access
-log, uvicorn's own protocol serves every request.
+log, every request does.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import resource
 import socket
 import sys
 from typing import Any
@@ -34,18 +41,127 @@ class _Answered:
 _ANSWERED = _Answered()
 
 
-def hot_protocol(hot: HotAnswers) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol, answering from `hot` where it can."""
+MAX_HEAD = 64 * 1024  # bytes of request line and headers
+LINGER = 1.0  # seconds a refused connection's further bytes are read and dropped
+FD_RESERVE = 256  # descriptors kept for origin connections, cache files, the run folder
+
+
+def connection_budget() -> int:
+    """How many client connections this process can hold: its descriptor limit (raised to
+    the hard limit, 65536 at most, where it is lower) less a reserve for everything else."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+    except (ValueError, OSError):
+        return 1 << 20
+    return max(16, (65536 if soft == resource.RLIM_INFINITY else soft) - FD_RESERVE)
+
+
+def _refusal(status: bytes, message: bytes) -> bytes:
+    return (b"HTTP/1.1 %s\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n%s" % (status, len(message), message))
+
+
+TOO_LARGE = _refusal(b"431 Request Header Fields Too Large",
+                     b"The request line and headers exceed 64 KiB")
+TOO_SLOW = _refusal(b"408 Request Timeout", b"The request head did not arrive in time")
+TOO_MANY = _refusal(b"503 Service Unavailable", b"Too many connections")
+
+
+def guarded_protocol(head_timeout: float, max_connections: int) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the guards of this module's docstring."""
+
+    class GuardedProtocol(HttpToolsProtocol):
+        head_done = False  # the current request's head has been parsed
+        head_bytes = 0  # bytes received since the current head began
+        head_timer: asyncio.TimerHandle | None = None
+        refused = False
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                self._refuse(TOO_MANY)
+                return
+            self._start_head_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_head_timer()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self.refused:
+                return  # read and dropped until the connection closes (see _refuse)
+            if self.head_done:
+                super().data_received(data)
+                return
+            if self.head_timer is None:
+                self._start_head_timer()  # a keep-alive connection's next request begins
+            self.head_bytes += len(data)
+            super().data_received(data)
+            if not self.head_done and self.head_bytes > MAX_HEAD and self.parser is not None:
+                self._refuse(TOO_LARGE)
+
+        def on_headers_complete(self) -> None:
+            self.head_done = True
+            self._stop_head_timer()
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.head_done, self.head_bytes = False, 0  # what follows is the next head
+
+        def _start_head_timer(self) -> None:
+            self.head_timer = self.loop.call_later(head_timeout, self._head_timed_out)
+
+        def _stop_head_timer(self) -> None:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self.head_timer = None
+            if self.head_done or self.transport.is_closing():
+                return
+            # Idle between requests: uvicorn's keep-alive timeout governs (close quietly).
+            self._refuse(TOO_SLOW if self.head_bytes else b"")
+
+        def _refuse(self, answer: bytes) -> None:
+            """Answer and close. Closing a socket with unread bytes in it resets the
+            connection, and the client may then lose the answer: send it, end our side, and
+            drop what still arrives for a moment before closing."""
+            self._stop_head_timer()
+            transport = self.transport
+            if self.refused or transport.is_closing():
+                return
+            self.refused = True
+            if not answer:
+                transport.close()
+                return
+            transport.write(answer)
+            if transport.can_write_eof():
+                transport.write_eof()
+            self.loop.call_later(LINGER, transport.close)
+
+    return GuardedProtocol
+
+
+def hot_protocol(hot: HotAnswers, base: type[HttpToolsProtocol]) -> type[HttpToolsProtocol]:
+    """`base` (a guarded protocol), answering from `hot` where it can."""
     prefix = os.urandom(4).hex().encode()
     counter = itertools.count()
     status_200 = STATUS_LINE[200]
 
-    class HotProtocol(HttpToolsProtocol):
+    class HotProtocol(base):  # type: ignore[valid-type,misc]
         # uvicorn's default headers (a new list every second, for Date), and their bytes.
         default_headers: list[tuple[bytes, bytes]] | None = None
         default_lines = b""
 
         def on_headers_complete(self) -> None:
+            self.head_done = True
+            self._stop_head_timer()
             cycle = self.cycle
             if ((cycle is None or cycle.response_complete) and not self.pipeline
                     and not self.flow.write_paused
@@ -70,7 +186,7 @@ def hot_protocol(hot: HotAnswers) -> type[HttpToolsProtocol]:
             else:
                 self.transport.write(b"".join(lines))
                 self.transport.write(body)
-            self.cycle = _ANSWERED  # type: ignore[assignment]
+            self.cycle = _ANSWERED
             self.server_state.total_requests += 1
             self._unset_keepalive_if_required()
             self.timeout_keep_alive_task = self.loop.call_later(
@@ -83,11 +199,13 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
     """uvicorn's settings for pixelport (tests use the same)."""
     options.setdefault("loop", "uvloop")
     options.setdefault("access_log", False)
-    protocol: type[HttpToolsProtocol] = HttpToolsProtocol
-    # With an access log every request must take ASGI to be logged: uvicorn's own protocol
-    # (and the App is made without hot answers, which nothing would read).
+    server = app.config.server
+    protocol = guarded_protocol(server.request_head_timeout,
+                                min(server.max_connections, connection_budget()))
+    # With an access log every request must take ASGI to be logged (and the App is made
+    # without hot answers, which nothing would read).
     if app.hot is not None and not options["access_log"]:
-        protocol = hot_protocol(app.hot)
+        protocol = hot_protocol(app.hot, protocol)
     return uvicorn.Config(app, host=host, port=port, http=protocol, lifespan="on",
                           server_header=False, **options)
 

@@ -76,7 +76,8 @@ def share(config: Config, count: int) -> Config:
     return dataclasses.replace(
         config,
         server=dataclasses.replace(server, processing_threads=threads,
-                                   processing_queue=max(1, server.processing_queue // count)),
+                                   processing_queue=max(1, server.processing_queue // count),
+                                   max_connections=max(1, server.max_connections // count)),
         cache=dataclasses.replace(cache, max_size=cache.max_size // count,
                                   memory_size=cache.memory_size // count,
                                   originals_max_size=cache.originals_max_size // count,

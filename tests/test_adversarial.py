@@ -8,8 +8,10 @@ and decoded size, 10 request heads, 11 purges and fetches in flight, 12 cacheabl
 
 from __future__ import annotations
 
+import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -365,3 +367,50 @@ def test_pages_and_decoded_sizes_are_checked_first(limited: AsgiClient, target: 
     assert response.status == status, (target, response.ik_error)
     if status == 400:
         assert response.ik_error.startswith("ELIMIT - ") and said in response.ik_error
+
+
+# --- 10: request heads are bounded in size and time, connections in number ----------------------
+
+def _exchange(port: int, data: bytes, wait: float = 10.0) -> bytes:
+    """Send `data` on a new connection and read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+@pytest.mark.integration
+def test_request_heads_are_capped_and_timed(serve: Any, library: Path) -> None:
+    pp = serve(config(library, server={"request_head_timeout": 0.5, "max_connections": 4}))
+    huge = b"GET /photo.jpg HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 300_000 + b"\r\n\r\n"
+    assert _exchange(pp.port, huge).startswith(b"HTTP/1.1 431 ")
+    long_line = b"GET /" + b"a" * 70_000
+    assert _exchange(pp.port, long_line).startswith(b"HTTP/1.1 431 ")
+    began = time.monotonic()
+    half = _exchange(pp.port, b"GET /photo.jpg HTTP/1.1\r\nHost: a\r\n")
+    assert half.startswith(b"HTTP/1.1 408 ") and time.monotonic() - began < 5
+    assert _exchange(pp.port, b"") == b""  # said nothing: closed quietly
+    # A head that arrives in time, and a keep-alive connection's later requests, are served.
+    with socket.create_connection(("127.0.0.1", pp.port), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /app.js HTTP/1.1\r\nHost: a\r\n\r\n")
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+            time.sleep(0.8)  # idle longer than the head timeout between requests
+
+
+@pytest.mark.integration
+def test_connections_past_the_cap_are_refused(serve: Any, library: Path) -> None:
+    pp = serve(config(library, server={"max_connections": 3, "request_head_timeout": 10}))
+    held = [socket.create_connection(("127.0.0.1", pp.port), timeout=10) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        assert _exchange(pp.port, b"GET /app.js HTTP/1.1\r\nHost: a\r\n\r\n").startswith(
+            b"HTTP/1.1 503 ")
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.2)
+    assert pp.get("/app.js").status == 200  # room again
