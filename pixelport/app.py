@@ -109,8 +109,13 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def drain(self, seconds: float) -> None:
+        """Shutting down: renders under way, and any started from now, end within `seconds`."""
+        self.images.drain(seconds)
+
     async def aclose(self) -> None:
         """Close pooled connections and stop the workers."""
+        self.images.stop()  # renders still running end at their next tile
         await self.siblings.close()
         await self.results.close()
         if self.originals is not None:

@@ -217,10 +217,28 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
 GIL_SWITCH_INTERVAL = 0.0005
 
 
+GRACE = 15.0  # seconds requests in flight have after SIGTERM (README, "Shutdown")
+DRAIN = GRACE - 5.0  # renders must end by then, so their requests are answered within GRACE
+# (what libvips cannot interrupt, the tile under way, has the rest)
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, telling the app when shutting down begins."""
+
+    def __init__(self, config: uvicorn.Config, app: App) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Give renders under way DRAIN seconds, then wait for requests as uvicorn does."""
+        self.app.drain(DRAIN)
+        await super().shutdown(sockets)
+
+
 def run(app: App, host: str, port: int, log_level: str, access_log: bool,
         sock: socket.socket | None = None) -> None:
     """Serve until SIGINT/SIGTERM, on `sock` if given (a worker's), else on host:port."""
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     config = uvicorn_config(app, host, port, log_level=log_level, access_log=access_log,
-                            timeout_graceful_shutdown=15)
-    uvicorn.Server(config).run(sockets=[sock] if sock is not None else None)
+                            timeout_graceful_shutdown=GRACE)
+    Server(config, app).run(sockets=[sock] if sock is not None else None)

@@ -8,8 +8,12 @@ and decoded size, 10 request heads, 11 purges and fetches in flight, 12 cacheabl
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import socketserver
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -414,3 +418,138 @@ def test_connections_past_the_cap_are_refused(serve: Any, library: Path) -> None
             sock.close()
     time.sleep(0.2)
     assert pp.get("/app.js").status == 200  # room again
+
+
+# --- 1: every render has a time budget, a render nobody waits for stops, SIGTERM is prompt -----
+
+TURBULENCE = (b'<svg xmlns="http://www.w3.org/2000/svg" width="2500" height="2500"><filter id="f">'
+              b'<feTurbulence baseFrequency="0.01" numOctaves="10"/></filter><rect width="2500" '
+              b'height="2500" filter="url(#f)"/></svg>')
+
+
+def _big_png() -> bytes:
+    return bytes(pyvips.Image.black(6000, 6000, bands=3).cast("uchar").pngsave_buffer(
+        compression=1))
+
+
+@pytest.fixture(scope="module")
+def slow_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("slow")
+    (root / "big.png").write_bytes(_big_png())
+    (root / "turbulence.svg").write_bytes(TURBULENCE)
+    (root / "small.png").write_bytes(make_image(40, 30, ".png"))
+    return root
+
+
+@pytest.mark.parametrize("target", ["/tr:bl-100/big.png", "/tr:rt-45:e-contrast:bl-60/big.png",
+                                    "/tr:f-png/turbulence.svg"])
+def test_a_render_past_its_time_budget_is_stopped(slow_files: Path, target: str) -> None:
+    app = App(from_dict({"library": {"dir": str(slow_files)}, "cache": {"dir": ""},
+                         "limits": {"max_render_seconds": 0.5}}))
+    asgi = AsgiClient(app)
+    try:
+        response = asgi.get(target)
+        assert response.status == 400, response.ik_error
+        assert "max_render_seconds" in response.ik_error
+        assert asgi.get("/tr:w-10/small.png").status == 200  # the thread is free again
+    finally:
+        asgi.close()
+
+
+@pytest.mark.integration
+def test_a_render_whose_client_left_is_stopped(serve: Any, slow_files: Path) -> None:
+    pp = serve(config(slow_files, server={"processing_threads": 1}))
+    with socket.create_connection(("127.0.0.1", pp.port), timeout=10) as sock:
+        sock.sendall(b"GET /tr:bl-100/big.png HTTP/1.1\r\nHost: a\r\n\r\n")
+        time.sleep(1.0)  # the render is under way on the only thread
+    # The client has gone: its render is stopped, and the thread serves the next request
+    # (the blur alone would hold it for minutes).
+    began = time.monotonic()
+    assert pp.get("/tr:w-10/small.png").status == 200
+    assert time.monotonic() - began < 10
+    assert not pp.app.images.budgets
+
+
+@pytest.mark.integration
+def test_sigterm_ends_the_server_while_a_render_runs(tmp_path: Path, slow_files: Path) -> None:
+    conf = tmp_path / "pixelport.toml"
+    conf.write_text(f'[library]\ndir = "{slow_files}"\n[cache]\ndir = "{tmp_path / "cache"}"\n'
+                    '[limits]\nmax_render_seconds = 600\n')
+    port = free_port()
+    command = str(Path(__file__).resolve().parent.parent / ".venv" / "bin" / "pixelport")
+    process = subprocess.Popen([command, "serve", "--config", str(conf), "--listen",
+                                f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            time.sleep(0.1)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        chain = ":".join(["bl-100"] * 20)  # 40 s and more of one render, killable by tile
+        sock.sendall(f"GET /tr:{chain}/big.png HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        time.sleep(3)  # rendering
+        began = time.monotonic()
+        process.terminate()
+        process.wait(timeout=60)
+        assert time.monotonic() - began < 16  # the documented 15 s
+        assert sock.recv(4096).startswith(b"HTTP/1.1 503 ")  # answered: shutting down
+        sock.close()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+# --- 7: slow downloads do not hold the render slots -----------------------------------------------
+
+class DrippingOrigin:
+    """Answers every path with a large declared body, one byte every second."""
+
+    def __init__(self) -> None:
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while self.rfile.readline() not in (b"\r\n", b""):
+                    pass
+                with contextlib.suppress(OSError):
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n\xff")
+                    for _ in range(30):
+                        time.sleep(1)
+                        self.wfile.write(b"\xd8")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.integration
+def test_dripping_downloads_leave_the_workers_to_everyone_else(serve: Any,
+                                                               library: Path) -> None:
+    drip = DrippingOrigin()
+    try:
+        pp = serve(config(library, [{"name": "drip", "type": "web_server",
+                                     "base_url": f"http://127.0.0.1:{drip.port}",
+                                     "total_timeout": 6}],
+                          server={"processing_threads": 1}))
+        answers: list[int] = []
+        drips = [threading.Thread(target=lambda n=n: answers.append(
+            pp.get(f"/tr:w-10/drip-{n}.jpg").status)) for n in range(4)]
+        for thread in drips:
+            thread.start()
+        time.sleep(1)  # four downloads under way, a byte a second
+        began = time.monotonic()
+        for width in (10, 20, 30):  # library images: their bytes are in at once
+            assert pp.get(f"/tr:w-{width}/photo.jpg").status == 200
+        assert time.monotonic() - began < 4  # not behind the drips (6 s each)
+        for thread in drips:
+            thread.join()
+        assert answers == [404] * 4  # the drips end at their whole-fetch deadline
+    finally:
+        drip.stop()

@@ -267,21 +267,20 @@ def test_webp_effort_setting_reaches_the_encoder() -> None:
 
 def test_serving_sets_a_short_gil_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
-    import types
 
     from pixelport import server
 
     served: list[object] = []
 
     class Server:
-        def __init__(self, config: object) -> None:
+        def __init__(self, config: object, app: object) -> None:
             self.config = config
 
         def run(self, sockets: object = None) -> None:
             served.append(sys.getswitchinterval())
 
     monkeypatch.setattr(server, "uvicorn_config", lambda *args, **options: "config")
-    monkeypatch.setattr(server, "uvicorn", types.SimpleNamespace(Server=Server))
+    monkeypatch.setattr(server, "Server", Server)
     before = sys.getswitchinterval()
     try:
         sys.setswitchinterval(0.005)  # Python's default

@@ -13,11 +13,14 @@ class Coalescer(Generic[T]):
     """Identical concurrent requests await one task.
 
     The task runs detached from any one request (shielded), so a client that hangs up does
-    not cancel the work the others are waiting for.
+    not cancel the work the others are waiting for. With `abandon`, a task whose every waiter
+    has been cancelled is cancelled too: nobody wants its result any more.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, abandon: bool = False) -> None:
         self.running: dict[str, asyncio.Task[T]] = {}
+        self.abandon = abandon
+        self.waiting: dict[str, int] = {}
 
     async def run(self, key: str, work: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """The result of `work` for `key`; the flag says whether this caller shared it."""
@@ -27,7 +30,19 @@ class Coalescer(Generic[T]):
             task = asyncio.ensure_future(work())
             self.running[key] = task
             task.add_done_callback(lambda done: self._finished(key, done))
-        return await asyncio.shield(task), shared
+        if not self.abandon:
+            return await asyncio.shield(task), shared
+        self.waiting[key] = self.waiting.get(key, 0) + 1
+        try:
+            return await asyncio.shield(task), shared
+        finally:
+            left = self.waiting[key] - 1
+            if left:
+                self.waiting[key] = left
+            else:
+                del self.waiting[key]
+                if not task.done():
+                    task.cancel()  # every waiter has gone
 
     def _finished(self, key: str, task: asyncio.Task[T]) -> None:
         if self.running.get(key) is task:

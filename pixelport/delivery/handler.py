@@ -8,10 +8,13 @@ buffer is streamed from the origin as it is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from pixelport.asgi import Receive, Scope, Send, send_bytes, send_stream
@@ -39,6 +42,7 @@ from pixelport.transform.grammar import split_chain
 from pixelport.transform.step import ChainItem, Step
 
 log = logging.getLogger("pixelport.delivery")
+T = TypeVar("T")
 
 RASTER = ("jpg", "png", "webp", "avif", "gif")  # an explicit f- of these rasterises SVG
 # Types streamed straight from the origin (Range forwarded), never buffered or cached.
@@ -89,7 +93,9 @@ class Delivery:
                 await send_bytes(send, 405, {"allow": "GET, HEAD",
                                              "content-type": "text/plain"}, b"Method Not Allowed")
                 return
-            await self.deliver(scope, send, request_id, timing, head, vary)
+            await self.deliver(scope, receive, send, request_id, timing, head, vary)
+        except ClientGone:
+            log.info("request %s: the client left before its answer was made", request_id)
         except PixelportError as exc:
             await self.send_error(send, exc, request_id, timing, head, vary)
         except Exception:
@@ -151,8 +157,8 @@ class Delivery:
             self.parsed.put(text, found)
         return found
 
-    async def deliver(self, scope: Scope, send: Send, request_id: str, timing: Timing,
-                      head: bool, vary: list[str]) -> None:
+    async def deliver(self, scope: Scope, receive: Receive, send: Send, request_id: str,
+                      timing: Timing, head: bool, vary: list[str]) -> None:
         """Answer from the cache, or produce (once for all identical requests) and answer."""
         plan = self.plan(scope)
         vary.extend(keys.vary(plan.steps, self.config.images))
@@ -166,7 +172,7 @@ class Delivery:
         if entry is not None:
             timing.describe("cache", "hit")
         else:
-            entry = await self.production.make(self.job(plan, key))
+            entry = await unless_gone(receive, self.production.make(self.job(plan, key)))
             if entry is None:  # too large to buffer: stream it instead
                 await self.stream(plan, send, request_id, timing, head)
                 return
@@ -263,6 +269,40 @@ class Delivery:
             headers["server-timing"] = timing.header()
         log.info("request %s: %d %s", request_id, error.status, error.header)
         await send_bytes(send, error.status, headers, error.body.encode(), head)
+
+
+class ClientGone(Exception):
+    """The client hung up while its answer was being made: nothing is sent."""
+
+
+async def unless_gone(receive: Receive, work: Coroutine[Any, Any, T]) -> T:
+    """`work`'s result, or ClientGone when the client hangs up first. `work` is then
+    cancelled: production stops what no other request waits for (a render included)."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_hung_up(receive))
+    try:
+        await asyncio.wait((task, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def _hung_up(receive: Receive) -> None:
+    """Return when the client disconnects (ASGI's `http.disconnect`)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        if not message.get("more_body"):
+            # The request is whole: the next message can only be the disconnect. A server
+            # that answers at once again says nothing of it: wait for ever (until cancelled).
+            if (await receive())["type"] == "http.disconnect":
+                return
+            await asyncio.get_running_loop().create_future()
 
 
 def _only_named(plan: Plan) -> bool:

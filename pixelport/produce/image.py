@@ -1,8 +1,8 @@
 """The image producer: an original, transformed in the bounded pool, or served as it is.
 
-Admission first (the pool's, 503 EBUSY when full), so originals are held only by jobs about to
-run; then the original (saved copy, or one fetch shared by every variant of the file); then a
-render on a worker thread, where the result's cache file is written too; or, for a file that is
+Admission first (the pool's, 503 EBUSY when full); then the original (saved copy, or one fetch
+shared by every variant of the file) in a download slot; then, the bytes in, a render slot and
+a render on a worker thread, where the result's cache file is written too; or, for a file that is
 no image to transform, the file as it is (an SVG sanitised). The result's cache write is
 announced before the fetch, so a purge made at any moment after it wins.
 """
@@ -27,8 +27,9 @@ from pixelport.produce.originals import Fetched, Originals
 from pixelport.security.headers import is_svg, passthrough_headers
 from pixelport.security.svg import sanitize_svg
 from pixelport.transform import engine
+from pixelport.transform.budget import ABANDONED, SHUTDOWN, Budget
 from pixelport.transform.formats import CONTENT_TYPES
-from pixelport.transform.pool import WorkPool
+from pixelport.transform.pool import Stages, WorkPool
 from pixelport.transform.step import ChainItem, Step
 
 # A srcset page asks each width in two formats at once: a request back from waiting for the
@@ -54,6 +55,9 @@ class ImageProducer:
         self.images = images
         self.limits = limits
         self.mezzanines = Mezzanines(decoded_memory, shared=shared_copies)
+        self.budgets: set[Budget] = set()  # of the renders under way
+        self.stopping = False
+        self.cutoff: float | None = None  # shutting down: when every render must have ended
 
     def takes(self, job: Job) -> bool:
         """Every job (the producer of last resort)."""
@@ -64,18 +68,20 @@ class ImageProducer:
         write = self.results.begin(job.key)
         try:
             if job.transforming or job.maybe_image:
-                async with self.pool.admit():
-                    return await self._make(job, write)
-            return await self._make(job, write)
+                async with self.pool.admit(), self.pool.stages() as stages:
+                    return await self._make(job, write, stages)
+            return await self._make(job, write, None)
         except BaseException:
             write.abandon()
             raise
 
-    async def _make(self, job: Job, write: ResultWrite) -> Entry | None:
+    async def _make(self, job: Job, write: ResultWrite, stages: Stages | None) -> Entry | None:
         fetched = await self._fetch(job)
         if fetched.too_large:
             write.abandon()
             return None
+        if stages is not None:
+            await stages.render()  # the bytes are in: now, and only now, a render slot
         kind = fetched.kind
         if kind and not job.original_only and (kind != "svg" or job.rasterise):
             entry = await self._render(job, fetched, write)
@@ -104,12 +110,19 @@ class ImageProducer:
             return await self.originals.fetch(job.source, fallback, job.fetch, job.transforming)
 
     async def _render(self, job: Job, fetched: Fetched, write: ResultWrite) -> Entry:
-        """Render on a worker thread, where the result's file is written too."""
+        """Render on a worker thread, where the result's file is written too; stopped inside
+        libvips past max_render_seconds, or once nobody waits for it (cancelled)."""
         sharing = Sharing(self.mezzanines, popular=fetched.demand > 1)
+        allowance = Budget(self.limits.max_render_seconds)
+        if self.stopping:
+            allowance.stop(SHUTDOWN)
+        if self.cutoff is not None:
+            allowance.end_by(self.cutoff)
+        self.budgets.add(allowance)
         options = engine.RenderOptions(job.accept, self.images, self.limits,
                                        client_width=job.client_width,
                                        client_dpr=job.client_dpr,
-                                       sharing=replace(sharing, defer=True))
+                                       sharing=replace(sharing, defer=True), budget=allowance)
 
         def finish(rendered: engine.Rendered, digest: str, transform_ms: float) -> Entry:
             headers = {"content-type": rendered.content_type}
@@ -121,8 +134,26 @@ class ImageProducer:
             write.write(entry)
             return entry
 
-        return await render_deferring(self.pool, fetched.data, job.steps, options, sharing,
-                                      finish)
+        try:
+            return await render_deferring(self.pool, fetched.data, job.steps, options,
+                                          sharing, finish)
+        except asyncio.CancelledError:
+            allowance.stop(ABANDONED)  # a queued render is dropped, a running one killed
+            raise
+        finally:
+            self.budgets.discard(allowance)
+
+    def drain(self, seconds: float) -> None:
+        """Every render under way, and any started from now, ends within `seconds`."""
+        self.cutoff = time.monotonic() + seconds
+        for allowance in list(self.budgets):
+            allowance.end_by(self.cutoff)
+
+    def stop(self) -> None:
+        """Stop every render under way, and those to come (at shutdown)."""
+        self.stopping = True
+        for allowance in list(self.budgets):
+            allowance.stop(SHUTDOWN)
 
     async def _as_is(self, fetched: Fetched, path: str) -> tuple[bytes, dict[str, str]]:
         """A file served unchanged: SVG sanitised, locked-down headers, ranges allowed."""

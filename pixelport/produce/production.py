@@ -8,11 +8,12 @@ from pixelport.produce.job import Job, Producer
 
 
 class Production:
-    """Makes results for the delivery handler; identical concurrent jobs share one task."""
+    """Makes results for the delivery handler; identical concurrent jobs share one task, which
+    is cancelled once every request waiting for it has gone (its render is then stopped)."""
 
     def __init__(self, producers: list[Producer]) -> None:
         self.producers = producers
-        self.work: Coalescer[Entry | None] = Coalescer()
+        self.work: Coalescer[Entry | None] = Coalescer(abandon=True)
 
     async def make(self, job: Job) -> Entry | None:
         """The result of `job` (see `Producer.make`), made once for all who ask meanwhile."""

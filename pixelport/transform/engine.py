@@ -22,7 +22,8 @@ import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
 from pixelport.errors import LimitExceeded, UnsupportedFormat
-from pixelport.transform import faces, formats, geometry, load, pixels, registry
+from pixelport.transform import budget, faces, formats, geometry, load, pixels, registry
+from pixelport.transform.budget import Budget
 from pixelport.transform.colours import WHITE, Colour
 from pixelport.transform.geometry import Context, Plan
 from pixelport.transform.sharing import Sharing
@@ -42,6 +43,7 @@ class RenderOptions:
     client_width: int | None = None
     client_dpr: float | None = None
     sharing: Sharing | None = None  # decoded copies shared between variants
+    budget: Budget | None = None  # the render's time and stop switch (budget.py)
 
 
 @dataclass(frozen=True)
@@ -97,17 +99,23 @@ def _override(value: bool | None, current: bool) -> bool:
 def render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rendered:
     """Transform and encode an image.
 
-    Decoding is lazy, so a damaged input can fail in any operation that pulls its pixels (a
-    resize, an effect, the encoder). Any libvips failure is answered EFORMAT when the input
-    itself does not decode whole; otherwise it is a fault of ours and propagates (a logged 500).
+    The render runs within its budget (budget.py: max_render_seconds, and a stop switch for
+    renders nobody waits for). Decoding is lazy, so a damaged input can fail in any operation
+    that pulls its pixels (a resize, an effect, the encoder): any libvips failure is answered
+    EFORMAT when the input itself does not decode whole; otherwise it is a fault of ours and
+    propagates (a logged 500).
     """
-    try:
-        return _render(data, chain, options)
-    except pyvips.Error:
-        failure = load.decode_failure(data)
-        if failure is None:
-            raise
-        raise failure from None
+    allowance = options.budget or Budget(options.limits.max_render_seconds)
+    with allowance.running():
+        try:
+            return _render(data, chain, options)
+        except pyvips.Error:
+            if allowance.spent():  # killed: the time is up, or nobody wants the result
+                raise allowance.error() from None
+            failure = load.decode_failure(data)
+            if failure is None:
+                raise
+            raise failure from None
 
 
 def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rendered:
@@ -131,6 +139,7 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
         _note_hints(step, output)
         frames = _apply(frames, step, ctx, options.limits, output, skip_scale=index == 0
                         and first_done)
+        budget.check()
     return _encode(frames, info, output, options, data)
 
 
@@ -184,6 +193,7 @@ def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, ou
     sized = frames[0]
     values = functools.cache(lambda: geometry.variables(ctx, sized.width, sized.height))
     for operation in _operations(step, values, limits.max_output_pixels):
+        budget.check()
         frames = [operation(f) for f in frames]
     return frames
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pixelport.errors import UnsupportedFormat
-from pixelport.transform import pillow_encode
+from pixelport.transform import budget, pillow_encode
 from pixelport.transform.colours import WHITE, Colour
 
 CONTENT_TYPES = {
@@ -113,6 +113,7 @@ class EncodeOptions:
 
 def encode(image: Any, fmt: str, options: EncodeOptions) -> bytes:
     """Encode a pyvips image as `fmt` (a libvips failure propagates: see engine.render)."""
+    image = budget.watch(image)
     if fmt == "jpg":
         if image.hasalpha():
             image = image.flatten(background=options.background.rgb)

@@ -11,7 +11,7 @@ import pyvips
 
 from pixelport.config import LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
-from pixelport.transform import geometry, jpeg_decode, jpeg_header, profiles
+from pixelport.transform import budget, geometry, jpeg_decode, jpeg_header, profiles
 from pixelport.transform.geometry import Context, Plan
 from pixelport.transform.sharing import ELIGIBLE_SIDE, MIN_SIDE, Sharing
 from pixelport.transform.step import ChainItem, Step
@@ -75,6 +75,8 @@ def check_decoded(data: bytes, info: Probe, page: int | None, animated: bool,
     all its frames. The decoded size is the full one: shrink-on-load only makes it smaller.
     """
     width, height, bands, sample_bytes = info.width, info.height, info.bands, info.sample_bytes
+    if page is not None and page > info.pages:
+        raise InvalidRequest(f"pg-{page}: the input has {info.pages} page(s)")
     if page is not None and page > 1 and info.pages > 1:
         try:
             image = pyvips.Image.new_from_buffer(data, "", access="sequential", page=page - 1)
@@ -140,13 +142,17 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             option_string = ",".join(f"{k}={v}" for k, v in load_options.items())
             crop = "attention" if plan.attention else "none"
             shrink = jpeg_shrink(info, width, height) if fast_shrink else 1
-            lazy = encode_only and plan.crop is None and plan.canvas is None and crop == "none"
+            # Left lazy for JPEGs only: libjpeg's decode is bounded by the pixel limits, where
+            # another loader's (librsvg's above all) is best stopped by the render's budget in
+            # a materialisation it can kill, before the encoder's region reads it.
+            lazy = (encode_only and plan.crop is None and plan.canvas is None
+                    and crop == "none" and info.format == "jpg")
             copy = shared_copy(data, info, width, height, sharing, page)
             if copy is not None and sharing is not None:
                 image = sharing.resized(data, (width, height, crop), lambda: to_srgb(
-                    copy.thumbnail_image(width, height=height, size="force", crop=crop),
-                    False).copy_memory())
-                return [image], True
+                    budget.watch(copy.thumbnail_image(width, height=height, size="force",
+                                                      crop=crop)), False).copy_memory())
+                return [budget.watch_view(image)], True
             elif shrink > 1:
                 image = _jpeg_shrunk(data, info, shrink, width, height, crop, lazy)
             else:
@@ -154,25 +160,26 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
                 image = pyvips.Image.thumbnail_buffer(
                     data, width, height=height, size="force", option_string=option_string,
                     crop=crop, fail_on=FAIL_ON)
-            image = to_srgb(image, keep_profile)
+            image = to_srgb(budget.watch(image), keep_profile)
             if lazy:
                 # Decoding straight into the encoder saves a pass over memory and a libvips
                 # pipeline: about 1 ms, a fifth of a 300 px thumbnail of a 1200x900 photo.
                 # Damaged input then fails in the encoder (EFORMAT all the same: engine.render).
                 return [image], True
             # Materialised (it is small now) so later steps may read it more than once.
-            return [image.copy_memory()], True
+            return [budget.watch(image.copy_memory())], True
     if animated:
-        strip = pyvips.Image.new_from_buffer(data, "", n=-1, access="random", fail_on=FAIL_ON)
+        strip = budget.watch(pyvips.Image.new_from_buffer(data, "", n=-1, access="random",
+                                                          fail_on=FAIL_ON))
         height = _integer(strip, "page-height", strip.height)
         frames = [strip.crop(0, top, strip.width, height)
                   for top in range(0, strip.height - height + 1, height)]
-        frames = [to_srgb(frame.copy_memory(), False) for frame in frames]
+        frames = [to_srgb(budget.watch(frame.copy_memory()), False) for frame in frames]
         keep_animation(frames, strip)
         return frames, False
-    image = pyvips.Image.new_from_buffer(data, "", access="random", fail_on=FAIL_ON,
-                                         **load_options)
-    return [to_srgb(image.autorot().copy_memory(), keep_profile)], False
+    image = budget.watch(pyvips.Image.new_from_buffer(data, "", access="random",
+                                                      fail_on=FAIL_ON, **load_options))
+    return [to_srgb(budget.watch(image.autorot().copy_memory()), keep_profile)], False
 
 
 def _jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height: int, crop: str,
@@ -182,6 +189,7 @@ def _jpeg_shrunk(data: bytes, info: Probe, shrink: int, width: int, height: int,
     image = jpeg_decode.shrunk(data, shrink, info.orientation)
     if image is None:
         image = _vips_jpeg_shrunk(data, info, shrink, width, height, lazy)
+    image = budget.watch(image)
     if (image.width, image.height) != (width, height) or crop != "none":
         image = image.thumbnail_image(width, height=height, size="force", crop=crop)
     return image
@@ -232,7 +240,7 @@ def shared_copy(data: bytes, info: Probe, width: int, height: int,
         image = jpeg_decode.shrunk(data, shrink, info.orientation)
         if image is None:
             image = _libvips_jpeg(data, info, shrink, "random")
-        return to_srgb(image, False)
+        return to_srgb(budget.watch(image), False)
 
     return sharing.copy(data, build)
 

@@ -8,6 +8,7 @@ from typing import Any
 import pyvips
 
 from pixelport.errors import LimitExceeded
+from pixelport.transform import budget
 from pixelport.transform.colours import BLACK, WHITE, Colour
 from pixelport.transform.geometry import Box
 from pixelport.transform.step import Background, Border, ColourReplace, Gradient, Radius, Shadow
@@ -60,7 +61,7 @@ def place_on_canvas(image: Any, box: Box, background: Background | None, source:
     """Put `image` at (left, top) on a box.width x box.height canvas (pad / pad_extract)."""
     if background is not None and background.blurred:
         # The image is read twice (backdrop and foreground): materialise it once.
-        image = image.copy_memory()
+        image = budget.watch(image.copy_memory())
         backdrop = image.thumbnail_image(box.width, height=box.height, crop="centre",
                                          size="force")
         amount = background.blur_amount

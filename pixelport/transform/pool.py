@@ -86,7 +86,14 @@ def default_threads() -> int:
 
 
 class WorkPool:
-    """`threads` workers plus a queue of `queue` waiting jobs; past that, Busy (503) at once."""
+    """`threads` workers plus a queue of `queue` waiting jobs; past that, Busy (503) at once.
+
+    An admitted job downloads its original in a download slot, then renders in a render
+    slot: a slow download never holds a render slot, so originals dripping in from slow
+    origins cannot keep the workers from the jobs whose bytes are in. Originals in memory
+    are bounded by the two kinds of slot together (the job keeps its download slot until it
+    has a render slot), not by the queue.
+    """
 
     def __init__(self, threads: int = 0, queue: int = 64) -> None:
         configure_vips()
@@ -94,9 +101,9 @@ class WorkPool:
         limit_malloc_arenas(max(2, self.threads))
         self.capacity = self.threads + queue
         self.admitted = 0
-        # Admitted jobs beyond this wait before they download their original, so memory is
-        # bounded by the pool (two originals per worker), not by the queue.
-        self.holders = asyncio.Semaphore(self.threads * 2)
+        self.downloads = asyncio.Semaphore(max(8, self.threads * 4))
+        # Two renders per worker: one running, one with its original at hand for the next.
+        self.renders = asyncio.Semaphore(self.threads * 2)
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="pixelport-work",
                                            initializer=namer("pp-work"))
 
@@ -105,17 +112,27 @@ class WorkPool:
         """Hold a place for one job (fetch and transform); Busy at once when none is left.
 
         Jobs run detached from their requests (see cache.coalesce), so a place is held until
-        the work really ends, even when the client has gone.
+        the work really ends, or is abandoned (cancelled).
         """
         if self.admitted >= self.capacity:
             raise Busy(f"All {self.threads} workers are busy and {self.capacity - self.threads} "
                        "jobs are waiting", retry_after=1)
         self.admitted += 1
         try:
-            async with self.holders:
-                yield
+            yield
         finally:
             self.admitted -= 1
+
+    @contextlib.asynccontextmanager
+    async def stages(self) -> AsyncIterator[Stages]:
+        """A job's download slot, then (`Stages.render`) its render slot."""
+        stages = Stages(self)
+        await self.downloads.acquire()
+        stages.downloading = True
+        try:
+            yield stages
+        finally:
+            stages.release()
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:
         """Run `fn(*args)` on a worker thread (admission is `admit`'s job)."""
@@ -124,3 +141,30 @@ class WorkPool:
     def shutdown(self) -> None:
         """Wait for running jobs and stop the workers."""
         self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Stages:
+    """One job's slots: download first, render once the bytes are in (`WorkPool.stages`)."""
+
+    def __init__(self, pool: WorkPool) -> None:
+        self.pool = pool
+        self.downloading = False
+        self.rendering = False
+
+    async def render(self) -> None:
+        """Trade the download slot for a render slot (kept until the job ends)."""
+        await self.pool.renders.acquire()
+        self.rendering = True
+        if self.downloading:
+            self.downloading = False
+            self.pool.downloads.release()
+
+    def release(self) -> None:
+        """Give back whatever slot is held."""
+        if self.downloading:
+            self.downloading = False
+            self.pool.downloads.release()
+        if self.rendering:
+            self.rendering = False
+            self.pool.renders.release()
+
