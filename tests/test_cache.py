@@ -409,19 +409,24 @@ def test_render_threads_write_their_own_results(serve: Any, origin: OriginServer
     assert pp.get("/tr:w-100/notes.txt").status == 400  # not an image: nothing to write
     origin.files["/bad.jpg"] = b"\xff\xd8\xff\xe0" + b"\x00" * 600  # fails in the render
     assert pp.get("/tr:w-100/bad.jpg").status in (400, 404)
-    assert disk.writing == 0 and len(writers) == 2
+    assert disk.log.writing == 0 and len(writers) == 2
     assert server_timing(pp.get("/tr:w-100/a.jpg").headers["server-timing"])["cache"] == "hit"
 
 
+@pytest.mark.parametrize("disk", [True, False])
 def test_a_purge_during_the_fetch_discards_the_result(serve: Any, origin: OriginServer,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path, disk: bool) -> None:
     # The file changes while its fetch is under way and a purge arrives: what that fetch
-    # brings back is the old file, and must not be cached after the purge.
+    # brings back is the old file, and must not be cached after the purge (with a disk tier,
+    # or in memory alone).
     import threading
 
     origin.files["/slow.jpg"] = make_image(100, 100, colour=(255, 0, 0))
     origin.delays["/slow.jpg"] = 1.0
-    pp = serve(config(origin, tmp_path / "cache"))
+    settings = config(origin, tmp_path / "cache")
+    if not disk:
+        settings["cache"]["dir"] = ""  # results in memory only
+    pp = serve(settings)
     auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode(),
             "Content-Type": "application/json"}
     first: list[Any] = []
@@ -458,11 +463,11 @@ def test_a_purge_during_a_render_threads_write_is_not_undone(tmp_path: Path) -> 
         assert not disk.file("k" * 40).exists() and "k" * 40 not in disk.index  # ...deleted
         read = await disk.get("m" * 40)
         assert read is not None and read.body == other.body
-        assert disk.writing == 0 and disk.purges == []
+        assert disk.log.writing == 0 and disk.log.purges == []
         failed = disk.begin("n" * 40)  # a render that fails
         await disk.purge(lambda endpoint, path: False)
         disk.abandon(failed)
-        assert disk.writing == 0 and disk.purges == []
+        assert disk.log.writing == 0 and disk.log.purges == []
         # Writes overlapping without end (a busy server): purges go once no open write began
         # before them.
         older = disk.begin("o" * 40)
@@ -470,10 +475,10 @@ def test_a_purge_during_a_render_threads_write_is_not_undone(tmp_path: Path) -> 
         newer = disk.begin("p" * 40)
         await disk.purge(lambda endpoint, path: False)
         disk.abandon(older)
-        assert [seq for seq, _ in disk.purges] == [disk.purge_count - 1]  # newer's remains
+        assert [seq for seq, _ in disk.log.purges] == [disk.log.count - 1]  # newer's remains
         newest = disk.begin("q" * 40)
         disk.abandon(newer)
-        assert disk.purges == [] and disk.writing == 1
+        assert disk.log.purges == [] and disk.log.writing == 1
         disk.abandon(newest)
         disk.close()
 
@@ -490,4 +495,4 @@ def test_a_result_that_cannot_be_written_is_still_served(serve: Any, origin: Ori
         (disk.root / f"{folder:02x}").write_bytes(b"")
     response = pp.get("/tr:w-100/a.jpg")
     assert response.status == 200 and decode(response.body).width == 100
-    assert disk.index == {} and disk.writing == 0
+    assert disk.index == {} and disk.log.writing == 0

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pixelport.cache.entry import CorruptEntry, Entry, read_header
+from pixelport.cache.purgelog import PurgeLog
 from pixelport.place import ALONE, Place, alive
 from pixelport.threadnames import namer
 
@@ -70,15 +71,8 @@ class DiskTier:
                                          initializer=namer("pp-cache"))
         self.folders: set[Path] = set()  # fan-out folders known to exist
         self.names = itertools.count()
-        # Purges made while writes were in flight: a write that ends after a purge matching
-        # its file must not put the file back. A purge is kept while a write begun before it
-        # is open (writes now begin before the original is fetched, and a busy server may
-        # never be without one): `open` counts the open writes by the purge count they began at.
-        self.writing = 0
-        self.open: dict[int, int] = {}
         self.pending: dict[str, Entry] = {}  # being written: readable already
-        self.purge_count = 0
-        self.purges: list[tuple[int, Callable[[str, str], bool]]] = []
+        self.log = PurgeLog()  # purges a write begun before them must not undo
 
     def file(self, key: str) -> Path:
         """Where an entry lives: in one of 256 folders.
@@ -204,9 +198,7 @@ class DiskTier:
         Purges made from now until `finish` are remembered: a file written after a purge that
         matches it must not stay.
         """
-        self.writing += 1
-        self.open[self.purge_count] = self.open.get(self.purge_count, 0) + 1
-        return Ticket(key, self.purge_count)
+        return Ticket(key, self.log.begin())
 
     def write_file(self, ticket: Ticket, entry: Entry) -> None:
         """Write the entry's file atomically (blocking; any thread). A failure is logged and
@@ -220,15 +212,7 @@ class DiskTier:
 
     def abandon(self, ticket: Ticket) -> None:
         """A write announced by `begin` that will not be made."""
-        self.writing -= 1
-        left = self.open[ticket.started] - 1
-        if left:
-            self.open[ticket.started] = left
-            return
-        del self.open[ticket.started]
-        oldest = min(self.open, default=self.purge_count)
-        if self.purges and self.purges[0][0] < oldest:  # no open write can be matched by them
-            self.purges = [(seq, matches) for seq, matches in self.purges if seq >= oldest]
+        self.log.end(ticket.started)
 
     async def finish(self, ticket: Ticket, entry: Entry) -> None:
         """Account a file `write_file` wrote: indexed and the budget kept, or deleted again
@@ -250,8 +234,7 @@ class DiskTier:
 
     def _purged(self, ticket: Ticket, entry: Entry) -> bool:
         """Whether a purge made since `begin` matches the entry."""
-        return any(seq >= ticket.started and matches(entry.endpoint, entry.path)
-                   for seq, matches in self.purges)
+        return self.log.purged(ticket.started, entry.endpoint, entry.path)
 
     def _write(self, key: str, entry: Entry) -> int:
         head = entry.head()
@@ -310,9 +293,8 @@ class DiskTier:
 
     async def purge(self, matches: Callable[[str, str], bool]) -> int:
         """Delete every entry whose (endpoint, path) matches; returns how many."""
-        if self.writing:
-            self.purges.append((self.purge_count, matches))
-            self.purge_count += 1
+        if self.log.open:
+            self.log.record(matches)
             for key in [k for k, e in self.pending.items() if matches(e.endpoint, e.path)]:
                 del self.pending[key]
         doomed = [k for k, i in self.index.items() if matches(i.endpoint, i.path)]

@@ -17,6 +17,7 @@ from pathlib import Path
 from pixelport.cache.disk import DiskTier, Ticket
 from pixelport.cache.entry import Entry
 from pixelport.cache.memory import MemoryTier
+from pixelport.cache.purgelog import PurgeLog
 from pixelport.place import ALONE, Place
 
 
@@ -29,6 +30,7 @@ class ResultCache:
         self.disk = DiskTier(disk_dir, disk_bytes, place) if disk_dir is not None else None
         self.ttl = ttl
         self.writes: set[asyncio.Future[None]] = set()
+        self.log = PurgeLog()  # without a disk tier: purges made while results were made
 
     async def start(self) -> None:
         """Index the disk tier (in a thread)."""
@@ -70,6 +72,7 @@ class ResultCache:
     async def purge(self, matches: Callable[[str, str], bool]) -> int:
         """Remove every entry of matching (endpoint, path) from both tiers."""
         count = self.memory.purge(matches)
+        self.log.record(matches)
         if self.disk is not None:
             count += await self.disk.purge(matches)
         return count
@@ -90,6 +93,7 @@ class ResultWrite:
         self.cache = cache
         self.key = key
         self.ticket: Ticket | None = cache.disk.begin(key) if cache.disk is not None else None
+        self.mark = cache.log.begin() if self.ticket is None else 0
         self.ended = False  # finished, stored or abandoned: whatever comes later is a no-op
 
     def write(self, entry: Entry) -> None:
@@ -108,7 +112,7 @@ class ResultWrite:
             return
         disk, ticket = self.cache.disk, self.ticket
         if ticket is None or disk is None:
-            self.cache.memory.put(self.key, entry)
+            self._to_memory(entry)
             return
         self.cache.memory.remove(self.key)
         await disk.finish(ticket, entry)
@@ -120,7 +124,7 @@ class ResultWrite:
             return
         disk, ticket = self.cache.disk, self.ticket
         if ticket is None or disk is None:
-            self.cache.memory.put(self.key, entry)
+            self._to_memory(entry)
             return
         self.cache.memory.remove(self.key)
         task = disk.write(ticket, entry)
@@ -129,8 +133,19 @@ class ResultWrite:
 
     def abandon(self) -> None:
         """No entry comes (the fetch or the render failed)."""
-        if not self._end() and self.ticket is not None and self.cache.disk is not None:
+        if self._end():
+            return
+        if self.ticket is not None and self.cache.disk is not None:
             self.cache.disk.abandon(self.ticket)
+        else:
+            self.cache.log.end(self.mark)
+
+    def _to_memory(self, entry: Entry) -> None:
+        """Without a disk tier: into memory, unless a purge since `begin` covers it."""
+        log = self.cache.log
+        if not log.purged(self.mark, entry.endpoint, entry.path):
+            self.cache.memory.put(self.key, entry)
+        log.end(self.mark)
 
     def _end(self) -> bool:
         """Mark the write ended; whether it had ended already."""
