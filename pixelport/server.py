@@ -79,6 +79,7 @@ def guarded_protocol(head_timeout: float, max_connections: int) -> type[HttpTool
         head_bytes = 0  # bytes received since the current head began
         head_timer: asyncio.TimerHandle | None = None
         refused = False
+        heads = 0  # request heads parsed on this connection
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -97,15 +98,23 @@ def guarded_protocol(head_timeout: float, max_connections: int) -> type[HttpTool
             if self.head_done:
                 super().data_received(data)
                 return
-            if self.head_timer is None:
-                self._start_head_timer()  # a keep-alive connection's next request begins
             self.head_bytes += len(data)
+            heads = self.heads
             super().data_received(data)
-            if not self.head_done and self.head_bytes > MAX_HEAD and self.parser is not None:
+            if (self.head_done or self.heads != heads or self.parser is None
+                    or self.refused):
+                return  # a head completed in this read (its message may be complete too)
+            if self.head_bytes > MAX_HEAD:
                 self._refuse(TOO_LARGE)
+            elif self.head_timer is None:
+                # A keep-alive connection's next head arrived in part: from now it has
+                # request_head_timeout. A whole head in one read (nearly every request) needs
+                # no timer at all, which keeps a call_later and a cancel off the hot path.
+                self._start_head_timer()
 
         def on_headers_complete(self) -> None:
             self.head_done = True
+            self.heads += 1
             self._stop_head_timer()
             super().on_headers_complete()
 
@@ -161,6 +170,7 @@ def hot_protocol(hot: HotAnswers, base: type[HttpToolsProtocol]) -> type[HttpToo
 
         def on_headers_complete(self) -> None:
             self.head_done = True
+            self.heads += 1
             self._stop_head_timer()
             cycle = self.cycle
             if ((cycle is None or cycle.response_complete) and not self.pipeline

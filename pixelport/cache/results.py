@@ -108,25 +108,16 @@ class ResultWrite:
 
     async def finish(self, entry: Entry) -> None:
         """Account the entry `write` wrote (in memory without a disk tier)."""
-        if self._end():
-            return
-        disk, ticket = self.cache.disk, self.ticket
-        if ticket is None or disk is None:
-            self._to_memory(entry)
-            return
-        self.cache.memory.remove(self.key)
-        await disk.finish(ticket, entry)
+        disk, ticket = self._disk_write(entry)
+        if disk is not None and ticket is not None:
+            await disk.finish(ticket, entry)
 
     def store(self, entry: Entry) -> None:
         """Write and account an entry made on the event loop, in the background: the answer
         need not wait, and a request right behind finds the entry already."""
-        if self._end():
+        disk, ticket = self._disk_write(entry)
+        if disk is None or ticket is None:
             return
-        disk, ticket = self.cache.disk, self.ticket
-        if ticket is None or disk is None:
-            self._to_memory(entry)
-            return
-        self.cache.memory.remove(self.key)
         task = disk.write(ticket, entry)
         self.cache.writes.add(task)
         task.add_done_callback(self.cache.writes.discard)
@@ -139,6 +130,17 @@ class ResultWrite:
             self.cache.disk.abandon(self.ticket)
         else:
             self.cache.log.end(self.mark)
+
+    def _disk_write(self, entry: Entry) -> tuple[DiskTier | None, Ticket | None]:
+        """End the write; the disk tier and ticket to finish it with, or (None, None) when it
+        had ended already or went to memory (no disk tier)."""
+        if self._end():
+            return None, None
+        if self.ticket is None or self.cache.disk is None:
+            self._to_memory(entry)
+            return None, None
+        self.cache.memory.remove(self.key)  # an older result must not shadow this one
+        return self.cache.disk, self.ticket
 
     def _to_memory(self, entry: Entry) -> None:
         """Without a disk tier: into memory, unless a purge since `begin` covers it."""
