@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Receive, Scope, Send, send_bytes
@@ -12,6 +13,7 @@ from pixelport.config import Config
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
+from pixelport.library_app import MediaLibrary
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import HttpClient
@@ -41,7 +43,11 @@ class App:
         self.http = HttpClient(allow_private_networks=config.security.allow_private_networks)
         self.origins = build_all(Shared(config, self.http))
         library: list[Origin] = []
-        if config.library_dir is not None:
+        self.media: MediaLibrary | None = None
+        if config.library_dir is not None and config.database.url:
+            self.media = MediaLibrary(config, config.library_dir, self.http)
+            library.append(self.media.origin)
+        elif config.library_dir is not None:
             library.append(LibraryOrigin(config.library_dir))
         endpoints = [
             Endpoint(e, OriginChain((library if e.library else [])
@@ -74,6 +80,13 @@ class App:
         self.siblings = Siblings(place)
         self.purges = PurgeApi(table, purgers, self.siblings)
         self.api.route("/v1/files/purge", self.purges)
+        if self.media is not None:
+            routes = self.media.mount(table, self.purges, self.siblings)
+            self.media.named.listeners.append(
+                lambda: self.delivery.use_named(self.media.named.mapping)  # type: ignore[union-attr]
+            )
+            self.api.route("/v1", routes)
+            self.api.route("/api", routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route a request: health checks, the API, else delivery."""
@@ -100,7 +113,9 @@ class App:
                 await self.results.start()
                 if self.originals is not None:
                     await self.originals.start()
-                await self.siblings.start(self.purges.on_message)
+                if self.media is not None:
+                    await self.media.start()
+                await self.siblings.start(self.on_message)
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
                 await send({"type": "lifespan.startup.complete"})
@@ -108,6 +123,14 @@ class App:
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A message from another worker: a library change, else a purge."""
+        if self.media is not None:
+            reply = await self.media.on_message(message)
+            if reply is not None:
+                return reply
+        return await self.purges.on_message(message)
 
     def drain(self, seconds: float) -> None:
         """Shutting down: renders under way, and any started from now, end within `seconds`."""
@@ -117,6 +140,8 @@ class App:
         """Close pooled connections and stop the workers."""
         self.images.stop()  # renders still running end at their next tile
         await self.siblings.close()
+        if self.media is not None:
+            await self.media.aclose()
         await self.results.close()
         if self.originals is not None:
             self.originals.close()

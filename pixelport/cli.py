@@ -1,4 +1,4 @@
-"""Command line: `pixelport serve | check-config | sign-url | purge`."""
+"""Command line: `pixelport serve | check-config | sign-url | purge | migrate | library scan`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pixelport import __version__
 from pixelport.config import Config, ConfigError, load, parse_listen
@@ -42,8 +43,24 @@ def main(argv: list[str] | None = None) -> int:
                        "[server] listen (default: PIXELPORT_PRIVATE_KEY and 127.0.0.1:8080)")
     purge.add_argument("--server", help="the server's base URL (default: from [server] listen)")
 
+    migrate = commands.add_parser("migrate", help="bring the library's database schema up "
+                                  "to date (serve does this too)")
+    migrate.add_argument("--config", type=Path, help="TOML config file ([database] url, "
+                         "[library] dir)")
+
+    library = commands.add_parser("library", help="media library maintenance")
+    library_commands = library.add_subparsers(dest="library_command", required=True)
+    scan = library_commands.add_parser("scan", help="index the files found in [library] dir "
+                                       "into the database (idempotent)")
+    scan.add_argument("--config", type=Path, help="TOML config file")
+    scan.add_argument("--quiet", action="store_true", help="no progress bar")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "migrate":
+            return migrate_command(args.config)
+        if args.command == "library":
+            return scan_command(args.config, args.quiet)
         if args.command == "check-config":
             return check_config(args.config)
         if args.command == "purge":
@@ -122,6 +139,64 @@ def purge_command(url: str, path: Path | None, server: str | None) -> int:
     except (urllib.error.URLError, OSError) as exc:
         print(f"pixelport: purge failed: cannot reach {server}: {exc}", file=sys.stderr)
     return 1
+
+
+def _database(config: Config) -> Any:
+    from pixelport.state.db import Database
+
+    if config.library_dir is None or not config.database.url:
+        raise ConfigError(f"{config.source}: [library] dir: the media library is turned off")
+    return Database(config.database.url)
+
+
+def migrate_command(path: Path | None) -> int:
+    """Apply the database migrations."""
+    import asyncio
+
+    config = _load(path)
+    db = _database(config)
+
+    async def run() -> None:
+        try:
+            await db.migrate()
+        finally:
+            await db.aclose()
+
+    asyncio.run(run())
+    print(f"database schema up to date ({config.database.dialect})")
+    return 0
+
+
+def scan_command(path: Path | None, quiet: bool) -> int:
+    """Index the files in the library folder, with a progress bar."""
+    import asyncio
+
+    from tqdm import tqdm
+
+    from pixelport.library.files import Library
+    from pixelport.library.scan import library_files, scan
+    from pixelport.library.storage import FolderStorage
+
+    config = _load(path)
+    db = _database(config)
+    root = config.library_dir
+    assert root is not None
+    if not root.is_dir():
+        raise ConfigError(f"{config.source}: [library] dir: {root} is not a folder")
+
+    async def run() -> int:
+        try:
+            await db.migrate()
+            total = await asyncio.to_thread(lambda: sum(1 for _ in library_files(root)))
+            with tqdm(total=total, unit="file", disable=quiet, desc="scanning") as bar:
+                report = await scan(Library(db, FolderStorage(root)), root, bar.update)
+            print(f"{report.seen} file(s) found, {report.indexed} indexed, "
+                  f"{report.skipped} already indexed or skipped")
+            return 0
+        finally:
+            await db.aclose()
+
+    return asyncio.run(run())
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -234,6 +234,8 @@ class SecurityConfig:
     require_signed_urls: bool = False
     allow_private_networks: bool = False
     private_keys: tuple[str, ...] = field(default=(), repr=False)  # more keys, for rotation
+    # Client-side uploads name it (`publicKey`, and the `kid` of v2 upload tokens); not secret.
+    public_key: str | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -255,6 +257,8 @@ class LimitsConfig:
     max_decoded_bytes: int = 512_000_000
     # Wall time of one render (the pipeline and the encode), stopped inside libvips past it.
     max_render_seconds: float = 20.0
+    # One upload's file, refused with 413 while the body streams in (ImageKit's free plan: 25 MB).
+    max_upload_bytes: int = 25_000_000
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,19 @@ class CacheConfig:
     originals_ttl: float = 86400.0  # saved originals older than this are revalidated
     originals_max_size: int = 10 * 10**9
     decoded_memory: int = 256 * 2**20  # decoded copies of large originals shared by variants
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Where the media library's state lives: an SQLAlchemy URL (async driver)."""
+
+    # "sqlite+aiosqlite:///…" (embedded, one node) or "postgresql+asyncpg://…" (many nodes).
+    url: str = field(default="", repr=False)  # the URL may carry a password
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.url.split("+", 1)[0].split(":", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -312,6 +329,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     library_dir: Path | None = None
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     transformations: Mapping[str, str] = field(default_factory=dict)
     origins: tuple[OriginConfig, ...] = ()
@@ -341,12 +359,14 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
               base: Path | None = None) -> Config:
     """Validate an already-parsed config mapping."""
     root = Section(data, "", source, base or Path.cwd())
+    library_dir = _library(root.table("library"))
     config = Config(
         server=_server(root.table("server")),
         security=_security(root.table("security")),
         limits=_limits(root.table("limits")),
         cache=_cache(root.table("cache")),
-        library_dir=_library(root.table("library")),
+        library_dir=library_dir,
+        database=_database(root.table("database"), library_dir),
         images=_images(root.table("images")),
         transformations=_named(root.table("transformations")),
         origins=_origins(root),
@@ -392,6 +412,7 @@ def _security(s: Section) -> SecurityConfig:
         require_signed_urls=s.flag("require_signed_urls", False),
         allow_private_networks=s.flag("allow_private_networks", False),
         private_keys=_keys(s, "private_keys"),
+        public_key=s.optional_text("public_key"),
     )
     s.finish()
     return cfg
@@ -420,6 +441,7 @@ def _limits(s: Section) -> LimitsConfig:
         max_decoded_bytes=s.size("max_decoded_bytes", LimitsConfig.max_decoded_bytes),
         max_render_seconds=s.number("max_render_seconds", LimitsConfig.max_render_seconds,
                                     minimum=0.1),
+        max_upload_bytes=s.size("max_upload_bytes", LimitsConfig.max_upload_bytes),
     )
     s.finish()
     return cfg
@@ -444,6 +466,36 @@ def _library(s: Section) -> Path | None:
     path = s.path("dir", "data/library")
     s.finish()
     return path
+
+
+def _database(s: Section, library_dir: Path | None) -> DatabaseConfig:
+    url = s.optional_text("url")
+    s.finish()
+    if url is None:
+        # Embedded default: an SQLite file beside the library (data/library → data/library.db).
+        return DatabaseConfig(database_url(f"sqlite:///{library_dir}.db", s.base)
+                              if library_dir is not None else "")
+    try:
+        return DatabaseConfig(database_url(url, s.base))
+    except ValueError as exc:
+        raise s.error("url", str(exc)) from None
+
+
+def database_url(url: str, base: Path) -> str:
+    """An SQLAlchemy URL with its async driver; relative SQLite paths are taken from `base`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("must read sqlite:///path/to/file.db or postgresql://user@host/db")
+    scheme = scheme.split("+", 1)[0].lower()
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else rest
+        if not path or path == ":memory:":
+            raise ValueError("an SQLite database needs a file (workers share it)")
+        file = Path(path).expanduser()
+        return f"sqlite+aiosqlite:///{file if file.is_absolute() else base / file}"
+    if scheme in ("postgresql", "postgres"):
+        return f"postgresql+asyncpg://{rest}"
+    raise ValueError(f"unsupported database {scheme!r}: use sqlite:/// or postgresql://")
 
 
 def _webp_effort(s: Section) -> int | None:

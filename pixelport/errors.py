@@ -105,3 +105,56 @@ class Unexpected(OriginFailed):
 
     status = 500
     body = "Internal Server Error"
+
+
+class ApiError(PixelportError):
+    """A management or upload API failure, answered as JSON `{"message", "help"}`; `extra`
+    adds fields some answers carry (`missingFileIds`)."""
+
+    status = 400
+    code = "EINVALID"
+    body = "Bad Request"
+
+    def __init__(self, message: str, extra: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.extra = extra or {}
+
+
+class ApiNotFound(ApiError):
+    """The file, version, folder or job named does not exist."""
+
+    status = 404
+    code = "ENOENT"
+    body = "Not Found"
+
+
+class ApiConflict(ApiError):
+    """The name or path asked for is taken."""
+
+    status = 409
+    code = "ECONFLICT"
+    body = "Conflict"
+
+
+class ApiForbidden(ApiError):
+    """Authenticated, but not allowed: a bad upload signature, a reused or expired token."""
+
+    status = 403
+    code = "EACCES"
+    body = "Forbidden"
+
+
+class UploadTooLarge(ApiError):
+    """An upload past `[limits] max_upload_bytes`, refused while it streams in."""
+
+    status = 413
+    code = "ELIMIT"
+    body = "Payload Too Large"
+
+
+class ApiUnauthorized(ApiError):
+    """No credentials the API accepts."""
+
+    status = 401
+    code = "ESIGNATURE"
+    body = "Unauthorized"

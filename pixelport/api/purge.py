@@ -125,9 +125,39 @@ class PurgeApi:
         self.done.put(request_id, removed)
         return removed
 
+    async def purge_paths(self, paths: Sequence[str]) -> str:
+        """Purge every cached result of these library paths (`/a/b.jpg`), on every endpoint,
+        in every worker, before returning; the purge request id."""
+        request_id = uuid.uuid4().hex
+        await self.apply_paths(paths, request_id)
+        if self.siblings is not None:
+            listed = list(paths)
+            for start in range(0, len(listed), 200):  # messages stay under 64 KiB
+                await self.siblings.tell({"purge_paths": listed[start:start + 200],
+                                          "id": request_id})
+        return request_id
+
+    async def apply_paths(self, paths: Sequence[str], request_id: str) -> int:
+        """Purge these library paths from this worker's caches."""
+        wanted = {p.lstrip("/") for p in paths}
+        removed = 0
+        for purger in self.purgers:
+            removed += await purger(lambda _endpoint, path: path in wanted)
+        self.done.put(request_id, removed)
+        return removed
+
+    def request_id(self) -> str:
+        """A purge request id answered Completed (caches follow library changes at once)."""
+        request_id = uuid.uuid4().hex
+        self.done.put(request_id, 0)
+        return request_id
+
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
         """A purge told by another worker."""
         try:
+            if "purge_paths" in message:
+                paths = [str(p) for p in message["purge_paths"]]
+                return {"removed": await self.apply_paths(paths, str(message["id"]))}
             return {"removed": await self.apply(str(message["purge"]), str(message["id"]))}
         except (KeyError, PurgeError) as exc:
             log.error("purge from another worker failed: %r", exc)

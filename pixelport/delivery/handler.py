@@ -12,7 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -81,6 +81,12 @@ class Delivery:
         self.production = production
         self.hot = hot
         self.parsed: LRU[str, tuple[list[ChainItem], str]] = LRU(4096)
+        self.named: Mapping[str, str] = config.transformations
+
+    def use_named(self, named: Mapping[str, str]) -> None:
+        """Expand `n-<name>` with these named transformations from now on."""
+        self.named = named
+        self.parsed = LRU(4096)  # chains parsed with the old ones
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point for one delivery request."""
@@ -152,7 +158,7 @@ class Delivery:
         """
         found = self.parsed.get(text)
         if found is None:
-            steps = registry.parse(text, self.config.transformations)
+            steps = registry.parse(text, self.named)
             found = (steps, registry.canonical(steps))
             self.parsed.put(text, found)
         return found

@@ -45,6 +45,7 @@ class Original:
     status: int = 200  # 206 when the origin honoured a Range, 304 when not modified
     content_range: str | None = None
     private: bool = False
+    custom_coordinates: str | None = None  # "x,y,w,h" stored with a library upload (fo-custom)
     canonical_url: str | None = None  # sent as Link: <...>; rel="canonical"
     close: Callable[[], Awaitable[None]] = field(default=_no_close)
     # When the whole fetch must be over (event-loop time; set by origins.resilience from the

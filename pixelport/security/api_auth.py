@@ -17,14 +17,16 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pixelport.asgi import Receive, Scope, Send, send_bytes
 
 ApiHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
-PREFIXES = ("/v1/", "/api/v1/")
+PREFIXES = ("/v1/", "/api/v1/", "/api/v2/")
+# Routes that authenticate themselves: uploads may be signed on the client instead.
+SELF_AUTHENTICATED = ("/api/v1/files/upload", "/api/v2/files/upload")
 UNAUTHORIZED = ("Your request could not be authenticated: send the private API key as the "
                 "HTTP Basic user name.")
 
 
 def is_api_path(path: str) -> bool:
     """Whether `path` belongs to the API rather than to delivery."""
-    return path in ("/v1", "/api/v1") or path.startswith(PREFIXES)
+    return path in ("/v1", "/api/v1", "/api/v2") or path.startswith(PREFIXES)
 
 
 def basic_user(authorization: bytes | None) -> bytes | None:
@@ -78,7 +80,8 @@ class ApiGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point for one API request."""
-        if not is_authorized(scope["headers"], self.keys):
+        if (scope["path"].rstrip("/") not in SELF_AUTHENTICATED
+                and not is_authorized(scope["headers"], self.keys)):
             await send_json(send, 401, {"message": UNAUTHORIZED},
                             {"www-authenticate": 'Basic realm="pixelport"'})
             return

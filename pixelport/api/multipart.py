@@ -1,0 +1,150 @@
+"""Upload bodies: multipart/form-data streamed by python-multipart, the `file` part straight
+into a temporary file of the library's storage, every part counted as it arrives.
+
+An upload larger than `[limits] max_upload_bytes` is refused (UploadTooLarge, 413) at the
+chunk that crosses the limit, never after the whole body is in; text fields are kept in
+memory up to a cap of their own (a base64 `file` field may be 4/3 the upload limit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from pixelport.errors import ApiError, UploadTooLarge
+
+MAX_FIELD = 1024 * 1024  # any text field but `file`
+MAX_FIELDS = 200
+
+
+@dataclass
+class Form:
+    """A parsed upload form: text fields, and the file part written to `file_path`."""
+
+    fields: dict[str, str] = field(default_factory=dict)
+    file_path: Path | None = None  # set when `file` came as a binary part
+    file_name: str | None = None  # the part's own filename=, when it had one
+
+    def discard(self) -> None:
+        """Remove the temporary file (nothing of a refused upload is kept)."""
+        if self.file_path is not None:
+            self.file_path.unlink(missing_ok=True)
+            self.file_path = None
+
+
+async def read_form(content_type: str, body: AsyncIterator[bytes], temporary: Path,
+                    max_upload: int) -> Form:
+    """Parse a multipart body; the binary `file` part goes to `temporary`."""
+    kind, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise ApiError("Send the upload as multipart/form-data.")
+    state = _State(temporary, max_upload)
+    parser = MultipartParser(boundary, {
+        "on_part_begin": state.part_begin, "on_part_data": state.part_data,
+        "on_part_end": state.part_end, "on_header_field": state.header_field,
+        "on_header_value": state.header_value, "on_header_end": state.header_end,
+        "on_headers_finished": state.headers_finished,
+    })
+    try:
+        async for chunk in body:
+            parser.write(chunk)
+            if state.error is not None:
+                raise state.error
+        parser.finalize()
+        if state.error is not None:
+            raise state.error
+    except BaseException:
+        state.close()
+        state.form.discard()
+        raise
+    state.close()
+    return state.form
+
+
+class _State:
+    """python-multipart's callbacks, building a Form."""
+
+    def __init__(self, temporary: Path, max_upload: int) -> None:
+        self.form = Form()
+        self.temporary = temporary
+        self.max_upload = max_upload
+        self.error: ApiError | None = None
+        self.headers: dict[bytes, bytes] = {}
+        self.header_name = b""
+        self.header_value_ = b""
+        self.name = ""
+        self.data: bytearray | None = None
+        self.writer: IO[bytes] | None = None
+        self.size = 0
+        self.cap = MAX_FIELD
+
+    def part_begin(self) -> None:
+        self.headers = {}
+
+    def header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_name += data[start:end]
+
+    def header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value_ += data[start:end]
+
+    def header_end(self) -> None:
+        self.headers[self.header_name.lower()] = self.header_value_
+        self.header_name, self.header_value_ = b"", b""
+
+    def headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition", b""))
+        self.name = options.get(b"name", b"").decode("utf-8", "replace")
+        self.size = 0
+        if len(self.form.fields) >= MAX_FIELDS:
+            self.error = self.error or ApiError("Too many form fields.")
+        if self.name == "file" and b"filename" in options:
+            if self.form.file_path is not None:
+                self.error = self.error or ApiError("Send one file per upload.")
+                return
+            self.form.file_path = self.temporary
+            self.form.file_name = options[b"filename"].decode("utf-8", "replace")
+            self.writer = self.temporary.open("wb")
+            self.data = None
+        else:
+            self.data = bytearray()
+            # A base64 file is 4/3 of its bytes, plus a data: prefix.
+            self.cap = (self.max_upload * 4 // 3 + 256) if self.name == "file" else MAX_FIELD
+
+    def part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.error is not None:
+            return
+        self.size += end - start
+        if self.writer is not None:
+            if self.size > self.max_upload:
+                self.error = UploadTooLarge(
+                    f"The file is larger than the upload limit of {self.max_upload} bytes.")
+                return
+            self.writer.write(data[start:end])
+        elif self.data is not None:
+            if self.size > self.cap:
+                self.error = (UploadTooLarge(f"The file is larger than the upload limit of "
+                                             f"{self.max_upload} bytes.")
+                              if self.name == "file" else
+                              ApiError(f"The field {self.name} is longer than 1 MB."))
+                return
+            self.data += data[start:end]
+
+    def part_end(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        elif self.data is not None:
+            self.form.fields[self.name] = self.data.decode("utf-8", "replace")
+            self.data = None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(OSError):
+                self.writer.close()
+            self.writer = None

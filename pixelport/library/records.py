@@ -1,0 +1,130 @@
+"""Library rows as ImageKit's JSON objects (File, file version, Folder, upload response)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from pixelport.state.models import File, FileVersion, Folder
+
+THUMBNAIL = "ik_ml_thumbnail"  # the built-in named transformation of `thumbnail` URLs
+
+
+@dataclass(frozen=True)
+class Urls:
+    """How the request that asked sees the library: its endpoint's base URL."""
+
+    base: str  # "http://host:port" or "http://host:port/identifier", no trailing slash
+
+    def file(self, path: str) -> str:
+        """The delivery URL of a stored path."""
+        return self.base + quote(path, safe="/:@!$&'()*+,;=-._~")
+
+    def thumbnail(self, path: str, file_type: str) -> str:
+        """The thumbnail URL (`tr:n-ik_ml_thumbnail`) of an image; empty for other files."""
+        if file_type != "image":
+            return ""
+        return f"{self.base}/tr:n-{THUMBNAIL}" + quote(path, safe="/:@!$&'()*+,;=-._~")
+
+
+def iso(moment: datetime) -> str:
+    """ImageKit's timestamp spelling: `2024-01-15T10:00:00.123Z`."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def tags_of(row: File, ai: bool) -> list[str] | None:
+    """The file's tags (or AITags) in order; None when there are none, as ImageKit says."""
+    found = [tag.tag for tag in row.tags if tag.ai == ai]
+    return found or None
+
+
+def snapshot(row: File) -> dict[str, Any]:
+    """What a version keeps of its file's fields."""
+    return {
+        "name": row.name, "file_type": row.file_type, "mime": row.mime, "format": row.format,
+        "size": row.size, "width": row.width, "height": row.height,
+        "has_alpha": row.has_alpha, "is_private": row.is_private,
+        "is_published": row.is_published, "custom_coordinates": row.custom_coordinates,
+        "custom_metadata": row.custom_metadata, "embedded_metadata": row.embedded_metadata,
+        "description": row.description, "tags": tags_of(row, False),
+        "ai_tags": tags_of(row, True), "updated_at": iso(row.updated_at),
+    }
+
+
+def file_object(row: File, urls: Urls) -> dict[str, Any]:
+    """The File object of `GET /v1/files/{id}/details` and of listings."""
+    return {
+        "type": "file",
+        "fileId": row.id,
+        "name": row.name,
+        "filePath": row.path,
+        "url": urls.file(row.path),
+        "thumbnail": urls.thumbnail(row.path, row.file_type),
+        "fileType": row.file_type,
+        "mime": row.mime,
+        "size": row.size,
+        "width": row.width,
+        "height": row.height,
+        "hasAlpha": row.has_alpha,
+        "isPrivateFile": row.is_private,
+        "isPublished": row.is_published,
+        "customCoordinates": row.custom_coordinates,
+        "customMetadata": row.custom_metadata,
+        "embeddedMetadata": row.embedded_metadata,
+        "description": row.description,
+        "tags": tags_of(row, False),
+        "AITags": tags_of(row, True),
+        "versionInfo": {"id": row.version_id, "name": f"Version {row.version_number}"},
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }
+
+
+def version_object(row: File, version: FileVersion, urls: Urls) -> dict[str, Any]:
+    """A file-version object: the file's fields as they were when the version was made."""
+    kept = version.snapshot
+    current = version.id == row.version_id
+    body = file_object(row, urls)
+    if not current:
+        body.update({
+            "name": kept.get("name", row.name), "fileType": kept.get("file_type"),
+            "mime": kept.get("mime"), "size": kept.get("size"), "width": kept.get("width"),
+            "height": kept.get("height"), "hasAlpha": kept.get("has_alpha", False),
+            "isPrivateFile": kept.get("is_private", False),
+            "isPublished": kept.get("is_published", True),
+            "customCoordinates": kept.get("custom_coordinates"),
+            "customMetadata": kept.get("custom_metadata") or {},
+            "embeddedMetadata": kept.get("embedded_metadata") or {},
+            "description": kept.get("description"), "tags": kept.get("tags"),
+            "AITags": kept.get("ai_tags"), "updatedAt": kept.get("updated_at"),
+        })
+        body["url"] = f"{body['url']}?ik-obj-version={version.id}"
+    body["type"] = "file-version"
+    body["versionInfo"] = {"id": version.id, "name": f"Version {version.number}"}
+    body["createdAt"] = iso(version.created_at)
+    return body
+
+
+def upload_object(row: File, urls: Urls) -> dict[str, Any]:
+    """The upload response: the File object's facts under the upload's own field names."""
+    body = file_object(row, urls)
+    for absent in ("type", "mime", "hasAlpha", "createdAt", "updatedAt", "thumbnail"):
+        body.pop(absent)
+    body["thumbnailUrl"] = urls.thumbnail(row.path, row.file_type)
+    body["AITags"] = tags_of(row, True)
+    return body
+
+
+def folder_object(row: Folder) -> dict[str, Any]:
+    """The Folder object of listings."""
+    return {
+        "type": "folder",
+        "folderId": row.id,
+        "name": row.name,
+        "folderPath": row.path.rstrip("/") or "/",
+        "customMetadata": row.custom_metadata,
+        "createdAt": iso(row.created_at),
+        "updatedAt": iso(row.updated_at),
+    }

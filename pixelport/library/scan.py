@@ -1,0 +1,120 @@
+"""`pixelport library scan`: index the files found in `[library] dir` into the database.
+
+Idempotent: a file already indexed (its path, or its bytes named by a version) or retired by
+the API is left alone. Files are indexed in place (their path is their storage key), in
+batches of one transaction each, so an interrupted scan keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pixelport.library import names
+from pixelport.library.files import Library, ensure_folders, set_tags
+from pixelport.library.metadata import probe
+from pixelport.library.records import snapshot
+from pixelport.library.storage import INTERNAL
+from pixelport.state.models import File, FileVersion, RetiredPath, new_id, now
+
+BATCH = 500
+
+
+@dataclass
+class ScanReport:
+    """What a scan found and did."""
+
+    seen: int = 0
+    indexed: int = 0
+    skipped: int = 0  # already indexed, retired, or a name the library cannot hold
+
+
+def library_files(root: Path) -> Iterator[str]:
+    """Storage keys (relative paths) of the regular files under `root`, internals excluded."""
+    for folder, subfolders, files in os.walk(root):
+        relative = Path(folder).relative_to(root).as_posix()
+        if relative == ".":
+            subfolders[:] = [s for s in subfolders if s != INTERNAL]
+            relative = ""
+        subfolders.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            if path.is_file() and not path.is_symlink():
+                yield f"{relative}/{name}" if relative else name
+
+
+async def scan(library: Library, root: Path,
+               progress: Callable[[int], None] | None = None) -> ScanReport:
+    """Index every file under `root` not yet known to the library."""
+    report = ScanReport()
+    batch: list[str] = []
+    for key in await asyncio.to_thread(lambda: list(library_files(root))):
+        report.seen += 1
+        batch.append(key)
+        if len(batch) == BATCH:
+            await _index(library, root, batch, report)
+            if progress:
+                progress(len(batch))
+            batch = []
+    if batch:
+        await _index(library, root, batch, report)
+        if progress:
+            progress(len(batch))
+    return report
+
+
+async def _index(library: Library, root: Path, keys: list[str], report: ScanReport) -> None:
+    candidates: list[tuple[str, str, str]] = []
+    for key in keys:
+        folder, name = key.rpartition("/")[0], key.rpartition("/")[2]
+        try:
+            clean_folder = names.clean_folder(folder)
+            clean = names.clean_name(name)
+        except ValueError:
+            report.skipped += 1
+            continue
+        if clean != name or clean_folder != "/" + (f"{folder}/" if folder else ""):
+            report.skipped += 1  # a name ImageKit's rules would change: left as it is
+            continue
+        candidates.append((key, clean_folder, clean))
+    facts = await asyncio.to_thread(lambda: [probe(root / key) for key, _, _ in candidates])
+    sizes = await asyncio.to_thread(lambda: [(root / key).stat().st_size
+                                             for key, _, _ in candidates])
+
+    async def work(session: AsyncSession) -> int:
+        paths = ["/" + key for key, _, _ in candidates]
+        known = set((await session.scalars(select(File.path).where(File.path.in_(paths)))).all())
+        known |= set((await session.scalars(select(RetiredPath.path).where(
+            RetiredPath.path.in_(paths)))).all())
+        known |= {"/" + k for k in (await session.scalars(select(FileVersion.storage_key).where(
+            FileVersion.storage_key.in_([key for key, _, _ in candidates])))).all()}
+        added = 0
+        for (key, folder, name), fact, size in zip(candidates, facts, sizes, strict=True):
+            if "/" + key in known:
+                continue
+            await ensure_folders(session, folder)
+            moment = now()
+            row = File(id=new_id(), path="/" + key, folder=folder, name=name, tags=[],
+                       version_id="", version_number=1, storage_key=key,
+                       file_type=fact.file_type, mime=fact.mime, format=fact.format, size=size,
+                       width=fact.width, height=fact.height, has_alpha=fact.has_alpha,
+                       is_private=False, is_published=True, custom_metadata={},
+                       embedded_metadata={}, created_at=moment, updated_at=moment)
+            set_tags(row, [], [])
+            row.version_id = row.id
+            session.add(row)
+            await session.flush()
+            session.add(FileVersion(id=row.id, file_id=row.id, number=1, storage_key=key,
+                                    snapshot=snapshot(row), created_at=moment))
+            added += 1
+        return added
+
+    added = await library.db.retrying(work)
+    report.indexed += added
+    report.skipped += len(candidates) - added

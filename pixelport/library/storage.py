@@ -1,0 +1,143 @@
+"""Where the library keeps file bytes: a small interface, and a local folder behind it.
+
+Keys are paths relative to the storage root. Bytes uploaded through the API go to new,
+never-reused keys under `.pixelport/blobs/` (one per version), written to a temporary file
+first and renamed into place complete (after fsync): a key that exists always holds a whole
+file, and nothing is ever written over. Files already in the folder keep their own path as key
+(`pixelport library scan`). A blob whose database row never committed (a crash between the
+two) is an orphan; `sweep` deletes those older than an hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from pixelport.security.paths import resolve_under
+
+INTERNAL = ".pixelport"  # never served by path, never indexed
+BLOBS = f"{INTERNAL}/blobs"
+TEMPORARY = f"{INTERNAL}/partial"  # uploads being received
+CHUNK = 1024 * 1024
+
+
+class Storage(Protocol):
+    """File bytes by key (`[library] dir` first; a bucket in a later issue)."""
+
+    async def put_file(self, source: Path, name: str) -> str:
+        """Store a local file's bytes under a new key (its name kept at the end); the key."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The file of `key` on this machine, when the storage is local and it exists."""
+
+    async def delete(self, key: str) -> None:
+        """Remove `key`'s bytes (nothing when already gone)."""
+
+    async def sweep(self, referenced: Iterable[str], older_than: float) -> int:
+        """Delete stored blobs not in `referenced` and older than `older_than` seconds."""
+
+
+class FolderStorage:
+    """The library's bytes in a local folder (`[library] dir`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / TEMPORARY
+
+    def temporary(self) -> Path:
+        """A new temporary file's path on the storage's file system (renames stay atomic)."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        return self.tmp / f"{secrets.token_hex(16)}.part"
+
+    async def put_file(self, source: Path, name: str) -> str:
+        """Copy (or move, when `source` is one of `temporary()`'s) into a new blob key."""
+        key = f"{BLOBS}/{secrets.token_hex(1)}/{secrets.token_hex(12)}-{_safe_tail(name)}"
+        await asyncio.to_thread(self._put, source, self.root / key)
+        return key
+
+    def _put(self, source: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.parent == self.tmp:
+            _fsync_file(source)
+            os.replace(source, target)
+        else:
+            partial = self.temporary()
+            try:
+                with source.open("rb") as reader, partial.open("wb") as writer:
+                    shutil.copyfileobj(reader, writer, CHUNK)
+                    writer.flush()
+                    os.fsync(writer.fileno())
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+        _fsync_dir(target.parent)
+
+    def local_path(self, key: str) -> Path | None:
+        """The key's file, when it lies inside the root."""
+        return resolve_under(self.root, key)
+
+    async def delete(self, key: str) -> None:
+        """Remove a key's file."""
+        path = resolve_under(self.root, key)
+        if path is not None:
+            await asyncio.to_thread(path.unlink, True)
+
+    async def sweep(self, referenced: Iterable[str], older_than: float) -> int:
+        """Delete orphaned blobs and abandoned temporary files."""
+        keep = set(referenced)
+        return await asyncio.to_thread(self._sweep, keep, time.time() - older_than)
+
+    def _sweep(self, keep: set[str], before: float) -> int:
+        removed = 0
+        for path in [*self._walk(self.root / BLOBS), *self._walk(self.tmp)]:
+            key = path.relative_to(self.root).as_posix()
+            try:
+                if key not in keep and path.stat().st_mtime < before:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    @staticmethod
+    def _walk(folder: Path) -> Iterator[Path]:
+        if folder.is_dir():
+            yield from (path for path in folder.rglob("*") if path.is_file())
+
+
+async def read_chunks(handle: BinaryIO, remaining: int) -> AsyncIterator[bytes]:
+    """A file's bytes in chunks, read in a thread."""
+    while remaining > 0:
+        chunk = await asyncio.to_thread(handle.read, min(256 * 1024, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+        yield chunk
+
+
+def _safe_tail(name: str) -> str:
+    tail = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-80:]
+    return tail or "file"
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is durable only once the folder's entry is; a crash before leaves no key.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

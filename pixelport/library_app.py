@@ -1,0 +1,173 @@
+"""Assembly of the media library and its API (what `app.App` mounts when a library is set)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pixelport.api.files import Files
+from pixelport.api.folders import FolderRoutes
+from pixelport.api.purge import PurgeApi
+from pixelport.api.router import build
+from pixelport.api.settings import SettingRoutes
+from pixelport.api.upload import Uploads
+from pixelport.asgi import Receive, Scope, Send
+from pixelport.config import Config
+from pixelport.delivery.endpoints import EndpointTable
+from pixelport.errors import ApiError, PixelportError, UploadTooLarge
+from pixelport.library.fields import MetadataFields
+from pixelport.library.files import Library
+from pixelport.library.folders import Folders
+from pixelport.library.named import NamedTransformations
+from pixelport.library.origin import LibraryFiles
+from pixelport.library.records import Urls
+from pixelport.library.storage import FolderStorage
+from pixelport.origins import http1
+from pixelport.origins.http import HttpClient, check_status
+from pixelport.origins.library import LibraryOrigin
+from pixelport.siblings import Siblings
+from pixelport.state.db import Database
+from pixelport.state.models import UploadToken, now
+
+log = logging.getLogger("pixelport.library")
+SWEEP_EVERY = 3600.0  # orphaned bytes and spent tokens are looked for this often
+ORPHAN_AGE = 3600.0  # unreferenced bytes younger than this may belong to a commit under way
+
+
+class MediaLibrary:
+    """The library's parts in one worker: database, storage, files, folders, API routes."""
+
+    def __init__(self, config: Config, root: Path, http: HttpClient) -> None:
+        self.config = config
+        self.db = Database(config.database.url)
+        self.storage = FolderStorage(root)
+        self.library = Library(self.db, self.storage)
+        self.origin = LibraryFiles(self.library, LibraryOrigin(root))
+        self.fields = MetadataFields(self.db)
+        self.folders = Folders(self.library)
+        self.named = NamedTransformations(self.db, config.transformations)
+        self.http = http
+        self.router: Any = None
+        self.sweeper: asyncio.Task[None] | None = None
+
+    def mount(self, table: EndpointTable, purges: PurgeApi,
+              siblings: Siblings) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+        """The API routes, with caches purged in every worker on every change."""
+        async def changed(paths: Sequence[str]) -> None:
+            await purges.purge_paths(paths)
+
+        async def named_changed() -> None:
+            await self.named.load()
+            await siblings.tell({"named": True})
+
+        self.library.on_change = changed
+        urls_for = _urls_for(table)
+        security = self.config.security
+        uploads = Uploads(self.library, self.fields, security.keys, security.public_key,
+                          self.config.limits.max_upload_bytes, urls_for, self.fetch_url)
+        files = Files(self.library, self.fields, urls_for, purges.request_id,
+                      _path_of_url(table))
+        self.router = build(uploads, files, FolderRoutes(self.folders),
+                            SettingRoutes(self.fields, self.named, named_changed))
+        return self.router  # type: ignore[no-any-return]
+
+    async def start(self) -> None:
+        """Migrate the schema, load named transformations, start the sweeper."""
+        await self.db.migrate()
+        await self.named.load()
+        self.sweeper = asyncio.create_task(self._sweep_forever())
+
+    async def on_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """A message from another worker that concerns the library (None: not ours)."""
+        if message.get("named"):
+            await self.named.load()
+            return {}
+        return None
+
+    async def fetch_url(self, url: str, path: Path, limit: int, timeout: float) -> None:
+        """An upload's `file` given as a URL: fetched through the address guard, within
+        `timeout` seconds and `limit` bytes, into `path`."""
+        timeouts = http1.Timeouts(connect=timeout, read=timeout)
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self.http.get(url, {}, timeouts, "upload")
+                try:
+                    check_status(response, "upload", url)
+                    size = 0
+                    with path.open("wb") as writer:
+                        async for chunk in response.chunks():
+                            size += len(chunk)
+                            if size > limit:
+                                raise UploadTooLarge(f"The file is larger than the upload "
+                                                     f"limit of {limit} bytes.")
+                            writer.write(chunk)
+                finally:
+                    response.release()
+        except TimeoutError:
+            raise ApiError(f"The file URL did not answer within {timeout:g} seconds.") from None
+        except ApiError:
+            raise
+        except PixelportError as exc:
+            raise ApiError(f"The file URL could not be fetched: {exc.message}") from None
+
+    async def sweep(self) -> int:
+        """Delete orphaned bytes and spent upload tokens; how many files went."""
+        from sqlalchemy import delete, select
+
+        from pixelport.state.models import FileVersion
+
+        async with self.db.read() as session:
+            keys = set((await session.scalars(select(FileVersion.storage_key))).all())
+        removed = await self.storage.sweep(keys, ORPHAN_AGE)
+        async with self.db.write() as session:
+            await session.execute(delete(UploadToken).where(UploadToken.expires_at < now()))
+        return removed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_EVERY)
+            try:
+                removed = await self.sweep()
+                if removed:
+                    log.info("removed %d orphaned file(s) from the library", removed)
+            except Exception:
+                log.exception("library sweep failed")
+
+    async def aclose(self) -> None:
+        """Stop the sweeper and close the database."""
+        if self.sweeper is not None:
+            self.sweeper.cancel()
+        await self.db.aclose()
+
+
+def _urls_for(table: EndpointTable) -> Callable[[str | None, str], Urls]:
+    """Delivery URLs for an API request: on the endpoint its Host is the domain of, else on
+    the default endpoint (or the first that serves the library)."""
+    def urls_for(host: str | None, scheme: str) -> Urls:
+        base = f"{scheme}://{host or 'localhost'}"
+        # With no path segments, only a domain or the default ("") endpoint can match.
+        found = table.resolve(host, [])
+        if found is not None and found[0].config.library:
+            return Urls(base)
+        serving = [e for _, e in reversed(table.by_prefix) if e.config.library]
+        return Urls(f"{base}/{serving[0].identifier}" if serving else base)
+    return urls_for
+
+
+def _path_of_url(table: EndpointTable) -> Callable[[str], str | None]:
+    """A delivery URL → the library path it serves (None when it names no endpoint)."""
+    def path_of(url: str) -> str | None:
+        parts = urlsplit(url)
+        segments = parts.path.lstrip("/").split("/")
+        found = table.resolve(parts.netloc, segments)
+        if found is None:
+            return None
+        rest = segments[found[1]:]
+        if rest and rest[0].startswith("tr:"):
+            rest = rest[1:]
+        return "/" + unquote("/".join(rest))
+    return path_of
