@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote
 
 from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Receive, Scope, Send, send_bytes
@@ -85,6 +86,7 @@ class App:
             self.media.named.listeners.append(
                 lambda: self.delivery.use_named(self.media.named.mapping)  # type: ignore[union-attr]
             )
+            self.media.produce = self.produce
             self.api.route("/v1", routes)
             self.api.route("/api", routes)
 
@@ -123,6 +125,24 @@ class App:
                 await self.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    async def produce(self, target: str) -> None:
+        """GET `target` through delivery and drop the answer: its result is now cached."""
+        raw = quote(target, safe="/:@!$&'()*+,;=-._~").encode()
+        scope: Scope = {"type": "http", "method": "GET", "path": target, "raw_path": raw,
+                        "query_string": b"", "headers": [(b"host", b"localhost")],
+                        "http_version": "1.1"}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(_: Any) -> None:
+            return None
+
+        try:
+            await self.delivery(scope, receive, send)
+        except Exception:
+            log.exception("making %s after its upload failed", target)
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
         """A message from another worker: a library change, else a purge."""

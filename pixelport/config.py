@@ -572,8 +572,9 @@ def _endpoints(root: Section) -> tuple[EndpointConfig, ...]:
             raise s.error("identifier", "may hold letters, digits and '-', segments joined by '/'")
         if identifier in seen:
             raise s.error("identifier", f"endpoint {identifier!r} is defined twice")
-        if identifier in ("v1", "api/v1") or identifier.startswith(("v1/", "api/v1/")):
-            raise s.error("identifier", "/v1/ and /api/v1/ are reserved for the API")
+        if identifier in ("v1", "api/v1", "api/v2") or identifier.startswith(
+                ("v1/", "api/v1/", "api/v2/")):
+            raise s.error("identifier", "/v1/, /api/v1/ and /api/v2/ are reserved for the API")
         seen.add(identifier)
         domains = tuple(d.lower().rstrip(".") for d in s.strings("domains"))
         signed = s.raw("require_signed_urls")

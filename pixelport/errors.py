@@ -158,3 +158,11 @@ class ApiUnauthorized(ApiError):
     status = 401
     code = "ESIGNATURE"
     body = "Unauthorized"
+
+
+class ApiUnavailable(ApiError):
+    """The change was made, but not every worker could be told to drop its cached results."""
+
+    status = 503
+    code = "EBUSY"
+    body = "Service Unavailable"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -18,7 +18,7 @@ from pixelport.api.upload import Uploads
 from pixelport.asgi import Receive, Scope, Send
 from pixelport.config import Config
 from pixelport.delivery.endpoints import EndpointTable
-from pixelport.errors import ApiError, PixelportError, UploadTooLarge
+from pixelport.errors import ApiError, ApiUnavailable, PixelportError, UploadTooLarge
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Library
 from pixelport.library.folders import Folders
@@ -29,7 +29,7 @@ from pixelport.library.storage import FolderStorage
 from pixelport.origins import http1
 from pixelport.origins.http import HttpClient, check_status
 from pixelport.origins.library import LibraryOrigin
-from pixelport.siblings import Siblings
+from pixelport.siblings import Siblings, Unreachable
 from pixelport.state.db import Database
 from pixelport.state.models import UploadToken, now
 
@@ -52,13 +52,22 @@ class MediaLibrary:
         self.named = NamedTransformations(self.db, config.transformations)
         self.http = http
         self.router: Any = None
+        # Runs a delivery GET of a target and drops the answer (`App.produce`).
+        self.produce: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        self.warming: set[asyncio.Task[None]] = set()
         self.sweeper: asyncio.Task[None] | None = None
 
     def mount(self, table: EndpointTable, purges: PurgeApi,
               siblings: Siblings) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         """The API routes, with caches purged in every worker on every change."""
         async def changed(paths: Sequence[str]) -> None:
-            await purges.purge_paths(paths)
+            try:
+                await purges.purge_paths(paths)
+            except Unreachable as exc:
+                log.error("library change of %d path(s): %s", len(paths), exc)
+                raise ApiUnavailable("The change was saved, but not every worker process "
+                                     "could drop its cached results; purge the file's URL "
+                                     "again (POST /v1/files/purge).") from None
 
         async def named_changed() -> None:
             await self.named.load()
@@ -68,12 +77,21 @@ class MediaLibrary:
         urls_for = _urls_for(table)
         security = self.config.security
         uploads = Uploads(self.library, self.fields, security.keys, security.public_key,
-                          self.config.limits.max_upload_bytes, urls_for, self.fetch_url)
+                          self.config.limits.max_upload_bytes, urls_for, self.fetch_url,
+                          self.named, self.config.images, self.config.limits, self.warm)
         files = Files(self.library, self.fields, urls_for, purges.request_id,
                       _path_of_url(table))
         self.router = build(uploads, files, FolderRoutes(self.folders),
                             SettingRoutes(self.fields, self.named, named_changed))
         return self.router  # type: ignore[no-any-return]
+
+    def warm(self, target: str) -> None:
+        """Have a delivery target produced in the background (`produce`, set by the app)."""
+        if self.produce is None:
+            return
+        task = asyncio.create_task(self.produce(target))
+        self.warming.add(task)
+        task.add_done_callback(self.warming.discard)
 
     async def start(self) -> None:
         """Migrate the schema, load named transformations, start the sweeper."""

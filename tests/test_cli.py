@@ -23,9 +23,12 @@ def demo_server(tmp_path: Path) -> Iterator[str]:
     # read) the checkout's data/cache.
     demo = (ROOT / "demo" / "pixelport.toml").read_text()
     assert 'dir = "library"' in demo and 'dir = "../data/cache"' in demo
+    assert 'url = "sqlite:///../data/library.db"' in demo
     config = tmp_path / "pixelport.toml"
     config.write_text(demo.replace('dir = "library"', f'dir = "{ROOT / "demo" / "library"}"')
-                      .replace('dir = "../data/cache"', f'dir = "{tmp_path / "cache"}"'))
+                      .replace('dir = "../data/cache"', f'dir = "{tmp_path / "cache"}"')
+                      .replace('url = "sqlite:///../data/library.db"',
+                               f'url = "sqlite:///{tmp_path / "library.db"}"'))
     port = free_port()
     command = shutil.which("pixelport", path=str(ROOT / ".venv" / "bin")) or "pixelport"
     process = subprocess.Popen([command, "serve", "--config", str(config), "--listen",

@@ -17,8 +17,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def demo() -> Iterator[Pixelport]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pixelport]:
+    database = tmp_path_factory.mktemp("demo") / "library.db"  # never beside the checkout's
     server = Pixelport({"library": {"dir": str(ROOT / "demo" / "library")},
+                        "database": {"url": f"sqlite:///{database}"},
                         "transformations": {"thumb_small": "w-100,h-100,c-at_max"}})
     yield server
     server.stop()

@@ -145,7 +145,7 @@ def test_each_parameter(tr: str, check: object) -> None:
 
 @pytest.mark.parametrize("bad", ["w", "-3", "w-", "w-abc", "w-0", "w-1.5", "W-10", "q-0",
                                  "q-101", "q-5.5", "c-nope", "f-bmp", "orig-yes", "zz-1",
-                                 "w-70000", "cm-squash", "fo-custom", "fo-car", "e-bgremove",
+                                 "w-70000", "cm-squash", "fo-car", "e-bgremove",
                                  "e-upscale", "l-image", "oi-logo.png", "bg-genfill",
                                  "e-usm-1-2", "rt-400", "fl-x", "r-1_2", "b-5", "cr-zz",
                                  "bl-0", "bl-101", "o-101", "t-100", "pg-0", "di-..@@x.jpg",

@@ -42,9 +42,10 @@ def basic(user: str, password: str = "do_not_set") -> dict[str, str]:
 # --- API authentication -----------------------------------------------------------------------
 
 def test_api_paths() -> None:
-    for path in ("/v1/files", "/v1", "/api/v1/files/upload", "/api/v1", "/v1/"):
+    for path in ("/v1/files", "/v1", "/api/v1/files/upload", "/api/v1", "/v1/",
+                 "/api/v2/files/upload"):
         assert is_api_path(path), path
-    for path in ("/v1.jpg", "/v10/files", "/api/v2/files/upload", "/api/x.jpg", "/tr:w-1/v1/a"):
+    for path in ("/v1.jpg", "/v10/files", "/api/v3/files/upload", "/api/x.jpg", "/tr:w-1/v1/a"):
         assert not is_api_path(path), path
 
 

@@ -105,6 +105,11 @@ def test_start_up_removes_only_temporary_files_of_dead_writers(tmp_path: Path) -
 def _serve(tmp_path: Path, origin: OriginServer, workers: int = 2
            ) -> tuple[subprocess.Popen[bytes], str]:
     config = web_config(tmp_path, origin.url, "workers_key", f"workers = {workers}")
+    return _serve_config(config, workers)
+
+
+def _serve_config(config: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """`pixelport serve` on a config file, once all its workers answer."""
     port = free_port()
     command = shutil.which("pixelport", path=str(ROOT / ".venv" / "bin")) or "pixelport"
     process = subprocess.Popen([command, "serve", "--config", str(config), "--listen",

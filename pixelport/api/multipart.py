@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from urllib.parse import parse_qs
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -41,6 +42,8 @@ async def read_form(content_type: str, body: AsyncIterator[bytes], temporary: Pa
                     max_upload: int) -> Form:
     """Parse a multipart body; the binary `file` part goes to `temporary`."""
     kind, options = parse_options_header(content_type)
+    if kind == b"application/x-www-form-urlencoded":
+        return await _read_urlencoded(body, max_upload)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise ApiError("Send the upload as multipart/form-data.")
@@ -65,6 +68,23 @@ async def read_form(content_type: str, body: AsyncIterator[bytes], temporary: Pa
         raise
     state.close()
     return state.form
+
+
+async def _read_urlencoded(body: AsyncIterator[bytes], max_upload: int) -> Form:
+    """A form of text fields only (`file` as base64 or a URL), within the upload limit."""
+    cap = max_upload * 4 // 3 + MAX_FIELD
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in body:
+        size += len(chunk)
+        if size > cap:
+            raise UploadTooLarge(f"The file is larger than the upload limit of {max_upload} "
+                                 "bytes.")
+        chunks.append(chunk)
+    fields = parse_qs(b"".join(chunks).decode("utf-8", "replace"), keep_blank_values=True)
+    if len(fields) > MAX_FIELDS:
+        raise ApiError("Too many form fields.")
+    return Form(fields={k: v[-1] for k, v in fields.items()})
 
 
 class _State:

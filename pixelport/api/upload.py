@@ -9,13 +9,14 @@ field. Nothing is stored unless all of that holds.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from starlette.responses import Response
 
 from pixelport.api.common import UrlsFor, answer, route, urls
 from pixelport.api.multipart import Form, read_form
+from pixelport.config import ImagesConfig, LimitsConfig
 from pixelport.errors import (
     ApiError,
     ApiForbidden,
@@ -34,9 +36,10 @@ from pixelport.errors import (
     PixelportError,
     UploadTooLarge,
 )
-from pixelport.library import names
+from pixelport.library import names, upload_steps
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Library, Upload
+from pixelport.library.named import NamedTransformations
 from pixelport.library.records import upload_object
 from pixelport.security.api_auth import is_authorized
 from pixelport.state.models import UploadToken
@@ -52,8 +55,13 @@ class Uploads:
 
     def __init__(self, library: Library, fields: MetadataFields, keys: Sequence[str],
                  public_key: str | None, max_upload: int, urls_for: UrlsFor,
-                 fetch_url: Fetch) -> None:
+                 fetch_url: Fetch, named: NamedTransformations, images: ImagesConfig,
+                 limits: LimitsConfig, warm: Callable[[str], None]) -> None:
         self.library = library
+        self.named = named
+        self.images = images
+        self.limits = limits
+        self.warm = warm  # produces a delivery target's result (post transformations)
         self.fields = fields
         self.keys = tuple(keys)
         self.public_key = public_key
@@ -83,10 +91,16 @@ class Uploads:
                 await self._check_jwt(form.fields)
             elif not is_authorized(request.headers.raw, self.keys):
                 await self._check_signature(form.fields)
+            steps = upload_steps.parse(form.fields.get("transformation"), self.named.mapping)
             upload = await self._prepare(form)
+            if steps.pre:
+                await asyncio.to_thread(upload_steps.apply_pre, upload.source, steps.pre,
+                                        self.named.mapping, self.images, self.limits)
             row = await self.library.upload(upload)
         finally:
             form.discard()
+        for chain in steps.post:  # made now, in the background: the answer does not wait
+            self.warm(f"/tr:{chain}{row.path}")
         body = upload_object(row, urls(request, self.urls_for))
         wanted = form.fields.get("responseFields")
         if wanted is not None:

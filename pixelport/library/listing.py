@@ -123,8 +123,9 @@ async def _file_filter(session: AsyncSession, query: Query) -> ColumnElement[boo
 def _sorted(statement: Select[File], query: Query) -> Select[File]:
     direction, _, column = query.sort.partition("_")
     attribute = getattr(File, SORTS[column])
-    return statement.order_by(attribute.desc() if direction == "DESC" else attribute.asc(),
-                              File.id)
+    # Files without a width or height (not images) come last either way, on both engines.
+    ordered = attribute.desc() if direction == "DESC" else attribute.asc()
+    return statement.order_by(ordered.nulls_last(), File.id)
 
 
 def _integer(params: dict[str, str], key: str, default: int, low: int,

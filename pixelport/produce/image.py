@@ -122,7 +122,8 @@ class ImageProducer:
         options = engine.RenderOptions(job.accept, self.images, self.limits,
                                        client_width=job.client_width,
                                        client_dpr=job.client_dpr,
-                                       sharing=replace(sharing, defer=True), budget=allowance)
+                                       sharing=replace(sharing, defer=True), budget=allowance,
+                                       custom_coordinates=fetched.custom_coordinates)
 
         def finish(rendered: engine.Rendered, digest: str, transform_ms: float) -> Entry:
             headers = {"content-type": rendered.content_type}

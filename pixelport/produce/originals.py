@@ -57,6 +57,7 @@ class Fetched:
     etag: str | None = None
     canonical_url: str | None = None
     private: bool = False
+    custom_coordinates: str | None = None  # a library file's fo-custom area
     download_ms: float = 0.0
     too_large: bool = False
     saved: bool = False  # served from the saved copy
@@ -205,12 +206,14 @@ class Originals:
                 raise self._too_large()
             return TOO_LARGE
         return Fetched(data, kind, original.content_type, original.last_modified,
-                       original.etag, original.canonical_url, original.private)
+                       original.etag, original.canonical_url, original.private,
+                       original.custom_coordinates)
 
 
 def _to_saved(fetched: Fetched, endpoint: str, path: str) -> Entry:
     headers = {"content-type": fetched.content_type or "", "kind": fetched.kind or "",
-               "link": fetched.canonical_url or "", "private": str(fetched.private)}
+               "link": fetched.canonical_url or "", "private": str(fetched.private),
+               "coordinates": fetched.custom_coordinates or ""}
     if fetched.last_modified is not None:
         headers["last-modified"] = http_date(fetched.last_modified)
     return Entry(fetched.data, headers, fetched.etag or "", endpoint, path)
@@ -220,4 +223,5 @@ def _from_saved(entry: Entry) -> Fetched:
     headers = entry.headers
     return Fetched(entry.body, headers.get("kind") or None, headers.get("content-type") or None,
                    parse_http_date(headers.get("last-modified")), entry.etag or None,
-                   headers.get("link") or None, headers.get("private") == "True", saved=True)
+                   headers.get("link") or None, headers.get("private") == "True",
+                   headers.get("coordinates") or None, saved=True)

@@ -54,16 +54,27 @@ class Database:
             self.writer = self.engine
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self.writer, expire_on_commit=False)
+        self.migrated = False
+        self._migrating = asyncio.Lock()
+
+    async def ready(self) -> None:
+        """Migrate first if nobody has yet (an app run without its lifespan, a script)."""
+        if not self.migrated:
+            async with self._migrating:
+                if not self.migrated:
+                    await self.migrate()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reading."""
+        await self.ready()
         async with self._read() as session:
             yield session
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A session in one writing transaction, committed on leaving (rolled back on error)."""
+        await self.ready()
         async with self._write() as session, session.begin():
             yield session
 
@@ -88,6 +99,7 @@ class Database:
             if self.dialect == "postgresql":
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
             await conn.run_sync(_upgrade)
+        self.migrated = True
 
     async def aclose(self) -> None:
         """Close every pooled connection."""

@@ -104,7 +104,7 @@ class File(Base):
     path: Mapped[str] = mapped_column(String(PATH_LENGTH), unique=True)  # "/a/b/c.jpg"
     folder: Mapped[str] = mapped_column(String(PATH_LENGTH))  # "/a/b/"
     name: Mapped[str] = mapped_column(String(255), index=True)
-    version_id: Mapped[str] = mapped_column(String(24))  # the current version
+    version_id: Mapped[str] = mapped_column(String(24), default="")  # the current version
     version_number: Mapped[int] = mapped_column(Integer, default=1)  # "Version <number>"
     storage_key: Mapped[str] = mapped_column(String(PATH_LENGTH))  # the current bytes
     file_type: Mapped[str] = mapped_column(String(16), index=True)  # image | non-image

@@ -13,6 +13,7 @@ output format can animate.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any
 import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
-from pixelport.errors import LimitExceeded, UnsupportedFormat
+from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
 from pixelport.transform import budget, faces, formats, geometry, load, pixels, registry
 from pixelport.transform.budget import Budget
 from pixelport.transform.colours import WHITE, Colour
@@ -44,6 +45,8 @@ class RenderOptions:
     client_dpr: float | None = None
     sharing: Sharing | None = None  # decoded copies shared between variants
     budget: Budget | None = None  # the render's time and stop switch (budget.py)
+    # fo-custom's area, "x,y,width,height" in the original's pixels (a library upload's).
+    custom_coordinates: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,30 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
         step = _resolve(item, frames[0], ctx)
         output.absorb(step)
         _note_hints(step, output)
+        if step.focus == "custom":
+            frames, step = _custom_area(frames, step, ctx, options.custom_coordinates)
         frames = _apply(frames, step, ctx, options.limits, output, skip_scale=index == 0
                         and first_done)
         budget.check()
     return _encode(frames, info, output, options, data)
+
+
+def _custom_area(frames: list[Any], step: Step, ctx: Context,
+                 coordinates: str | None) -> tuple[list[Any], Step]:
+    """fo-custom: the frames cut to the stored area (clipped to the image), then the step
+    goes on centred on what is left."""
+    if coordinates is None:
+        raise InvalidRequest("fo-custom: this file has no custom coordinates (set "
+                             "customCoordinates when uploading it or in its details)")
+    x, y, width, height = (int(v) for v in coordinates.split(","))
+    first = frames[0]
+    factor = first.width / ctx.input_width if ctx.input_width else 1.0  # when loaded smaller
+    left = min(int(x * factor), first.width - 1)
+    top = min(int(y * factor), first.height - 1)
+    width = max(1, min(round(width * factor), first.width - left))
+    height = max(1, min(round(height * factor), first.height - top))
+    cut = [f.crop(left, top, width, height) for f in frames]
+    return cut, dataclasses.replace(step, focus="center")
 
 
 def _encode_only(chain: list[ChainItem]) -> bool:
@@ -148,7 +171,8 @@ def _encode_only(chain: list[ChainItem]) -> bool:
     if len(chain) != 1 or not isinstance(chain[0], Step):
         return False
     step = chain[0]
-    return step.trim is None and step.focus != "face" and not _operations(step, dict)
+    return (step.trim is None and step.focus not in ("face", "custom")
+            and not _operations(step, dict))
 
 
 def _resolve(item: ChainItem, image: Any, ctx: Context) -> Step:

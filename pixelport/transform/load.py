@@ -134,7 +134,7 @@ def load(data: bytes, info: Probe, chain: list[ChainItem], ctx: Context,
             load_options["page"] = page - 1
     first = chain[0] if chain else None
     if (isinstance(first, Step) and not animated and not keep_profile and first.trim is None
-            and first.focus != "face"):
+            and first.focus not in ("face", "custom")):
         plan = geometry.plan(info.width, info.height, first, ctx)
         if plan is not None and plan.precrop is None and plan.scale is not None:
             check_output(plan, limits)

@@ -78,12 +78,10 @@ def crop_mode(param: Param, step: Step) -> None:
 
 
 def focus(param: Param, step: Step) -> None:
-    """fo-<position> | auto | face; object names need AI and are refused."""
-    if param.value in (*POSITIONS, "auto", "face"):
+    """fo-<position> | auto | face | custom (the area stored with a library upload, its
+    customCoordinates); object names need AI and are refused."""
+    if param.value in (*POSITIONS, "auto", "face", "custom"):
         step.focus = param.value
-    elif param.value == "custom":
-        raise InvalidRequest(f"{param} needs custom coordinates stored with an upload, which "
-                             "pixelport does not support yet")
     elif param.value in OBJECTS:
         raise InvalidRequest(f"{param}: object-aware focus is an AI transformation, "
                              "not supported yet")

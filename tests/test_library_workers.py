@@ -1,0 +1,75 @@
+"""The media library under `[server] workers = 2`, on SQLite and PostgreSQL: concurrent
+uploads from both workers lose nothing and never share an id, and a change made through one
+worker is seen at once through the other (no stale cached result)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import decode, make_image
+from tests.library_support import PRIVATE_KEY, PUBLIC_KEY, row_count
+from tests.test_workers import _serve_config, _stop
+
+pytestmark = pytest.mark.integration
+
+
+def _config(tmp_path: Path, database_url: str) -> Path:
+    (tmp_path / "library").mkdir()
+    path = tmp_path / "pixelport.toml"
+    path.write_text(f'[server]\nworkers = 2\n[library]\ndir = "{tmp_path / "library"}"\n'
+                    f'[database]\nurl = "{database_url}"\n[cache]\ndir = "{tmp_path / "cache"}"\n'
+                    f'[security]\nprivate_key = "{PRIVATE_KEY}"\npublic_key = "{PUBLIC_KEY}"\n')
+    return path
+
+
+def _upload(url: str, name: str, data: bytes, unique: bool = True) -> httpx.Response:
+    # A new connection each time: the kernel spreads them over both workers.
+    return httpx.post(f"{url}/api/v1/files/upload", auth=(PRIVATE_KEY, "do_not_set"),
+                      data={"fileName": name, "useUniqueFileName": str(unique).lower()},
+                      files={"file": (name, data)}, timeout=30)
+
+
+def test_concurrent_uploads_through_two_workers(tmp_path: Path, database_url: str) -> None:
+    process, url = _serve_config(_config(tmp_path, database_url), workers=2)
+    try:
+        photo = make_image(64, 48)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            unique = list(pool.map(lambda i: _upload(url, f"u{i % 3}.jpg", photo), range(40)))
+            # The same path from many requests at once: one file, one version per upload.
+            same = list(pool.map(lambda i: _upload(url, "same.jpg", photo, unique=False),
+                                 range(12)))
+        assert all(r.status_code == 200 for r in unique + same), [
+            r.text for r in unique + same if r.status_code != 200][:3]
+        ids = [r.json()["fileId"] for r in unique]
+        assert len(set(ids)) == 40
+        assert len({r.json()["fileId"] for r in same}) == 1
+        versions = sorted(int(r.json()["versionInfo"]["name"].split()[1]) for r in same)
+        assert versions == list(range(1, 13))
+        assert row_count(database_url, "files") == 41
+        assert row_count(database_url, "file_versions") == 52
+    finally:
+        _stop(process)
+
+
+def test_a_change_through_one_worker_is_seen_through_the_other(tmp_path: Path,
+                                                                database_url: str) -> None:
+    process, url = _serve_config(_config(tmp_path, database_url), workers=2)
+    try:
+        assert _upload(url, "c.jpg", make_image(400, 300), unique=False).status_code == 200
+        for _ in range(20):  # cached by both workers (memory tiers and hot answers)
+            assert decode(httpx.get(f"{url}/tr:w-100/c.jpg").content).height == 75
+        assert _upload(url, "c.jpg", make_image(400, 100), unique=False).status_code == 200
+        heights = {decode(httpx.get(f"{url}/tr:w-100/c.jpg").content).height
+                   for _ in range(20)}
+        assert heights == {25}, "a worker served a result of the replaced version"
+        file_id = httpx.get(f"{url}/v1/files", auth=(PRIVATE_KEY, "")).json()[0]["fileId"]
+        assert httpx.delete(f"{url}/v1/files/{file_id}",
+                            auth=(PRIVATE_KEY, "")).status_code == 204
+        statuses = {httpx.get(f"{url}/tr:w-100/c.jpg").status_code for _ in range(20)}
+        assert statuses == {404}
+    finally:
+        _stop(process)
