@@ -8,10 +8,12 @@ LISTEN ?= 127.0.0.1:8080
 TOOLS  := .tools
 AZURITE_VERSION := 3.37.0
 AZURITE := $(TOOLS)/.azurite-$(AZURITE_VERSION)
+# ImageKit's Node SDK for the compatibility tests, pinned in tests/node/package.json (and lock).
+NODE_SDK := tests/node/node_modules/.installed
 
-.PHONY: setup run test lint lock clean fuzz
+.PHONY: setup run test lint lock clean fuzz postgres
 
-setup: $(STAMP) $(AZURITE)
+setup: $(STAMP) $(AZURITE) $(NODE_SDK) postgres
 
 # Re-install only when the lock or the project metadata changes; a half-built venv has no stamp.
 $(STAMP): requirements.lock pyproject.toml
@@ -23,6 +25,29 @@ $(STAMP): requirements.lock pyproject.toml
 $(AZURITE):
 	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 	touch $@
+
+# The stamp lives in node_modules, so removing that folder installs again.
+$(NODE_SDK): tests/node/package.json tests/node/package-lock.json
+	npm install --prefix tests/node --no-audit --no-fund --loglevel=error
+	touch $@
+
+# PostgreSQL's server programs: the media library's tests start a throwaway server of their own
+# (tests/databases.py; `python -m tests.databases` is its lookup). Nothing to do when they are
+# there; as root (CI) apt installs them, without the cluster Debian would create and start on
+# port 5432, which nothing here uses; otherwise a warning (only those tests need them).
+postgres: $(STAMP)
+	@if $(BIN)/python -m tests.databases >/dev/null 2>&1; then exit 0; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "warning: PostgreSQL's server programs (initdb, pg_ctl, postgres) are missing;" \
+	    "install them (Debian: apt-get install postgresql), or the library tests will fail" >&2; \
+	else \
+	  set -e; echo "installing PostgreSQL (apt-get install postgresql)"; \
+	  mkdir -p /etc/postgresql-common/createcluster.d; \
+	  echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/pixelport.conf; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  $(BIN)/python -m tests.databases; \
+	fi
 
 run: setup
 	$(BIN)/pixelport serve --config demo/pixelport.toml --listen $(LISTEN)
@@ -55,4 +80,4 @@ lock: setup
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra build --python-version 3.11 --no-header -o requirements.lock
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) tests/node/node_modules .mypy_cache .pytest_cache .ruff_cache

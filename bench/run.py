@@ -11,13 +11,19 @@ it, each on its own loopback port. wrk drives each scenario against each server 
 /proc is sampled for the RSS and CPU time of that server's process tree. Results go to
 bench/results/<timestamp>.json (and latest.json); the table also goes to docs/performance.md
 between its bench markers.
+
+The `library` scenario (library_scenario.py) runs last, on a pixelport of its own: the media
+library on SQLite filled with 100,000 files, uploads against the upload limit (upload_limit.py,
+a bare Starlette endpoint) and the latency of a folder listing and of a searchQuery.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import base64
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -27,11 +33,12 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,10 +353,23 @@ def make_servers(names: list[str], pixelport: list[str],
 def wrk(port: int, connections: int, seconds: float, nonce: str,
         templates: list[str]) -> dict[str, Any]:
     """Run wrk with bench/wrk/paths.lua; its JSON summary."""
+    return _wrk(connections, seconds, "paths.lua", f"http://127.0.0.1:{port}",
+                [nonce, *templates])
+
+
+def wrk_fixed(port: int, connections: int, seconds: float, path: str, method: str = "GET",
+              body: Path | None = None, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run wrk with bench/wrk/fixed.lua (one request repeated); its JSON summary."""
+    return _wrk(connections, seconds, "fixed.lua", f"http://127.0.0.1:{port}{path}",
+                [method, str(body) if body else "-",
+                 *(f"{k}: {v}" for k, v in (headers or {}).items())])
+
+
+def _wrk(connections: int, seconds: float, script: str, target: str,
+         arguments: list[str]) -> dict[str, Any]:
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "60s",
-               "-s", str(BENCH / "wrk" / "paths.lua"), f"http://127.0.0.1:{port}", "--",
-               nonce, *templates]
+               "-s", str(BENCH / "wrk" / script), target, "--", *arguments]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     for line in done.stdout.splitlines():
         if line.startswith("WRKJSON "):
@@ -367,12 +387,21 @@ def measure(server: Server, nginx: Server, scenario: Scenario, seconds: float,
         status, _, _ = get(server.port, templates[0])
         if status != 200:
             raise SystemExit(f"bench: {server.name} answered {status} for {templates[0]}")
-    (user0, sys0), origin0 = cpu_times(tree(server.pid)), cpu_seconds(tree(nginx.pid))
+    return observe(server, scenario.name, scenario.connections, nginx,
+                   lambda: wrk(server.port, scenario.connections, seconds, nonce, templates))
+
+
+def observe(server: Server, scenario: str, connections: int, origin: Server | None,
+            run: Callable[[], dict[str, Any]], label: str | None = None) -> dict[str, Any]:
+    """`run` (one wrk run against `server`), with /proc figures for the server's tree (and the
+    origin's CPU time when there is one); `label` names the server in the results."""
+    user0, sys0 = cpu_times(tree(server.pid))
+    origin0 = cpu_seconds(tree(origin.pid)) if origin else 0.0
     t0 = time.monotonic()
     with Sampler(server.pid) as sampler:
-        result = wrk(server.port, scenario.connections, seconds, nonce, templates)
+        result = run()
         user1, sys1 = cpu_times(tree(server.pid))
-        origin1 = cpu_seconds(tree(nginx.pid))
+        origin1 = cpu_seconds(tree(origin.pid)) if origin else 0.0
     wall = time.monotonic() - t0
     cpu0, cpu1 = user0 + sys0, user1 + sys1
     requests = max(1, result["requests"])
@@ -381,7 +410,7 @@ def measure(server: Server, nginx: Server, scenario: Scenario, seconds: float,
     busy = statuses.get(503, 0)
     lat = result["latency_us"]
     return {
-        "server": server.name, "scenario": scenario.name, "connections": scenario.connections,
+        "server": label or server.name, "scenario": scenario, "connections": connections,
         "seconds": round(result["duration_us"] / 1e6, 2),
         "requests": result["requests"], "ok": ok, "busy_503": busy,
         "other_errors": result["requests"] - ok - busy + sum(
@@ -394,7 +423,8 @@ def measure(server: Server, nginx: Server, scenario: Scenario, seconds: float,
         "cpu_ms_per_request": round((cpu1 - cpu0) * 1000 / requests, 2),
         "cpu_utilisation": round((cpu1 - cpu0) / wall, 2),
         "cpu_system_share": round((sys1 - sys0) / max(1e-9, cpu1 - cpu0), 2),
-        "origin_cpu_ms_per_request": round((origin1 - origin0) * 1000 / requests, 2),
+        "origin_cpu_ms_per_request": (round((origin1 - origin0) * 1000 / requests, 2)
+                                      if origin else None),
         "statuses": statuses, "wrk_errors": result["errors"],
         "bytes_per_response": round(result["bytes"] / requests),
     }
@@ -571,6 +601,17 @@ def targets(runs: list[dict[str, Any]], limit: dict[str, Any]) -> list[dict[str,
         value = _ratio(run["p99_ms"], run["p50_ms"]) if run else None
         out.append({"scenario": scenario, "measure": "p99 / p50", "value": value,
                     "target": f"<= {bound:g}", "met": value is not None and value <= bound})
+    upload = _find(runs, px, "library-upload")
+    value = _ratio(upload["rps"] if upload else None,
+                   (_find(runs, "upload-limit", "library-upload") or {}).get("rps"))
+    out.append({"scenario": LIBRARY, "measure": "uploads/s (200 KB JPEG, 4 conns) / upload limit",
+                "value": value, "target": ">= 0.5", "met": value is not None and value >= 0.5})
+    for scenario, what in (("library-list", "GET /v1/files?path= p50 ms, 100,000 files"),
+                           ("library-search", "searchQuery p50 ms, 100,000 files")):
+        run = _find(runs, px, scenario)
+        value = run["p50_ms"] if run else None
+        out.append({"scenario": LIBRARY, "measure": what, "value": value, "target": "<= 20",
+                    "met": value is not None and value <= 20})
     px_runs = [r for r in runs if r["server"] == px]
     errors = sum(r["other_errors"] for r in px_runs)
     out.append({"scenario": "all", "measure": "errors other than 503 EBUSY",
@@ -653,7 +694,58 @@ def tables(report: dict[str, Any]) -> str:
         lines += [f"| {name} | {loop} | {_fmt(v['images_per_s'])} | "
                   f"{', '.join(_fmt(x) for x in v.get('rounds', []))} |"
                   for name, v in measured.items()]
+    lines += library_text(report)
     return "\n".join(lines)
+
+
+def library_text(report: dict[str, Any]) -> list[str]:
+    """The `library` scenario's section of the tables (empty when it did not run)."""
+    facts = report.get("library")
+    if not facts:
+        return []
+    import library_scenario as lib
+
+    runs, pop = report["runs"], facts["population"]
+    upload, limit = (_find(runs, s, "library-upload") for s in ("pixelport", "upload-limit"))
+    lines = ["", f"The media library (`library`): SQLite holding {pop['files']:,} files in "
+             f"{pop['folders'] - 1} folders of {pop['files'] // (pop['folders'] - 1):,} "
+             f"({pop['file_versions']:,} versions, {pop['file_tags']:,} tags, "
+             f"{pop['database_mb']} MB), written straight into the database in "
+             f"{pop['build_s'] + pop['insert_s']:.1f} s before pixelport started on it; the "
+             f"library, its database and the upload limit's folder on {facts['store']}. "
+             f"Uploads: one {facts['jpeg_bytes']:,}-byte JPEG in a {facts['body_bytes']:,}-byte "
+             "multipart body posted by wrk (`useUniqueFileName=true`: a new file each time), "
+             f"pixelport with {facts['workers']} worker process(es), the upload limit "
+             "(`bench/upload_limit.py`: Starlette's `request.form()` and a file write) under "
+             f"uvicorn with as many; {facts.get('uploads_stored', 'n/a')} uploads stored in "
+             "pixelport's database by the end. Listings at one connection in "
+             f"{min(LIBRARY_LATENCY_SECONDS, report['settings']['seconds']):g} s runs, p50 "
+             "and p99 from wrk's latency distribution:", "",
+             "| measure | pixelport | upload limit | pixelport ÷ limit |", "|---|---|---|---|"]
+    for key, unit in (("rps", "uploads/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
+                      ("cpu_ms_per_request", "CPU ms per upload")):
+        mine, bound = (upload or {}).get(key), (limit or {}).get(key)
+        lines.append(f"| {unit} | {_fmt(mine)} | {_fmt(bound)} | {_fmt(_ratio(mine, bound))} |")
+    lines += ["", "| query | rows | p50 ms | p99 ms | in process ms (no HTTP) | SQLite ms "
+              "(its statements) | scans of a whole library table or index |",
+              "|---|---|---|---|---|---|---|"]
+    for name, scenario in (("list", "library-list"), ("search", "library-search")):
+        entry = facts["plans"].get(name, {})
+        run = _find(runs, "pixelport", scenario) or {}
+        shown = "/v1/files?" + "&".join(f"{k}={v}" for k, v in facts["queries"][name].items())
+        scans = [line for st in entry.get("statements", []) for line in st["scans"]]
+        sql_ms = sum(st["sqlite_ms"] for st in entry.get("statements", []))
+        lines.append(f"| `{shown}` | {facts.get('rows', {}).get(scenario, 'n/a')} | "
+                     f"{_fmt(run.get('p50_ms'))} | {_fmt(run.get('p99_ms'))} | "
+                     f"{_fmt(entry.get('in_process_ms'))} | {_fmt(round(sql_ms, 2))} | "
+                     f"{', '.join(scans) if scans else 'none: indexes used'} |")
+    for error in facts.get("errors", []):
+        lines += ["", f"**Failed, not measured:** `{error}`"]
+    lines += ["", "Query plans (`EXPLAIN QUERY PLAN` of every statement pixelport ran for each "
+              "listing, captured from its own code; SQLite's median time for each; "
+              f"`{lib.SEARCH_QUERY}` is the search):", "", "```text",
+              plans_text(facts["plans"]), "```"]
+    return lines
 
 
 def environment_text(report: dict[str, Any]) -> str:
@@ -695,6 +787,198 @@ def update_doc(report: dict[str, Any]) -> None:
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     DOC.write_text(head + block + tail)
+
+
+# --- the media library (`library`) ----------------------------------------------------------
+
+LIBRARY = "library"
+LIBRARY_WHAT = ("media library on SQLite with 100,000 files: a ~200 KB JPEG uploaded at 4 "
+                "connections (pixelport, and the upload limit), a folder listing and a "
+                "searchQuery of 100 rows at 1 connection")
+# Runs at one connection are latency runs: at ~10-30 ms a request, 5 s give hundreds of
+# samples, enough for a p50, and keep the scenario's share of `make bench` near a minute.
+LIBRARY_LATENCY_SECONDS = 5.0
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, bytes]:
+    """One request to 127.0.0.1:port; its status and body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class LibraryRun:
+    """One measured request of the `library` scenario, repeated by wrk."""
+
+    scenario: str
+    server: Server
+    label: str  # the server's name in the results
+    connections: int
+    path: str
+    method: str = "GET"
+    body: Path | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = LIBRARY_LATENCY_SECONDS
+
+    def once(self) -> tuple[int, bytes]:
+        """The request once, outside wrk (to check the answer)."""
+        return request(self.server.port, self.method, self.path,
+                       self.body.read_bytes() if self.body else None, self.headers)
+
+    def wrk(self, seconds: float) -> dict[str, Any]:
+        """One wrk run of it."""
+        return wrk_fixed(self.server.port, self.connections, seconds, self.path, self.method,
+                         self.body, self.headers)
+
+
+def library_servers(pixelport: list[str], workers: int,
+                    with_limit: bool) -> tuple[Server, Server | None, Path, int]:
+    """pixelport on a library of its own and the upload limit, configured, not started;
+    also the database file and the worker count pixelport will run with."""
+    import library_scenario as lib
+
+    from pixelport.config import load
+    from pixelport.workers import worker_count
+
+    port = free_port()
+    config = render("pixelport-library.toml.in", WORK / "pixelport-library.toml",
+                    port=str(port), workers=str(workers), store=str(STORE),
+                    private_key=lib.PRIVATE_KEY)
+    loaded = load(config)
+    count = worker_count(loaded)  # what pixelport will run: the limit gets as many
+    pixelport_server = Server("pixelport-library", port, [
+        *pixelport, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+        "--log-level", "warning"], "/healthz")
+    limit = None
+    if with_limit:
+        limit_port = free_port()
+        # A GET of the POST-only route answers 405, which tells Server.start it is up.
+        limit = Server("upload-limit", limit_port, [
+            str(PYTHON), "-m", "uvicorn", "upload_limit:app", "--app-dir", str(BENCH),
+            "--host", "127.0.0.1", "--port", str(limit_port), "--workers", str(count),
+            "--http", "httptools", "--loop", "uvloop", "--log-level", "warning",
+            "--no-access-log"], lib.UPLOAD_PATH,
+            env={"UPLOAD_LIMIT_DIR": str(STORE / "upload-limit")})
+    database = Path(loaded.database.url.split(":///", 1)[1])
+    return pixelport_server, limit, database, count
+
+
+def run_library(pixelport: list[str], workers: int, seconds: float, repeat: int,
+                with_limit: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                           dict[str, Any]]:
+    """The `library` scenario: a 100,000-file database written before pixelport starts on
+    it, the query plans of the two listings, then uploads against the upload limit and the
+    listings' latency with wrk; (the best run of each, every attempt, the scenario's facts)."""
+    import library_scenario as lib
+
+    px, limit, database, count = library_servers(pixelport, workers, with_limit)
+    config = WORK / "pixelport-library.toml"
+    migrated = subprocess.run([*pixelport, "migrate", "--config", str(config)],
+                              capture_output=True, text=True, check=False)
+    if migrated.returncode:
+        raise SystemExit(f"bench: pixelport migrate failed: {migrated.stdout}{migrated.stderr}")
+    population = lib.populate(database)
+    print(f"bench: library        {population['files']:,} files in "
+          f"{population['folders'] - 1} folders written in "
+          f"{population['build_s'] + population['insert_s']:.1f} s "
+          f"({population['database_mb']} MB)", flush=True)
+    from pixelport.config import load
+
+    plans = lib.query_plans(database, load(config).database.url)
+    print(plans_text(plans), flush=True)
+    jpeg = lib.make_jpeg(BENCH / "media" / "photo-4000x3000.jpg")
+    body, content_type = lib.multipart_body(jpeg)
+    body_file = WORK / "upload-body.bin"
+    body_file.write_bytes(body)
+    auth = {"Authorization": "Basic " + base64.b64encode(
+        f"{lib.PRIVATE_KEY}:".encode()).decode()}
+    facts: dict[str, Any] = {
+        "population": population, "plans": plans, "workers": count, "errors": [],
+        "jpeg_bytes": len(jpeg), "body_bytes": len(body), "store": str(STORE),
+        "queries": {"list": lib.LIST_PARAMS, "search": lib.SEARCH_PARAMS},
+        "upload_fields": {"fileName": "bench-upload.jpg", "folder": lib.UPLOAD_FOLDER,
+                          "useUniqueFileName": "true"}}
+    jobs = [LibraryRun("library-list", px, "pixelport", 1, lib.query_path(lib.LIST_PARAMS),
+                       headers=auth),
+            LibraryRun("library-search", px, "pixelport", 1,
+                       lib.query_path(lib.SEARCH_PARAMS), headers=auth),
+            LibraryRun("library-upload", px, "pixelport", 4, lib.UPLOAD_PATH, "POST",
+                       body_file, {**auth, "Content-Type": content_type}, seconds)]
+    if limit is not None:
+        jobs.append(LibraryRun("library-upload", limit, "upload-limit", 4, lib.UPLOAD_PATH,
+                               "POST", body_file, {"Content-Type": content_type}, seconds))
+    attempts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    with running([s for s in (px, limit) if s is not None]):
+        for job in list(jobs):
+            status, answer = job.once()
+            rows = _rows(answer)
+            if status != 200 or rows is None:
+                # Reported (and the target missed), not fatal: the other measures still run.
+                error = f"{job.label} {job.method} {job.path}: {status} {answer[:300]!r}"
+                print(f"bench: library        FAILED {error}", flush=True)
+                facts["errors"].append(error)
+                jobs.remove(job)
+            elif job.method == "GET":
+                facts.setdefault("rows", {})[job.scenario] = rows
+        for job in jobs:  # warm up: imports, SQLite's page cache, connections
+            job.wrk(1)
+            job.server.settle()
+        for _ in range(max(1, repeat)):
+            for job in jobs:
+                result = observe(job.server, job.scenario, job.connections, None,
+                                 functools.partial(job.wrk, min(job.seconds, seconds)),
+                                 job.label)
+                attempts.setdefault((job.scenario, job.label), []).append(result)
+                print(f"bench: {job.scenario:14} {job.label:12} {result['rps']:6.1f} req/s"
+                      f"  p50 {result['p50_ms']:8.2f} ms  p99 {result['p99_ms']:8.2f} ms  "
+                      f"non-2xx {result['other_errors'] + result['busy_503']:4}  "
+                      f"RSS {result['peak_rss_mb']:7.1f} MB  "
+                      f"CPU {result['cpu_ms_per_request']:7.2f} ms/req", flush=True)
+                job.server.settle()
+    # Every upload answered 200 should be a row: the database says how many there are.
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        facts["uploads_stored"] = connection.execute(
+            "SELECT count(*) FROM files WHERE folder = ?", (lib.UPLOAD_FOLDER,)).fetchone()[0]
+    if limit is not None:
+        facts["limit_files"] = sum(1 for _ in (STORE / "upload-limit").iterdir())
+    tries = [t for runs in attempts.values() for t in runs]
+    return [best(runs) for runs in attempts.values()], tries, facts
+
+
+def _rows(answer: bytes) -> int | None:
+    """Rows of a listing's JSON answer (1 for an upload's object); None when not JSON."""
+    try:
+        parsed = json.loads(answer)
+    except ValueError:
+        return None
+    if isinstance(parsed, list):
+        return len(parsed)
+    return 1 if isinstance(parsed, dict) and ("fileId" in parsed or "name" in parsed) else None
+
+
+def _short_sql(sql: str) -> str:
+    """A statement as the doc shows it: column lists and long IN lists elided."""
+    sql = re.sub(r"SELECT (?:[\w.]+(?: AS \w+)?, ){3,}[\w.]+(?: AS \w+)? FROM",
+                 "SELECT … FROM", sql)
+    return re.sub(r"\((?:\?, ){3,}\?\)", lambda m: f"({m.group(0).count('?')} values)", sql)
+
+
+def plans_text(plans: dict[str, Any]) -> str:
+    """The query plans as indented text: each statement, SQLite's time for it, its plan."""
+    lines = []
+    for name, entry in plans.items():
+        lines.append(f"{name}: {entry['path']} (SQL from {entry['source']}"
+                     + (f"; {entry['error']}" if entry["error"] else "") + ")")
+        for statement in entry["statements"]:
+            lines.append(f"  {_short_sql(statement['sql'])}   [{statement['sqlite_ms']} ms]")
+            lines += [f"    {line}" for line in statement["plan"]]
+    return "\n".join(lines)
 
 
 # --- profiling ----------------------------------------------------------------------------------
@@ -745,7 +1029,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs per scenario and server, interleaved; the fastest counts")
     parser.add_argument("--limit-seconds", type=float, default=5)
-    parser.add_argument("--scenarios", default=",".join(s.name for s in SCENARIOS))
+    parser.add_argument("--scenarios", default=",".join([*(s.name for s in SCENARIOS), LIBRARY]),
+                        help="comma-separated, from: %(default)s")
     parser.add_argument("--servers", default="pixelport,thumbor,ipx")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 2 s limit")
     parser.add_argument("--pixelport-workers", type=int, default=0, metavar="N",
@@ -754,14 +1039,20 @@ def main() -> int:
     parser.add_argument("--pixelport-cmd", default=str(REPO / ".venv" / "bin" / "pixelport"),
                         help="the pixelport command (to compare builds)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md")
-    parser.add_argument("--no-limit", action="store_true", help="skip the libvips limit")
+    parser.add_argument("--no-limit", action="store_true",
+                        help="skip the libvips limit and the upload limit")
     parser.add_argument("--profile", default="", metavar="SCENARIOS",
                         help="comma-separated scenarios to profile pixelport in with py-spy "
                         "afterwards (extra, uncounted runs; results/profile-*.txt)")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.limit_seconds, args.repeat = 3, 2, 1
-    wanted = set(args.scenarios.split(","))
+    wanted = set(filter(None, args.scenarios.split(",")))
+    unknown = wanted - {s.name for s in SCENARIOS} - {LIBRARY}
+    profiled = set(filter(None, args.profile.split(",")))
+    unknown |= profiled - {s.name for s in SCENARIOS}  # py-spy runs image scenarios only
+    if unknown:
+        raise SystemExit(f"bench: unknown scenario(s) {', '.join(sorted(unknown))}")
     scenarios = [s for s in SCENARIOS if s.name in wanted]
     names = [n for n in args.servers.split(",") if n]
     for tool in ("nginx", "wrk"):
@@ -780,6 +1071,8 @@ def main() -> int:
                                            "repeat": args.repeat,
                                            "pixelport_workers": args.pixelport_workers,
                                            "scenarios": {s.name: s.what for s in scenarios}}}
+    if LIBRARY in wanted:
+        report["settings"]["scenarios"][LIBRARY] = LIBRARY_WHAT
     print(f"bench: {report['machine']['cpu']}, {report['machine']['cores']} cores, load "
           f"{report['load_before'][0]:.2f}", flush=True)
     report["versions"] = versions()
@@ -787,7 +1080,8 @@ def main() -> int:
     limit: dict[str, Any] = {}
     render_loop: dict[str, Any] = {}  # pixelport's own render in the same loop (limit.py)
 
-    nginx, servers = make_servers(names, shlex.split(args.pixelport_cmd),
+    # With no image scenario (`--scenarios library`) only the idle origin starts here.
+    nginx, servers = make_servers(names if scenarios else [], shlex.split(args.pixelport_cmd),
                                   args.pixelport_workers)
     runs: list[dict[str, Any]] = []
     with running([nginx, *servers.values()]):
@@ -832,6 +1126,14 @@ def main() -> int:
                 scenario = next(s for s in SCENARIOS if s.name == name)
                 profile(servers["pixelport"], nginx, scenario, args.seconds, f"prof{nonce}",
                         RESULTS / f"profile-pixelport-{name}.txt")
+    if LIBRARY in wanted and "pixelport" in names:
+        best_runs, tries, report["library"] = run_library(
+            shlex.split(args.pixelport_cmd), args.pixelport_workers, args.seconds, args.repeat,
+            not args.no_limit)
+        runs.extend(best_runs)
+        report.setdefault("attempts", []).extend(tries)
+    elif LIBRARY in wanted:
+        print("bench: library needs pixelport in --servers; skipped", flush=True)
     report["limit"] = limit
     report["render_loop"] = render_loop
     report["load_after"] = list(os.getloadavg())

@@ -12,6 +12,8 @@ from hypothesis import settings
 
 from tests.helpers import OriginServer, Pixelport, make_image
 
+pytest_plugins = ["tests.databases", "tests.node_sdk"]
+
 # Property tests: the same examples on every CI run (a landing never depends on luck); random
 # ones locally and in `make fuzz` (tests/fuzz.py), whose finds become fixed @examples.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)

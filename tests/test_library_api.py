@@ -383,7 +383,7 @@ def test_list_filters_sort_and_page(lib: Library) -> None:
     assert {f.name for f in found} == {"f1.jpg", "f2.jpg"}
     found = lib.client.assets.list(search_query='name : "f" AND (height > 300 OR width < 150)')
     assert {f.name for f in found} == {"f0.jpg", "f2.jpg"}
-    found = lib.client.assets.list(search_query='path : "/list" AND size < "1kb"')
+    found = lib.client.assets.list(search_query='path : "/list" AND size < "0.05kb"')
     assert {f.name for f in found} == {"notes.txt"}
     with pytest.raises(imagekitio.BadRequestError) as bad:
         lib.client.assets.list(search_query="width >>= 3")
@@ -536,3 +536,11 @@ def test_pre_and_post_transformations(lib: Library) -> None:
                              files={"file": ("x.jpg", make_image(10, 10))})
         assert refused.status_code == 400, bad
     assert row_count(lib.database_url, "files") == 1
+
+
+def test_response_fields_choose_the_optional_fields(lib: Library) -> None:
+    chosen = upload(lib, "r.jpg", make_image(90, 60), response_fields=["metadata", "tags"],
+                    tags=["t"])
+    assert chosen.metadata is not None and (chosen.metadata.width, chosen.metadata.height) \
+        == (90, 60)
+    assert chosen.tags == ["t"] and chosen.custom_metadata is None  # not asked for

@@ -39,6 +39,7 @@ from pixelport.errors import (
 from pixelport.library import names, upload_steps
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Library, Upload
+from pixelport.library.metadata import read_metadata
 from pixelport.library.named import NamedTransformations
 from pixelport.library.records import upload_object
 from pixelport.security.api_auth import is_authorized
@@ -105,6 +106,10 @@ class Uploads:
         wanted = form.fields.get("responseFields")
         if wanted is not None:
             keep = {f.strip() for f in wanted.split(",") if f.strip()}
+            if "metadata" in keep:
+                stored = self.library.storage.local_path(row.storage_key)
+                if stored is not None:
+                    body["metadata"] = await asyncio.to_thread(read_metadata, stored)
             optional = {"tags", "customCoordinates", "isPrivateFile", "isPublished",
                         "customMetadata", "metadata", "embeddedMetadata", "description"}
             body = {k: v for k, v in body.items() if k not in optional or k in keep}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,6 @@ class Changes:
     remove_ai_tags: list[str] | None = None
     is_published: bool | None = None
     is_private: bool | None = None
-    touched: set[str] = field(default_factory=set)
 
 
 class Library:
@@ -109,7 +108,7 @@ class Library:
 
     async def upload(self, upload: Upload) -> File:
         """Store a new file, or a new version of the file at its path."""
-        facts = await asyncio.to_thread(probe, upload.source)
+        facts = await asyncio.to_thread(probe, upload.source, upload.name)
         if facts.file_type == "image" and not facts.width:
             facts = Probe(None, None, False, facts.format, facts.mime, "non-image")
         size = upload.source.stat().st_size

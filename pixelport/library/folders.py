@@ -8,7 +8,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from pixelport.errors import ApiConflict, ApiNotFound
+from pixelport.errors import ApiConflict, ApiError, ApiNotFound
 from pixelport.library import names
 from pixelport.library.files import (
     Library,
@@ -33,7 +33,7 @@ class Folders:
         """Make `parent/name` (and the folders on the way); no error when it exists."""
         folder = names.clean_folder(f"{parent or '/'}/{name}")
         if folder == "/":
-            raise ApiConflict("folderName is required.")
+            raise ApiError("folderName is required.")
 
         async def work(session: AsyncSession) -> None:
             await ensure_folders(session, folder)

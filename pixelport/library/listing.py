@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from pixelport.errors import ApiError
-from pixelport.library import names
+from pixelport.library import names, search
 from pixelport.library.records import Urls, file_object, folder_object, version_object
 from pixelport.state.db import Database
 from pixelport.state.models import CustomMetadataField, File, FileTag, FileVersion, Folder
@@ -102,8 +102,6 @@ async def _file_filter(session: AsyncSession, query: Query) -> ColumnElement[boo
     if query.path is not None:
         clauses.append(File.folder == query.path)
     if query.search_query is not None:
-        from pixelport.library import search  # the grammar is built on first use
-
         fields = {f.name: str(f.schema.get("type", "Text")) for f in (await session.scalars(
             select(CustomMetadataField).where(CustomMetadataField.deleted.is_(False)))).all()}
         try:
