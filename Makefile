@@ -49,7 +49,10 @@ postgres: $(STAMP)
 	  $(BIN)/python -m tests.databases; \
 	fi
 
-run: setup
+# The demo needs only the venv (not the test servers); its library folder is indexed into the
+# embedded SQLite database first (idempotent: files already indexed are skipped).
+run: $(STAMP)
+	$(BIN)/pixelport library scan --config demo/pixelport.toml --quiet
 	$(BIN)/pixelport serve --config demo/pixelport.toml --listen $(LISTEN)
 
 lint: setup

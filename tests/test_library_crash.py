@@ -44,8 +44,8 @@ CHILD = textwrap.dedent("""
         storage = FolderStorage(root)
         library = Library(db, storage)
         original = Library.new_version
-        async def dying(self, session, row, key):
-            await original(self, session, row, key)
+        async def dying(self, session, row, key, **kw):
+            await original(self, session, row, key, **kw)
             await session.flush()      # the rows are written, not committed
             os._exit(9)
         if moment == "before-commit":
