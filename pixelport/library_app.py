@@ -141,8 +141,9 @@ class MediaLibrary:
         async with self.db.read() as session:
             keys = set((await session.scalars(select(FileVersion.storage_key))).all())
         removed = await self.storage.sweep(keys, ORPHAN_AGE)
-        async with self.db.write() as session:
-            await session.execute(delete(UploadToken).where(UploadToken.expires_at < now()))
+        await self.db.transaction(
+            lambda session: session.execute(delete(UploadToken).where(
+                UploadToken.expires_at < now())))
         return removed
 
     async def _sweep_forever(self) -> None:

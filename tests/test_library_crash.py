@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = textwrap.dedent("""
     import asyncio, os, sys
     from pathlib import Path
+    from pixelport.library import files
     from pixelport.library.files import Library, Upload
     from pixelport.library.storage import FolderStorage
     from pixelport.config import database_url
@@ -43,13 +44,12 @@ CHILD = textwrap.dedent("""
         await db.migrate()
         storage = FolderStorage(root)
         library = Library(db, storage)
-        original = Library.new_version
-        async def dying(self, session, row, key, **kw):
-            await original(self, session, row, key, **kw)
-            await session.flush()      # the rows are written, not committed
+        original = files._insert_new
+        def dying(session, row):
+            original(session, row)   # the rows are written, not committed
             os._exit(9)
         if moment == "before-commit":
-            Library.new_version = dying
+            files._insert_new = dying
         source = storage.temporary()
         source.write_bytes(Path(sys.argv[4]).read_bytes())
         await library.upload(Upload(source=source, name="crash.jpg",

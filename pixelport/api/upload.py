@@ -212,9 +212,8 @@ class Uploads:
         if len(token) > 255:
             raise ApiForbidden("The token is longer than 255 characters.")
         try:
-            async with self.library.db.write() as session:
-                session.add(UploadToken(token=token, expires_at=datetime.fromtimestamp(
-                    expire + SKEW, UTC)))
+            spent = UploadToken(token=token, expires_at=datetime.fromtimestamp(expire + SKEW, UTC))
+            await self.library.db.transaction(lambda session: session.add(spent))
         except IntegrityError:
             raise ApiForbidden("This upload token has been used already.") from None
 

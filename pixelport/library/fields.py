@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from pixelport.errors import ApiConflict, ApiError, ApiNotFound
 from pixelport.state.db import Database
@@ -96,16 +97,15 @@ class MetadataFields:
         row = CustomMetadataField(id=new_id(), name=name, label=label,
                                   schema=check_schema(schema), deleted=False, created_at=now())
         try:
-            async with self.db.write() as session:
-                session.add(row)
+            await self.db.transaction(lambda session: session.add(row))
         except IntegrityError:
             raise ApiConflict(f"A custom metadata field named {name} exists already.") from None
         return row
 
     async def update(self, field_id: str, label: str | None, schema: Any) -> CustomMetadataField:
         """Change a field's label or schema (its type stays)."""
-        async with self.db.write() as session:
-            row = await session.get(CustomMetadataField, field_id)
+        def work(session: Session) -> CustomMetadataField:
+            row = session.get(CustomMetadataField, field_id)
             if row is None or row.deleted:
                 raise ApiNotFound("No custom metadata field with this id.")
             if label is not None:
@@ -118,14 +118,18 @@ class MetadataFields:
                 row.schema = merged
             return row
 
+        return await self.db.transaction(work)
+
     async def delete(self, field_id: str) -> None:
         """Delete a field (values already stored stay on their files)."""
-        async with self.db.write() as session:
-            row = await session.get(CustomMetadataField, field_id)
+        def work(session: Session) -> None:
+            row = session.get(CustomMetadataField, field_id)
             if row is None or row.deleted:
                 raise ApiNotFound("No custom metadata field with this id.")
             row.deleted = True
             row.name = f"{row.name}~deleted~{new_id()}"  # the name may be defined again
+
+        await self.db.transaction(work)
 
     async def validate(self, values: dict[str, Any]) -> dict[str, Any]:
         """A file's customMetadata checked against the fields (400 on any misfit)."""

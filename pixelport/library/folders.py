@@ -5,7 +5,7 @@ always finds it Completed (or failed, with nothing changed)."""
 from __future__ import annotations
 
 from sqlalchemy import delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from pixelport.errors import ApiConflict, ApiError, ApiNotFound
@@ -35,8 +35,8 @@ class Folders:
         if folder == "/":
             raise ApiError("folderName is required.")
 
-        async def work(session: AsyncSession) -> None:
-            await ensure_folders(session, folder)
+        def work(session: Session) -> None:
+            ensure_folders(session, folder)
 
         await self.db.retrying(work)
 
@@ -44,21 +44,21 @@ class Folders:
         """Delete a folder, its subfolders and every file in them (404 when it does not exist)."""
         folder = names.clean_folder(folder_path)
 
-        async def work(session: AsyncSession) -> tuple[list[str], list[str]]:
-            if await session.scalar(select(Folder.id).where(Folder.path == folder)) is None:
+        def work(session: Session) -> tuple[list[str], list[str]]:
+            if session.scalar(select(Folder.id).where(Folder.path == folder)) is None:
                 raise ApiNotFound(f"No folder exists at {folder_path}.")
-            rows = (await session.scalars(select(File).where(_inside(folder)))).all()
+            rows = (session.scalars(select(File).where(_inside(folder)))).all()
             ids = [r.id for r in rows]
-            keys = list((await session.scalars(select(FileVersion.storage_key).where(
+            keys = list((session.scalars(select(FileVersion.storage_key).where(
                 FileVersion.file_id.in_(ids)))).all())
-            await session.execute(delete(FileVersion).where(FileVersion.file_id.in_(ids)))
-            await session.execute(delete(FileTag).where(FileTag.file_id.in_(ids)))
-            await session.execute(delete(File).where(File.id.in_(ids)))
-            await session.execute(delete(Folder).where(
+            session.execute(delete(FileVersion).where(FileVersion.file_id.in_(ids)))
+            session.execute(delete(FileTag).where(FileTag.file_id.in_(ids)))
+            session.execute(delete(File).where(File.id.in_(ids)))
+            session.execute(delete(Folder).where(
                 or_(Folder.path == folder, Folder.path.startswith(folder, autoescape=True))))
-            await retire(session, [r.path for r in rows])
-            await retire(session, ["/" + k for k in keys if not k.startswith(BLOBS)])
-            return [r.path for r in rows], await unreferenced(session, keys)
+            retire(session, [r.path for r in rows])
+            retire(session, ["/" + k for k in keys if not k.startswith(BLOBS)])
+            return [r.path for r in rows], unreferenced(session, keys)
 
         paths, garbage = await self.db.retrying(work)
         await self.library.changed(paths)
@@ -98,36 +98,36 @@ class Folders:
             raise ApiConflict("A folder cannot be copied or moved into itself.")
         job_id = new_id()
 
-        async def work(session: AsyncSession) -> list[str]:
-            if await session.scalar(select(Folder.id).where(Folder.path == source)) is None:
+        def work(session: Session) -> list[str]:
+            if session.scalar(select(Folder.id).where(Folder.path == source)) is None:
                 raise ApiNotFound(f"No folder exists at {source_path}.")
-            if new_name is not None and await session.scalar(
+            if new_name is not None and session.scalar(
                     select(Folder.id).where(Folder.path == target)) is not None:
                 raise ApiConflict(f"A folder already exists at {target}.")
-            touched = await self._transfer(session, source, target, include_versions, keep)
+            touched = self._transfer(session, source, target, include_versions, keep)
             session.add(BulkJob(id=job_id, type=kind, status="Completed", created_at=now()))
             return touched
 
         await self.library.changed(await self.db.retrying(work))
         return job_id
 
-    async def _transfer(self, session: AsyncSession, source: str, target: str,
+    def _transfer(self, session: Session, source: str, target: str,
                         include_versions: bool, keep: bool) -> list[str]:
         """Copy or move every folder and file under `source` to `target`; paths touched."""
-        folders = (await session.scalars(select(Folder).where(
+        folders = (session.scalars(select(Folder).where(
             or_(Folder.path == source, Folder.path.startswith(source, autoescape=True))))).all()
         for row_folder in folders:
-            await ensure_folders(session, target + row_folder.path[len(source):])
+            ensure_folders(session, target + row_folder.path[len(source):])
             if not keep:
-                await session.delete(row_folder)
+                session.delete(row_folder)
         touched: list[str] = []
-        rows = (await session.scalars(select(File).where(_inside(source)).with_for_update())).all()
+        rows = (session.scalars(select(File).where(_inside(source)).with_for_update())).all()
         for row in rows:
             folder = target + row.folder[len(source):]
             destination = names.file_path(folder, row.name)
-            if await session.scalar(select(File.id).where(File.path == destination)):
+            if session.scalar(select(File.id).where(File.path == destination)):
                 # Onto an existing file: appended as its versions (as files.copy/move do).
-                await self.library.place(session, row, folder, row.name,
+                self.library.place(session, row, folder, row.name,
                                           include_versions=include_versions, keep_source=keep)
             elif keep:
                 copy = File(id=new_id(), path=destination, folder=folder, name=row.name,
@@ -137,19 +137,19 @@ class Folders:
                 set_tags(copy, [t.tag for t in row.tags if not t.ai],
                          [t.tag for t in row.tags if t.ai])
                 session.add(copy)
-                versions = (await session.scalars(select(FileVersion).where(
+                versions = (session.scalars(select(FileVersion).where(
                     FileVersion.file_id == row.id).order_by(FileVersion.number))).all()
                 if not include_versions:
                     versions = [v for v in versions if v.id == row.version_id]
                 for version in sorted(versions, key=lambda v: (v.id == row.version_id,
                                                                 v.number)):
-                    await self.library.new_version(session, copy, version.storage_key)
+                    self.library.new_version(session, copy, version.storage_key)
             else:
                 touched.append(row.path)
-                await retire(session, [row.path])
+                retire(session, [row.path])
                 row.path, row.folder, row.updated_at = destination, folder, now()
             touched += [row.path, destination]
-        await session.flush()
+        session.flush()
         return touched
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from pixelport.errors import ApiConflict, ApiError, ApiNotFound
 from pixelport.library.records import THUMBNAIL, iso
@@ -81,8 +82,7 @@ class NamedTransformations:
                                   description=description, enabled=enabled,
                                   created_at=now(), updated_at=now())
         try:
-            async with self.db.write() as session:
-                session.add(row)
+            await self.db.transaction(lambda session: session.add(row))
         except IntegrityError:
             raise ApiConflict(f"A named transformation {name} exists already.") from None
         return row
@@ -90,8 +90,9 @@ class NamedTransformations:
     async def update(self, named_id: str, changes: dict[str, Any]) -> NamedTransformation:
         """Change its transformation, description or enabled flag."""
         assert self.db is not None
-        async with self.db.write() as session:
-            row = await session.get(NamedTransformation, named_id)
+
+        def work(session: Session) -> NamedTransformation:
+            row = session.get(NamedTransformation, named_id)
             if row is None:
                 raise ApiNotFound("No named transformation with this id.")
             if isinstance(changes.get("transformation"), str):
@@ -104,14 +105,19 @@ class NamedTransformations:
             row.updated_at = now()
             return row
 
+        return await self.db.transaction(work)
+
     async def delete(self, named_id: str) -> None:
         """Delete one."""
         assert self.db is not None
-        async with self.db.write() as session:
-            row = await session.get(NamedTransformation, named_id)
+
+        def work(session: Session) -> None:
+            row = session.get(NamedTransformation, named_id)
             if row is None:
                 raise ApiNotFound("No named transformation with this id.")
-            await session.delete(row)
+            session.delete(row)
+
+        await self.db.transaction(work)
 
     def _check(self, name: str, transformation: str, existing: bool = False) -> None:
         if not name or not all(c.isalnum() or c in "_-" for c in name):

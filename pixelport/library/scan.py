@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from pixelport.library import names
 from pixelport.library.files import Library, ensure_folders, set_tags
@@ -87,18 +87,18 @@ async def _index(library: Library, root: Path, keys: list[str], report: ScanRepo
     sizes = await asyncio.to_thread(lambda: [(root / key).stat().st_size
                                              for key, _, _ in candidates])
 
-    async def work(session: AsyncSession) -> int:
+    def work(session: Session) -> int:
         paths = ["/" + key for key, _, _ in candidates]
-        known = set((await session.scalars(select(File.path).where(File.path.in_(paths)))).all())
-        known |= set((await session.scalars(select(RetiredPath.path).where(
+        known = set((session.scalars(select(File.path).where(File.path.in_(paths)))).all())
+        known |= set((session.scalars(select(RetiredPath.path).where(
             RetiredPath.path.in_(paths)))).all())
-        known |= {"/" + k for k in (await session.scalars(select(FileVersion.storage_key).where(
+        known |= {"/" + k for k in (session.scalars(select(FileVersion.storage_key).where(
             FileVersion.storage_key.in_([key for key, _, _ in candidates])))).all()}
         added = 0
         for (key, folder, name), fact, size in zip(candidates, facts, sizes, strict=True):
             if "/" + key in known:
                 continue
-            await ensure_folders(session, folder)
+            ensure_folders(session, folder)
             moment = now()
             row = File(id=new_id(), path="/" + key, folder=folder, name=name, tags=[],
                        version_id="", version_number=1, storage_key=key,
@@ -109,7 +109,7 @@ async def _index(library: Library, root: Path, keys: list[str], report: ScanRepo
             set_tags(row, [], [])
             row.version_id = row.id
             session.add(row)
-            await session.flush()
+            session.flush()
             session.add(FileVersion(id=row.id, file_id=row.id, number=1, storage_key=key,
                                     snapshot=snapshot(row), created_at=moment))
             added += 1

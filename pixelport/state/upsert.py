@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
 
-def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any],
+def insert_ignore(session: Session, model: Any, values: dict[str, Any],
                   *conflict: str) -> Insert:
     """An insert of `values` that does nothing when a row with the same `conflict` key exists."""
     if session.get_bind().dialect.name == "postgresql":
