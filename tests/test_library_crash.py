@@ -45,8 +45,8 @@ CHILD = textwrap.dedent("""
         storage = FolderStorage(root)
         library = Library(db, storage)
         original = files._insert_new
-        def dying(session, row):
-            original(session, row)   # the rows are written, not committed
+        def dying(session, *rest):
+            original(session, *rest)   # the rows are written, not committed
             os._exit(9)
         if moment == "before-commit":
             files._insert_new = dying

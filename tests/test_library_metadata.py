@@ -13,7 +13,7 @@ import pytest
 import pyvips
 from PIL import ExifTags, Image, ImageCms
 
-from pixelport.library.metadata import Probe, probe, read_metadata
+from pixelport.library.metadata import Probe, probe, quick_probe, read_metadata
 
 
 def _photo(width: int = 64, height: int = 48) -> Image.Image:
@@ -57,6 +57,59 @@ def _jpeg(tmp_path: Path, name: str = "photo.jpg", **save: Any) -> Path:
 
 def test_probe_jpeg(tmp_path: Path) -> None:
     assert probe(_jpeg(tmp_path)) == Probe(64, 48, False, "jpg", "image/jpeg", "image")
+
+
+def _jpeg_variants(tmp_path: Path) -> dict[str, Path]:
+    """Sound, odd and broken JPEGs (and files that only look like one)."""
+    made: dict[str, Path] = {}
+    photo = _photo(120, 80)
+
+    def save(name: str, image: Image.Image, **options: Any) -> None:
+        made[name] = tmp_path / name
+        image.save(made[name], "JPEG", **options)
+
+    save("rgb.jpg", photo)
+    save("grey.jpg", photo.convert("L"))
+    save("cmyk.jpg", photo.convert("CMYK"))
+    save("progressive.jpg", photo, progressive=True)
+    save("subsampled.jpg", photo, subsampling=0, quality=95)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    save("rotated.jpg", photo, exif=exif.tobytes())
+    save("profiled.jpg", photo, icc_profile=ImageCms.ImageCmsProfile(
+        ImageCms.createProfile("sRGB")).tobytes())
+    whole = made["rgb.jpg"].read_bytes()
+    rest = {"cut-300.jpg": whole[:300], "cut-20.jpg": whole[:20], "magic-only.jpg": whole[:3],
+            "half.jpg": whole[: len(whole) // 2],
+            "noise.jpg": b"\xff\xd8\xff" + random.Random(3).randbytes(4000)}
+    png = tmp_path / "real.png"
+    photo.save(png)
+    rest["png-named.jpg"] = png.read_bytes()
+    # A start-of-frame claiming 0 x 0 pixels.
+    sof = whole.index(b"\xff\xc0")
+    rest["zero-size.jpg"] = whole[: sof + 5] + b"\x00\x00\x00\x00" + whole[sof + 9:]
+    for name, data in rest.items():
+        made[name] = tmp_path / name
+        made[name].write_bytes(data)
+    return made
+
+
+def test_quick_probe_agrees_with_libvips(tmp_path: Path) -> None:
+    answered = set()
+    for name, path in _jpeg_variants(tmp_path).items():
+        quick = quick_probe(path)
+        if quick is not None:  # None: libvips' probe answers instead
+            answered.add(name)
+            assert quick == probe(path), name
+    # The fast path takes every sound JPEG (so the test above compared something).
+    assert {"rgb.jpg", "grey.jpg", "cmyk.jpg", "progressive.jpg", "rotated.jpg",
+            "profiled.jpg", "subsampled.jpg"} <= answered
+    assert not answered & {"noise.jpg", "magic-only.jpg", "png-named.jpg", "cut-20.jpg"}
+
+
+def test_quick_probe_on_the_sample_photo() -> None:
+    sample = Path(__file__).parent / "data" / "astronaut-320.jpg"
+    assert quick_probe(sample) == probe(sample)
 
 
 def test_probe_png_with_alpha(tmp_path: Path) -> None:

@@ -300,7 +300,8 @@ class DiskTier:
         doomed = [k for k, i in self.index.items() if matches(i.endpoint, i.path)]
         for key in doomed:
             self._forget(key)
-        await asyncio.to_thread(self._unlink_all, doomed)
+        if doomed:  # a library upload purges its new path: mostly nothing is cached
+            await asyncio.to_thread(self._unlink_all, doomed)
         return len(doomed)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import mimetypes
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pyvips
-from PIL import ExifTags, Image, TiffImagePlugin
+from PIL import ExifTags, Image, JpegImagePlugin, TiffImagePlugin
 
 IMAGE = "image"
 NON_IMAGE = "non-image"
@@ -72,6 +73,33 @@ def probe(path: Path, name: str | None = None) -> Probe:
     # An upload is probed as a temporary `.part` file; its real name's extension is what
     # names a format libvips cannot read (mp4, zip...).
     return _describe(Path(name) if name is not None else path, _open_header(path))
+
+
+def quick_probe(path: Path) -> Probe | None:
+    """`probe`'s answer for a JPEG, from Pillow's parse of its markers; None for any other
+    file or one Pillow cannot parse (`probe` answers those).
+
+    Most uploads are JPEG photos: Pillow reads their header in ~28 us, libvips in ~180 us
+    plus a thread hop, and nothing of the file past its start-of-scan marker is read.
+    tests/test_library_metadata.py holds it to `probe` on sound, odd and broken JPEGs.
+    """
+    try:
+        with path.open("rb") as handle:
+            if handle.read(3) != b"\xff\xd8\xff":
+                return None
+            handle.seek(0)
+            # The plugin class itself: Image.open would also warn about pixel counts.
+            with JpegImagePlugin.JpegImageFile(handle) as image:
+                width, height = image.size
+                mode = image.mode
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error):
+        return None
+    if mode not in _QUICK_MODES or width < 1 or height < 1:
+        return None
+    return Probe(width, height, False, "jpg", _MIMES["jpg"], IMAGE)
+
+
+_QUICK_MODES = frozenset({"L", "RGB", "CMYK"})  # libvips: 1, 3 or 4 bands, none alpha
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

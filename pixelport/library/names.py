@@ -65,7 +65,13 @@ def unique_name(name: str) -> str:
     stem, dot, extension = name.rpartition(".")
     if not dot or not stem:
         stem, extension = name, ""
-    suffix = "".join(secrets.choice(UNIQUE_ALPHABET) for _ in range(9))
+    # One draw for all nine characters: secrets.choice per character was nine getrandom
+    # calls, the most system calls an upload made.
+    number = secrets.randbelow(len(UNIQUE_ALPHABET) ** 9)
+    suffix = ""
+    for _ in range(9):
+        number, digit = divmod(number, len(UNIQUE_ALPHABET))
+        suffix += UNIQUE_ALPHABET[digit]
     return f"{stem}_{suffix}" + (f".{extension}" if extension else "")
 
 
