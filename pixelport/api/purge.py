@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -24,7 +24,8 @@ from pixelport.siblings import Siblings, Unreachable
 
 log = logging.getLogger("pixelport.api")
 MAX_BODY = 64 * 1024
-Purger = Callable[[Callable[[str, str], bool]], Awaitable[int]]
+# (matches(endpoint, path), the paths it can match when known) -> entries removed
+Purger = Callable[[Callable[[str, str], bool], Collection[str] | None], Awaitable[int]]
 
 
 class PurgeError(ValueError):
@@ -121,7 +122,7 @@ class PurgeApi:
         matches = matcher(self.table, url)
         removed = 0
         for purger in self.purgers:
-            removed += await purger(matches)
+            removed += await purger(matches, None)
         self.done.put(request_id, removed)
         return removed
 
@@ -142,7 +143,7 @@ class PurgeApi:
         wanted = {p.lstrip("/") for p in paths}
         removed = 0
         for purger in self.purgers:
-            removed += await purger(lambda _endpoint, path: path in wanted)
+            removed += await purger(lambda _endpoint, path: path in wanted, wanted)
         self.done.put(request_id, removed)
         return removed
 

@@ -24,12 +24,13 @@ import itertools
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from pixelport.cache.entry import CorruptEntry, Entry, read_header
+from pixelport.cache.pathindex import PathIndex
 from pixelport.cache.purgelog import PurgeLog
 from pixelport.place import ALONE, Place, alive
 from pixelport.threadnames import namer
@@ -67,6 +68,7 @@ class DiskTier:
         self.place = place
         self.used = 0
         self.index: OrderedDict[str, Indexed] = OrderedDict()
+        self.paths = PathIndex()  # the index's keys by path
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="pixelport-cache",
                                          initializer=namer("pp-cache"))
         self.folders: set[Path] = set()  # fan-out folders known to exist
@@ -115,8 +117,8 @@ class DiskTier:
                 continue
             found.append((info.st_atime, key, Indexed(info.st_size, endpoint, file_path)))
         for _, key, indexed in sorted(found):
-            self.index[key] = indexed
-            self.used += indexed.size
+            self._forget(key)
+            self._add(key, indexed)
         self._unlink_all(self._evict())
         for folder in emptied:  # empty now, unless something else is in it
             with contextlib.suppress(OSError):
@@ -226,8 +228,7 @@ class DiskTier:
             await asyncio.to_thread(self.file(key).unlink, True)
             return
         self._forget(key)
-        self.index[key] = Indexed(size, entry.endpoint, entry.path)
-        self.used += size
+        self._add(key, Indexed(size, entry.endpoint, entry.path))
         doomed = self._evict()
         if doomed:
             await asyncio.to_thread(self._unlink_all, doomed)
@@ -278,6 +279,7 @@ class DiskTier:
         doomed: list[str] = []
         while self.used > self.capacity and self.index:
             key, indexed = self.index.popitem(last=False)
+            self.paths.discard(indexed.path, key)
             self.used -= indexed.size
             doomed.append(key)
         return doomed
@@ -286,18 +288,28 @@ class DiskTier:
         for key in keys:
             self.file(key).unlink(missing_ok=True)
 
+    def _add(self, key: str, indexed: Indexed) -> None:
+        self.index[key] = indexed
+        self.paths.add(indexed.path, key)
+        self.used += indexed.size
+
     def _forget(self, key: str) -> None:
         old = self.index.pop(key, None)
         if old is not None:
+            self.paths.discard(old.path, key)
             self.used -= old.size
 
-    async def purge(self, matches: Callable[[str, str], bool]) -> int:
-        """Delete every entry whose (endpoint, path) matches; returns how many."""
+    async def purge(self, matches: Callable[[str, str], bool],
+                    paths: Collection[str] | None = None) -> int:
+        """Delete every entry whose (endpoint, path) matches; returns how many. `paths`, when
+        given, holds every path `matches` can match (looked up, not scanned for)."""
         if self.log.open:
             self.log.record(matches)
             for key in [k for k, e in self.pending.items() if matches(e.endpoint, e.path)]:
                 del self.pending[key]
-        doomed = [k for k, i in self.index.items() if matches(i.endpoint, i.path)]
+        candidates = list(self.index) if paths is None else self.paths.keys_of(paths)
+        doomed = [k for k in candidates
+                  if (i := self.index.get(k)) is not None and matches(i.endpoint, i.path)]
         for key in doomed:
             self._forget(key)
         if doomed:  # a library upload purges its new path: mostly nothing is cached

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from pixelport.cache.disk import DiskTier
@@ -56,6 +56,7 @@ class OriginalStore:
         """Stop the writer thread."""
         self.disk.close()
 
-    async def purge(self, matches: Callable[[str, str], bool]) -> int:
-        """Forget matching files."""
-        return await self.disk.purge(matches)
+    async def purge(self, matches: Callable[[str, str], bool],
+                    paths: Collection[str] | None = None) -> int:
+        """Forget matching files (`paths`: every path `matches` can match, when known)."""
+        return await self.disk.purge(matches, paths)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from pixelport.cache.disk import DiskTier, Ticket
@@ -69,12 +69,14 @@ class ResultCache:
         if self.disk is not None:
             self.disk.close()
 
-    async def purge(self, matches: Callable[[str, str], bool]) -> int:
-        """Remove every entry of matching (endpoint, path) from both tiers."""
-        count = self.memory.purge(matches)
+    async def purge(self, matches: Callable[[str, str], bool],
+                    paths: Collection[str] | None = None) -> int:
+        """Remove every entry of matching (endpoint, path) from both tiers (`paths`: every
+        path `matches` can match, when known)."""
+        count = self.memory.purge(matches, paths)
         self.log.record(matches)
         if self.disk is not None:
-            count += await self.disk.purge(matches)
+            count += await self.disk.purge(matches, paths)
         return count
 
     def _expired(self, entry: Entry) -> bool:

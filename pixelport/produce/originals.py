@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -155,8 +155,10 @@ class Originals:
         if held is not None:
             self.recent_used -= len(held[0].data)
 
-    async def purge(self, matches: Callable[[str, str], bool]) -> int:
-        """Forget recently fetched originals of matching (endpoint, path)."""
+    async def purge(self, matches: Callable[[str, str], bool],
+                    paths: Collection[str] | None = None) -> int:
+        """Forget recently fetched originals of matching (endpoint, path); they are few
+        (bounded by `recent_bytes`), so `paths` is not needed to find them."""
         for key in [k for k in self.recent if matches(*k.split("\0")[:2])]:
             self._drop(key)
         return 0  # results are what a purge counts; these are only their inputs
