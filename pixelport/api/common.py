@@ -109,4 +109,5 @@ def flag(body: dict[str, Any], key: str, default: bool) -> bool:
 
 def urls(request: Request, urls_for: UrlsFor) -> Urls:
     """The delivery URLs as the client that asked sees them."""
-    return urls_for(request.headers.get("host"), request.url.scheme)
+    # The scope's scheme (what ProxyHeadersMiddleware set) without building request.url.
+    return urls_for(request.headers.get("host"), str(request.scope.get("scheme", "http")))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from pixelport.state.models import File, FileVersion, Folder
@@ -31,10 +32,66 @@ class Urls:
 
 def iso(moment: datetime) -> str:
     """ImageKit's timestamp spelling: `2024-01-15T10:00:00.123Z`."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Times are UTC throughout; isoformat is four times faster than strftime.
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
-def tags_of(row: File, ai: bool) -> list[str] | None:
+class TagFacts(Protocol):
+    """A tag as file objects show it (a FileTag row, or a listing's TagRow)."""
+
+    @property
+    def tag(self) -> str: ...
+
+    @property
+    def ai(self) -> bool: ...
+
+
+class FileFacts(Protocol):
+    """What a File object is made of: a File row, or a listing's FileRow (no ORM)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def file_type(self) -> str: ...
+    @property
+    def mime(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def has_alpha(self) -> bool: ...
+    @property
+    def is_private(self) -> bool: ...
+    @property
+    def is_published(self) -> bool: ...
+    @property
+    def custom_coordinates(self) -> str | None: ...
+    @property
+    def custom_metadata(self) -> dict[str, Any]: ...
+    @property
+    def embedded_metadata(self) -> dict[str, Any]: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def version_id(self) -> str: ...
+    @property
+    def version_number(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def updated_at(self) -> datetime: ...
+    @property
+    def tags(self) -> Sequence[TagFacts]: ...
+
+
+def tags_of(row: FileFacts, ai: bool) -> list[str] | None:
     """The file's tags (or AITags) in order; None when there are none, as ImageKit says."""
     found = [tag.tag for tag in row.tags if tag.ai == ai]
     return found or None
@@ -53,7 +110,7 @@ def snapshot(row: File) -> dict[str, Any]:
     }
 
 
-def file_object(row: File, urls: Urls) -> dict[str, Any]:
+def file_object(row: FileFacts, urls: Urls) -> dict[str, Any]:
     """The File object of `GET /v1/files/{id}/details` and of listings."""
     return {
         "type": "file",

@@ -52,7 +52,8 @@ class FolderStorage:
 
     def temporary(self) -> Path:
         """A new temporary file's path on the storage's file system (renames stay atomic)."""
-        self.tmp.mkdir(parents=True, exist_ok=True)
+        if not self.tmp.is_dir():  # a stat, not a failing mkdir, for every upload
+            self.tmp.mkdir(parents=True, exist_ok=True)
         return self.tmp / f"{secrets.token_hex(16)}.part"
 
     async def put_file(self, source: Path, name: str) -> str:

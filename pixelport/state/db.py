@@ -183,6 +183,10 @@ def _sqlite_connect(dbapi_connection: Any, _: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # 16 MB of page cache per connection (SQLite's default is 2 MB): a searchQuery over
+    # 100,000 files reads pages all over its indexes, and missed the small cache on most of
+    # them (the bench's search went from 55 to 70 requests/s). Caches fill only as used.
+    cursor.execute("PRAGMA cache_size=-16384")
     cursor.close()
 
 
