@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from pixelport.api.purge import PurgeApi
-from pixelport.asgi import Receive, Scope, Send, send_bytes
+from pixelport.asgi import Delivered, Message, Receive, Scope, Send, send_bytes
 from pixelport.cache.originals import OriginalStore
 from pixelport.cache.results import ResultCache
 from pixelport.config import Config
@@ -87,6 +87,7 @@ class App:
                 lambda: self.delivery.use_named(self.media.named.mapping)  # type: ignore[union-attr]
             )
             self.media.produce = self.produce
+            self.media.deliver = self.deliver
             self.api.route("/v1", routes)
             self.api.route("/api", routes)
 
@@ -126,21 +127,40 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def produce(self, target: str) -> None:
-        """GET `target` through delivery and drop the answer: its result is now cached."""
-        raw = quote(target, safe="/:@!$&'()*+,;=-._~").encode()
-        scope: Scope = {"type": "http", "method": "GET", "path": target, "raw_path": raw,
-                        "query_string": b"", "headers": [(b"host", b"localhost")],
-                        "http_version": "1.1"}
+    async def deliver(self, target: str, query: str = "", host: str = "localhost",
+                      limit: int = 64 * 1024 * 1024) -> Delivered:
+        """GET a delivery target in this process (no socket, under the request deadline):
+        its status, headers and body (None when the body passed `limit` bytes)."""
+        raw = quote(target, safe="/:@!$&'()*+,;=-._~%").encode()
+        scope: Scope = {"type": "http", "method": "GET", "path": unquote(target),
+                        "raw_path": raw, "query_string": query.encode(),
+                        "headers": [(b"host", host.encode())], "http_version": "1.1"}
+        answer = Delivered(0, {}, b"")
+        chunks: list[bytes] = []
+        size = 0
 
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        async def send(_: Any) -> None:
-            return None
+        async def send(message: Message) -> None:
+            nonlocal size
+            if message["type"] == "http.response.start":
+                answer.status = int(message["status"])
+                answer.headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                                  for k, v in message.get("headers", [])}
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+                if size <= limit:
+                    chunks.append(message.get("body", b""))
 
+        await self.timed_delivery(scope, receive, send)
+        answer.body = b"".join(chunks) if size <= limit else None
+        return answer
+
+    async def produce(self, target: str) -> None:
+        """GET `target` through delivery and drop the answer: its result is now cached."""
         try:
-            await self.delivery(scope, receive, send)
+            await self.deliver(target, limit=0)
         except Exception:
             log.exception("making %s after its upload failed", target)
 

@@ -7,12 +7,22 @@ and request deadline) answer requests too, and must not import the delivery pack
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class Delivered:
+    """A delivery answer collected in-process (`App.deliver`); body None when too large."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes | None
 
 
 def encode_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:

@@ -15,7 +15,7 @@ from pixelport.api.purge import PurgeApi
 from pixelport.api.router import build
 from pixelport.api.settings import SettingRoutes
 from pixelport.api.upload import Uploads
-from pixelport.asgi import Receive, Scope, Send
+from pixelport.asgi import Delivered, Receive, Scope, Send
 from pixelport.config import Config
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.errors import ApiError, ApiUnavailable, PixelportError, UploadTooLarge
@@ -54,6 +54,8 @@ class MediaLibrary:
         self.router: Any = None
         # Runs a delivery GET of a target and drops the answer (`App.produce`).
         self.produce: Callable[[str], Coroutine[Any, Any, None]] | None = None
+        # GETs a delivery target in-process and returns the answer (`App.deliver`).
+        self.deliver: Callable[[str, str, str], Awaitable[Delivered]] | None = None
         self.warming: set[asyncio.Task[None]] = set()
         self.sweeper: asyncio.Task[None] | None = None
 
@@ -80,10 +82,18 @@ class MediaLibrary:
                           self.config.limits.max_upload_bytes, urls_for, self.fetch_url,
                           self.named, self.config.images, self.config.limits, self.warm)
         files = Files(self.library, self.fields, urls_for, purges.request_id,
-                      _path_of_url(table))
+                      _path_of_url(table), self.delivered)
         self.router = build(uploads, files, FolderRoutes(self.folders),
                             SettingRoutes(self.fields, self.named, named_changed))
         return self.router  # type: ignore[no-any-return]
+
+    async def delivered(self, url: str) -> Delivered:
+        """What delivery answers for an absolute URL, asked in this process (the URL's host
+        and path pick the endpoint, as for a client; nothing leaves the machine)."""
+        if self.deliver is None:
+            raise ApiUnavailable("Delivery is not running.")
+        parts = urlsplit(url)
+        return await self.deliver(parts.path or "/", parts.query, parts.netloc or "localhost")
 
     def warm(self, target: str) -> None:
         """Have a delivery target produced in the background (`produce`, set by the app)."""

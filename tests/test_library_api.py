@@ -335,6 +335,38 @@ def test_metadata_by_id_and_by_url(lib: Library) -> None:
         lib.client.files.metadata.get_from_url(url=f"{lib.pp.url}/absent.jpg")
 
 
+def test_metadata_from_url_of_another_origin_and_of_a_transformation(
+        tmp_path: Path, database_url: str, origin: OriginServer) -> None:
+    """A URL the library does not hold (a web origin's file, a transformed result) is read
+    through delivery, in-process; a URL on no endpoint or with nothing behind it is 404."""
+    origin.files["/remote/pic.png"] = make_image(200, 100, ".png", alpha=True)
+    root = tmp_path / "library"
+    root.mkdir()
+    config = library_config(root, database_url)
+    config["origin"] = [{"name": "web", "type": "web_server", "base_url": origin.url}]
+    config["endpoint"] = [{"identifier": "", "origins": ["web"]}]
+    pp = Pixelport(config, base=tmp_path)
+    try:
+        sdk = client(pp)
+        remote = sdk.files.metadata.get_from_url(url=f"{pp.url}/remote/pic.png")
+        assert (remote.width, remote.height, remote.format) == (200, 100, "png")
+        assert remote.has_transparency is True and len(remote.p_hash) == 16
+        resized = sdk.files.metadata.get_from_url(url=f"{pp.url}/tr:w-50,f-jpg/remote/pic.png")
+        assert (resized.width, resized.height, resized.format) == (50, 25, "jpg")
+        query = sdk.files.metadata.get_from_url(url=f"{pp.url}/remote/pic.png?tr=w-40")
+        assert query.width == 40
+        with pytest.raises(imagekitio.NotFoundError):
+            sdk.files.metadata.get_from_url(url=f"{pp.url}/remote/absent.png")
+        with pytest.raises(imagekitio.BadRequestError):
+            sdk.files.metadata.get_from_url(url="/remote/pic.png")
+        # Only this server's endpoints are asked: a URL on another host is resolved as a
+        # Host header of this server (here, the default endpoint), never fetched from there.
+        other = sdk.files.metadata.get_from_url(url="http://elsewhere.example/remote/pic.png")
+        assert other.width == 200
+    finally:
+        pp.stop()
+
+
 # -- folders and bulk jobs -----------------------------------------------------------------
 
 

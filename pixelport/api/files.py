@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelport.api.common import UrlsFor, answer, flag, json_body, route, string_list, text, urls
 from pixelport.api.upload import check_coordinates
+from pixelport.asgi import Delivered
 from pixelport.errors import ApiError, ApiNotFound
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Changes, Library
@@ -27,8 +29,10 @@ class Files:
     """The file routes."""
 
     def __init__(self, library: Library, fields: MetadataFields, urls_for: UrlsFor,
-                 purge_id: Callable[[], str], path_of_url: Callable[[str], str | None]) -> None:
+                 purge_id: Callable[[], str], path_of_url: Callable[[str], str | None],
+                 delivered: Callable[[str], Awaitable[Delivered]]) -> None:
         self.library = library
+        self.delivered = delivered  # a delivery URL → what delivery answers for it
         self.path_of_url = path_of_url  # a delivery URL → the library path it serves
         self.fields = fields
         self.urls_for = urls_for
@@ -183,18 +187,44 @@ class Files:
 
     @route
     async def metadata_from_url(self, request: Request) -> Response:
-        """GET /v1/metadata?url=: the metadata of a library file named by its URL."""
+        """GET /v1/metadata?url=: the metadata of what a delivery URL serves: a library
+        file's stored bytes, else (another origin's file, a transformation, a signed URL)
+        the answer delivery gives for the URL, asked in-process."""
         url = request.query_params.get("url")
         if not url:
             raise ApiError("Missing url parameter.")
-        path = self.path_of_url(url)
+        if not url.startswith(("http://", "https://")):
+            raise ApiError("url must be an absolute http(s) URL on one of this server's "
+                           "endpoints.")
+        path = self.path_of_url(url) if "?" not in url else None
         row = await self.library.by_path(path) if path is not None else None
-        if row is None:
-            raise ApiNotFound("No library file has this URL.")
-        return answer(200, await self._metadata(row.storage_key))
+        if row is not None:  # the stored bytes, private or not (the caller holds the key)
+            return answer(200, await self._metadata(row.storage_key))
+        got = await self.delivered(url)
+        if got.status == 404:
+            raise ApiNotFound("Nothing is served at this URL.")
+        if got.status != 200:
+            raise ApiError(f"The URL could not be fetched (HTTP {got.status}"
+                           + (f", {got.headers['ik-error']}" if "ik-error" in got.headers
+                              else "") + ").")
+        if got.body is None:
+            raise ApiError("The file at this URL is too large to read its metadata.")
+        # Named with the URL's extension: formats libvips does not read are named by it.
+        suffix = PurePosixPath(urlsplit(url).path).suffix[:16]
+        scratch = self.library.storage.temporary().with_suffix(suffix or ".part")
+        return answer(200, await asyncio.to_thread(_metadata_of_bytes, got.body, scratch))
 
     async def _metadata(self, key: str) -> dict[str, Any]:
         path = self.library.storage.local_path(key)
         if path is None or not Path(path).is_file():
             raise ApiNotFound("The file's bytes are missing.")
         return await asyncio.to_thread(read_metadata, path)
+
+
+def _metadata_of_bytes(data: bytes, scratch: Path) -> dict[str, Any]:
+    """`read_metadata` of bytes, through a temporary file (libvips and Pillow read paths)."""
+    try:
+        scratch.write_bytes(data)
+        return read_metadata(scratch)
+    finally:
+        scratch.unlink(missing_ok=True)
