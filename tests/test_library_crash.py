@@ -102,7 +102,8 @@ def test_server_killed_mid_upload(tmp_path: Path, database_url: str) -> None:
                          + b'--x\r\nContent-Disposition: form-data; name="fileName"\r\n\r\n'
                            b"half.jpg\r\n--x\r\nContent-Disposition: form-data; name=\"file\"; "
                            b'filename="half.jpg"\r\n\r\n' + make_image(64, 64)[:200]
-                         + b"\0" * 1_000_000)
+                         # Past MEMORY_PART (1 MB): the part is being written to a file.
+                         + b"\0" * 2_000_000)
             deadline = time.monotonic() + 10
             root = tmp_path / "library"
             while _count_blobs(root) == 0 and time.monotonic() < deadline:

@@ -86,7 +86,7 @@ class Uploads:
             raise UploadTooLarge(f"The file is larger than the upload limit of "
                                  f"{self.max_upload} bytes.")
         form = await read_form(request.headers.get("content-type", ""), request.stream(),
-                               self.library.storage.temporary(), self.max_upload)
+                               self.library.storage.temporary, self.max_upload)
         try:
             if version == 2:
                 await self._check_jwt(form.fields)
@@ -95,8 +95,9 @@ class Uploads:
             steps = upload_steps.parse(form.fields.get("transformation"), self.named.mapping)
             upload = await self._prepare(form)
             if steps.pre:
-                await asyncio.to_thread(upload_steps.apply_pre, upload.source, steps.pre,
-                                        self.named.mapping, self.images, self.limits)
+                upload.source = await asyncio.to_thread(
+                    upload_steps.apply_pre, upload.source, steps.pre, self.named.mapping,
+                    self.images, self.limits)
             row = await self.library.upload(upload)
         finally:
             form.discard()
@@ -118,7 +119,7 @@ class Uploads:
     async def _prepare(self, form: Form) -> Upload:
         fields = form.fields
         name = names.clean_name(fields.get("fileName") or "")
-        if form.file_path is None:
+        if form.file is None:
             given = fields.get("file")
             if not given:
                 raise ApiError("Missing file parameter for upload")
@@ -133,8 +134,10 @@ class Uploads:
         coordinates = fields.get("customCoordinates")
         if coordinates:
             coordinates = check_coordinates(coordinates)
+        source = form.file
+        assert source is not None
         return Upload(
-            source=form.file_path, name=name, folder=names.clean_folder(fields.get("folder")),
+            source=source, name=name, folder=names.clean_folder(fields.get("folder")),
             tags=[t.strip() for t in fields["tags"].split(",") if t.strip()]
             if fields.get("tags") is not None else None,
             use_unique_file_name=_flag(fields, "useUniqueFileName", True) is not False,

@@ -46,7 +46,9 @@ MAX_VERSIONS = 100  # ImageKit's limit; the oldest non-current versions go first
 class Upload:
     """One file to store, with the upload's options (names already cleaned)."""
 
-    source: Path  # a file of the storage's own temporary folder (moved into place)
+    # The file's bytes (a small upload, held in memory), or a file of the storage's own
+    # temporary folder (moved into place).
+    source: Path | bytes
     name: str
     folder: str = "/"
     tags: list[str] | None = None
@@ -116,17 +118,18 @@ class Library:
 
     async def upload(self, upload: Upload) -> File:
         """Store a new file, or a new version of the file at its path."""
-        size = upload.source.stat().st_size
+        source = upload.source
+        size = len(source) if isinstance(source, bytes) else source.stat().st_size
         if size == 0:
             raise ApiError("The file is empty.")
         # A small JPEG's header is read here (a few KB of at most 1 MB; less time than the
-        # thread hop it saves); anything else is libvips' to probe, in a thread.
-        facts = quick_probe(upload.source) if size <= QUICK_PROBE_BYTES else None
+        # thread hop it saves); anything else is libvips' to probe, in a thread, from a file.
+        facts = quick_probe(source) if size <= QUICK_PROBE_BYTES else None
         if facts is None:
-            facts = await asyncio.to_thread(probe, upload.source, upload.name)
+            facts = await asyncio.to_thread(self._probe, source, upload.name)
         if facts.file_type == "image" and not facts.width:
             facts = Probe(None, None, False, facts.format, facts.mime, "non-image")
-        key = await self.storage.put_file(upload.source, upload.name)
+        key = await self.storage.put_file(source, upload.name)
         try:
             row = await self.db.retrying(lambda s: self._store(s, upload, facts, size, key))
         except asyncio.CancelledError:
@@ -136,6 +139,17 @@ class Library:
             raise
         await self.changed([row.path])
         return row
+
+    def _probe(self, source: Path | bytes, name: str) -> Probe:
+        """`probe` of a file, or of bytes through a temporary file (libvips reads names)."""
+        if not isinstance(source, bytes):
+            return probe(source, name)
+        scratch = self.storage.temporary()
+        try:
+            scratch.write_bytes(source)
+            return probe(scratch, name)
+        finally:
+            scratch.unlink(missing_ok=True)
 
     def _store(self, session: Session, upload: Upload, facts: Probe, size: int,
                key: str) -> File:

@@ -30,8 +30,9 @@ CHUNK = 1024 * 1024
 class Storage(Protocol):
     """File bytes by key (`[library] dir` first; a bucket in a later issue)."""
 
-    async def put_file(self, source: Path, name: str) -> str:
-        """Store a local file's bytes under a new key (its name kept at the end); the key."""
+    async def put_file(self, source: Path | bytes, name: str) -> str:
+        """Store bytes, or a local file's, under a new key (its name kept at the end); the
+        key."""
 
     def local_path(self, key: str) -> Path | None:
         """The file of `key` on this machine, when the storage is local and it exists."""
@@ -49,6 +50,7 @@ class FolderStorage:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.tmp = root / TEMPORARY
+        self.folders: set[Path] = set()  # blob folders known to exist
 
     def temporary(self) -> Path:
         """A new temporary file's path on the storage's file system (renames stay atomic)."""
@@ -56,28 +58,46 @@ class FolderStorage:
             self.tmp.mkdir(parents=True, exist_ok=True)
         return self.tmp / f"{secrets.token_hex(16)}.part"
 
-    async def put_file(self, source: Path, name: str) -> str:
-        """Copy (or move, when `source` is one of `temporary()`'s) into a new blob key."""
+    async def put_file(self, source: Path | bytes, name: str) -> str:
+        """Write bytes, or copy a file (move one of `temporary()`'s), into a new blob key."""
         key = f"{BLOBS}/{secrets.token_hex(1)}/{secrets.token_hex(12)}-{_safe_tail(name)}"
         await asyncio.to_thread(self._put, source, self.root / key)
         return key
 
-    def _put(self, source: Path, target: Path) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.parent == self.tmp:
+    def _put(self, source: Path | bytes, target: Path) -> None:
+        if isinstance(source, Path) and source.parent == self.tmp:
             _fsync_file(source)
-            os.replace(source, target)
+            self._into_place(source, target)
         else:
             partial = self.temporary()
             try:
-                with source.open("rb") as reader, partial.open("wb") as writer:
-                    shutil.copyfileobj(reader, writer, CHUNK)
+                with partial.open("wb") as writer:
+                    if isinstance(source, bytes):
+                        writer.write(source)
+                    else:
+                        with source.open("rb") as reader:
+                            shutil.copyfileobj(reader, writer, CHUNK)
                     writer.flush()
                     os.fsync(writer.fileno())
-                os.replace(partial, target)
-            finally:
+                self._into_place(partial, target)
+            except BaseException:
                 partial.unlink(missing_ok=True)
+                raise
         _fsync_dir(target.parent)
+
+    def _into_place(self, complete: Path, target: Path) -> None:
+        """Rename a complete file to its key, making the key's folder the first time."""
+        if target.parent not in self.folders:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.folders.add(target.parent)
+        try:
+            os.replace(complete, target)
+        except FileNotFoundError:  # the folder was removed behind our back
+            if not complete.exists():
+                raise
+            self.folders.discard(target.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(complete, target)
 
     def local_path(self, key: str) -> Path | None:
         """The key's file, when it lies inside the root."""

@@ -64,17 +64,21 @@ def _chain(text: str, named: dict[str, str]) -> list[ChainItem]:
         raise ApiError(f"transformation {text!r}: {exc.message}") from None
 
 
-def apply_pre(path: Path, chain: str, named: dict[str, str], images: ImagesConfig,
-              limits: LimitsConfig) -> None:
-    """Transform the uploaded file in place (blocking; in a thread), keeping its format
-    unless the chain names one."""
+def apply_pre(source: Path | bytes, chain: str, named: dict[str, str], images: ImagesConfig,
+              limits: LimitsConfig) -> Path | bytes:
+    """The uploaded file transformed (blocking; in a thread), in its format unless the chain
+    names one: a file is rewritten in place, bytes in memory are replaced."""
     steps = _chain(chain, named)
     options = engine.RenderOptions("", replace(images, best_format=False), limits)
+    data = source if isinstance(source, bytes) else source.read_bytes()
     try:
-        rendered = engine.render(path.read_bytes(), steps, options)
+        rendered = engine.render(data, steps, options)
     except PixelportError as exc:
         raise ApiError(f"transformation.pre could not be applied: {exc.message}") from None
-    path.write_bytes(rendered.data)
+    if isinstance(source, bytes):
+        return rendered.data
+    source.write_bytes(rendered.data)
+    return source
 
 
 __all__ = ["Any", "UploadSteps", "apply_pre", "parse"]
