@@ -126,25 +126,21 @@ class PurgeApi:
         self.done.put(request_id, removed)
         return removed
 
-    async def purge_paths(self, paths: Sequence[str]) -> str:
+    async def purge_paths(self, paths: Sequence[str]) -> None:
         """Purge every cached result of these library paths (`/a/b.jpg`), on every endpoint,
-        in every worker, before returning; the purge request id."""
-        request_id = uuid.uuid4().hex
-        await self.apply_paths(paths, request_id)
+        in every worker, before returning (a library change: no request id to look up)."""
+        await self.apply_paths(paths)
         if self.siblings is not None:
             listed = list(paths)
             for start in range(0, len(listed), 200):  # messages stay under 64 KiB
-                await self.siblings.tell({"purge_paths": listed[start:start + 200],
-                                          "id": request_id})
-        return request_id
+                await self.siblings.tell({"purge_paths": listed[start:start + 200]})
 
-    async def apply_paths(self, paths: Sequence[str], request_id: str) -> int:
-        """Purge these library paths from this worker's caches."""
+    async def apply_paths(self, paths: Sequence[str]) -> int:
+        """Purge these library paths from this worker's caches (looked up by path)."""
         wanted = {p.lstrip("/") for p in paths}
         removed = 0
         for purger in self.purgers:
             removed += await purger(lambda _endpoint, path: path in wanted, wanted)
-        self.done.put(request_id, removed)
         return removed
 
     def request_id(self) -> str:
@@ -158,7 +154,7 @@ class PurgeApi:
         try:
             if "purge_paths" in message:
                 paths = [str(p) for p in message["purge_paths"]]
-                return {"removed": await self.apply_paths(paths, str(message["id"]))}
+                return {"removed": await self.apply_paths(paths)}
             return {"removed": await self.apply(str(message["purge"]), str(message["id"]))}
         except (KeyError, PurgeError) as exc:
             log.error("purge from another worker failed: %r", exc)

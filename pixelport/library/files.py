@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from pixelport.errors import ApiConflict, ApiError, ApiNotFound
 from pixelport.library import names
 from pixelport.library.metadata import Probe, probe, quick_probe
-from pixelport.library.records import snapshot
+from pixelport.library.records import FileRow, TagRow, snapshot
 from pixelport.library.storage import BLOBS, FolderStorage
 from pixelport.state import direct
 from pixelport.state.db import Database
@@ -116,7 +116,7 @@ class Library:
 
     # -- upload ---------------------------------------------------------------------------
 
-    async def upload(self, upload: Upload) -> File:
+    async def upload(self, upload: Upload) -> File | FileRow:
         """Store a new file, or a new version of the file at its path."""
         source = upload.source
         size = len(source) if isinstance(source, bytes) else source.stat().st_size
@@ -152,7 +152,7 @@ class Library:
             scratch.unlink(missing_ok=True)
 
     def _store(self, session: Session, upload: Upload, facts: Probe, size: int,
-               key: str) -> File:
+               key: str) -> File | FileRow:
         name = upload.name
         if upload.use_unique_file_name:
             name = names.unique_name(name)
@@ -470,10 +470,10 @@ def set_tags(row: File, user: Sequence[str], ai: Sequence[str]) -> None:
 
 
 def _insert_new(connection: Connection, upload: Upload, path: str, name: str, facts: Probe,
-                size: int, key: str) -> File:
-    """A new file, inserted with its first version by plain INSERTs (the ORM's unit of work
-    and attribute events were most of this transaction's time); the version's id is the
-    file's, as on ImageKit. The File returned is outside the session, complete."""
+                size: int, key: str) -> FileRow:
+    """A new file, inserted with its first version by plain INSERTs (the ORM's unit of work,
+    instances and attribute events were most of this transaction's time); the version's id
+    is the file's, as on ImageKit. Answered as a FileRow (plain values)."""
     file_id, moment = new_id(), now()
     values: dict[str, Any] = {
         "id": file_id, "path": path, "folder": upload.folder, "name": name,
@@ -485,15 +485,14 @@ def _insert_new(connection: Connection, upload: Upload, path: str, name: str, fa
         "custom_coordinates": upload.custom_coordinates or None,
         "custom_metadata": upload.custom_metadata or {}, "embedded_metadata": {},
         "description": upload.description, "created_at": moment, "updated_at": moment}
-    tags = [FileTag(file_id=file_id, tag=tag, ai=False, position=position)
-            for position, tag in enumerate(dict.fromkeys(upload.tags or []))]
-    row = File(**values, tags=tags)
+    tags = list(dict.fromkeys(upload.tags or []))
+    row = FileRow(**values, tags=tuple(TagRow(tag, False) for tag in tags))
     INSERT_FILE.run(connection, [values])
-    INSERT_TAGS.run(connection, [{"file_id": file_id, "tag": t.tag, "ai": False,
-                               "position": t.position} for t in tags])
+    INSERT_TAGS.run(connection, [{"file_id": file_id, "tag": tag, "ai": False,
+                                  "position": position} for position, tag in enumerate(tags)])
     INSERT_VERSION.run(connection, [{"id": file_id, "file_id": file_id, "number": 1,
-                                  "storage_key": key, "snapshot": snapshot(row),
-                                  "created_at": moment}])
+                                     "storage_key": key, "snapshot": snapshot(row),
+                                     "created_at": moment}])
     return row
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
@@ -12,7 +11,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from pixelport.errors import ApiError
 from pixelport.library import names, search
-from pixelport.library.records import Urls, file_object, folder_object, version_object
+from pixelport.library.records import (
+    FileRow,
+    TagRow,
+    Urls,
+    file_object,
+    folder_object,
+    version_object,
+)
 from pixelport.state.db import Database
 from pixelport.state.models import CustomMetadataField, File, FileTag, FileVersion, Folder
 
@@ -87,44 +93,6 @@ async def list_assets(db: Database, query: Query, urls: Urls) -> list[dict[str, 
 
 
 FILE_COLUMNS = tuple(File.__table__.columns)
-
-
-@dataclass(frozen=True, slots=True)
-class TagRow:
-    """A tag of a listed file."""
-
-    tag: str
-    ai: bool
-
-
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """A listed file: its columns and tags, read without the ORM's identity map and
-    instrumented instances (three quarters of a 100-file page's time went to building them)."""
-
-    id: str
-    path: str
-    folder: str
-    name: str
-    version_id: str
-    version_number: int
-    storage_key: str
-    file_type: str
-    mime: str
-    format: str
-    size: int
-    width: int | None
-    height: int | None
-    has_alpha: bool
-    is_private: bool
-    is_published: bool
-    custom_coordinates: str | None
-    custom_metadata: dict[str, Any]
-    embedded_metadata: dict[str, Any]
-    description: str | None
-    created_at: datetime
-    updated_at: datetime
-    tags: tuple[TagRow, ...]
 
 
 async def _file_rows(session: AsyncSession, statement: Select[Any]) -> list[FileRow]:
