@@ -4,7 +4,7 @@ arrives.
 The `file` part stays in memory up to MEMORY_PART bytes (most uploads: photos of a few
 hundred KB) and is written to a temporary file of the library's storage once it grows past
 that. Kept in memory, its bytes reach the disk in one write from a worker thread
-(`Storage.put_file`) instead of a write per chunk from the event loop: every such system call
+(`Storage.write`) instead of a write per chunk from the event loop: every such system call
 gives up the GIL, and under load the loop then waits for it behind the database and file
 threads (uploads/s went up by a quarter without them).
 

@@ -129,9 +129,11 @@ class Library:
             facts = await asyncio.to_thread(self._probe, source, upload.name)
         if facts.file_type == "image" and not facts.width:
             facts = Probe(None, None, False, facts.format, facts.mime, "non-image")
-        key = await self.storage.put_file(source, upload.name)
+        key = self.storage.new_key(upload.name)
         try:
-            row = await self.db.retrying(lambda s: self._store(s, upload, facts, size, key))
+            # The bytes are made durable first, in the same thread hop as the transaction.
+            row = await self.db.retrying(lambda s: self._store(s, upload, facts, size, key),
+                                         first=lambda: self.storage.write(source, key))
         except asyncio.CancelledError:
             raise  # it may have committed: the sweep keeps the bytes if a row names them
         except BaseException:

@@ -30,9 +30,13 @@ CHUNK = 1024 * 1024
 class Storage(Protocol):
     """File bytes by key (`[library] dir` first; a bucket in a later issue)."""
 
-    async def put_file(self, source: Path | bytes, name: str) -> str:
-        """Store bytes, or a local file's, under a new key (its name kept at the end); the
-        key."""
+    def new_key(self, name: str) -> str:
+        """A key never used before, ending with (a safe form of) `name`."""
+
+    def write(self, source: Path | bytes, key: str) -> None:
+        """Store bytes, or a local file's, under a new key, durably (blocking: a folder's
+        write is a file write and fsync; a remote store would rather be written to before
+        the database's write thread is asked, see `Library.upload`)."""
 
     def local_path(self, key: str) -> Path | None:
         """The file of `key` on this machine, when the storage is local and it exists."""
@@ -58,11 +62,14 @@ class FolderStorage:
             self.tmp.mkdir(parents=True, exist_ok=True)
         return self.tmp / f"{secrets.token_hex(16)}.part"
 
-    async def put_file(self, source: Path | bytes, name: str) -> str:
-        """Write bytes, or copy a file (move one of `temporary()`'s), into a new blob key."""
-        key = f"{BLOBS}/{secrets.token_hex(1)}/{secrets.token_hex(12)}-{_safe_tail(name)}"
-        await asyncio.to_thread(self._put, source, self.root / key)
-        return key
+    def new_key(self, name: str) -> str:
+        """A new blob key: one of 256 folders, 24 random hex digits, the name's tail."""
+        return f"{BLOBS}/{secrets.token_hex(1)}/{secrets.token_hex(12)}-{_safe_tail(name)}"
+
+    def write(self, source: Path | bytes, key: str) -> None:
+        """Write bytes, or copy a file (move one of `temporary()`'s), to `key`: complete and
+        fsynced before the rename that makes the key exist (blocking)."""
+        self._put(source, self.root / key)
 
     def _put(self, source: Path | bytes, target: Path) -> None:
         if isinstance(source, Path) and source.parent == self.tmp:

@@ -82,32 +82,43 @@ class Database:
         async with self._read() as session:
             yield session
 
-    async def transaction(self, work: Callable[[Session], T]) -> T:
+    async def transaction(self, work: Callable[[Session], T],
+                          first: Callable[[], object] | None = None) -> T:
         """Run `work` in one writing transaction, committed when it returns (rolled back
         when it raises). Once begun it finishes even if the caller is cancelled meanwhile:
-        the caller then cannot tell whether it committed (see `Library.upload`)."""
+        the caller then cannot tell whether it committed (see `Library.upload`).
+
+        `first`: blocking work to do before the transaction begins (an upload's bytes made
+        durable): on SQLite in the write thread, so the two take one thread hop, not two
+        (under load each hop also queues for the GIL); elsewhere in a worker thread."""
         await self.ready()
         if self._writes is None:
+            if first is not None:
+                await asyncio.to_thread(first)
             async with self._read() as session, session.begin():
                 return await session.run_sync(work)
         future = asyncio.get_running_loop().run_in_executor(self._writes, self._sqlite_write,
-                                                            work)
+                                                            work, first)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             await asyncio.wait([future])  # the connection is the thread's until it is done
             raise
 
-    def _sqlite_write(self, work: Callable[[Session], T]) -> T:
+    def _sqlite_write(self, work: Callable[[Session], T],
+                      first: Callable[[], object] | None) -> T:
+        if first is not None:
+            first()
         with self._sync_sessions() as session, session.begin():
             return work(session)
 
-    async def retrying(self, work: Callable[[Session], T], attempts: int = 5) -> T:
-        """`transaction(work)`, again when it lost a race (`Conflict`, or a unique key or
-        serialisation failure from the database)."""
+    async def retrying(self, work: Callable[[Session], T], attempts: int = 5,
+                       first: Callable[[], object] | None = None) -> T:
+        """`transaction(work, first)`, again (without `first`, done once) when it lost a
+        race (`Conflict`, or a unique key or serialisation failure from the database)."""
         for attempt in range(attempts):
             try:
-                return await self.transaction(work)
+                return await self.transaction(work, first if attempt == 0 else None)
             except (Conflict, IntegrityError, OperationalError) as exc:
                 if attempt == attempts - 1 or not _retryable(exc):
                     raise
