@@ -4,7 +4,8 @@ A change is a plain function of a (synchronous) SQLAlchemy `Session`, run whole 
 transaction by `transaction()` or `retrying()`:
 
 - SQLite (the embedded default) runs every writing transaction of a process on one thread of
-  its own, on one pysqlite connection: one thread hop per transaction instead of one per
+  its own, on one pysqlite connection (`writer.WriteThread`, which also commits transactions
+  that queued up together as one): one thread hop per transaction instead of one per
   statement. Through aiosqlite each statement costs a hop there and back (~70 us, a dozen
   per upload): the upload's transaction took 3.3 ms of wall time, run this way 1.15 ms, and
   transactions queue one after another anyway. Transactions begin with `BEGIN IMMEDIATE`: the
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -34,6 +34,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import Session
+
+from pixelport.state.writer import WriteThread
 
 log = logging.getLogger("pixelport.state")
 T = TypeVar("T")
@@ -54,15 +56,12 @@ class Database:
         self.url = url
         self.dialect = url.split("+", 1)[0].split(":", 1)[0]
         self.sync_engine: Engine | None = None
-        self._writes: ThreadPoolExecutor | None = None
+        self._writes: WriteThread | None = None
         if self.dialect == "sqlite":
             Path(url.split(":///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
             self.engine = _sqlite_engine(url)
             self.sync_engine = _sqlite_sync_engine(url)
-            # The write thread's own connection, kept (a pool checkout per transaction cost
-            # a tenth of an upload's transaction); made and closed in that thread.
-            self._writer: Connection | None = None
-            self._writes = ThreadPoolExecutor(1, thread_name_prefix="pixelport-db-write")
+            self._writes = WriteThread(self.sync_engine)
         else:
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=10,
                                               pool_pre_ping=True)
@@ -99,35 +98,12 @@ class Database:
                 await asyncio.to_thread(first)
             async with self._read() as session, session.begin():
                 return await session.run_sync(work)
-        future = asyncio.get_running_loop().run_in_executor(self._writes, self._sqlite_write,
-                                                            work, first)
+        future = asyncio.wrap_future(self._writes.transaction(work, first))
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             await asyncio.wait([future])  # the connection is the thread's until it is done
             raise
-
-    def _sqlite_write(self, work: Callable[[Session], T],
-                      first: Callable[[], object] | None) -> T:
-        if first is not None:
-            first()
-        with Session(self._writer_connection(), expire_on_commit=False) as session, \
-                session.begin():
-            return work(session)
-
-    def _writer_connection(self) -> Connection:
-        """The write thread's connection (the engine's one pooled connection, kept)."""
-        if self._writer is None or self._writer.closed:
-            assert self.sync_engine is not None
-            self._writer = self.sync_engine.connect()
-        return self._writer
-
-    def _close_writer(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        assert self.sync_engine is not None
-        self.sync_engine.dispose()
 
     async def retrying(self, work: Callable[[Session], T], attempts: int = 5,
                        first: Callable[[], object] | None = None) -> T:
@@ -146,12 +122,15 @@ class Database:
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (several processes may call it at once)."""
         if self.sync_engine is not None:
+            writes = self._writes
+            assert writes is not None
+
             def upgrade() -> None:
-                conn = self._writer_connection()
+                conn = writes.connect()
                 with conn.begin():  # BEGIN IMMEDIATE: one process at a time
                     _upgrade(conn)
 
-            await asyncio.get_running_loop().run_in_executor(self._writes, upgrade)
+            await asyncio.wrap_future(writes.call(upgrade))
         else:
             async with self.engine.begin() as conn:
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
@@ -161,9 +140,8 @@ class Database:
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()
-        if self.sync_engine is not None and self._writes is not None:
-            await asyncio.get_running_loop().run_in_executor(self._writes, self._close_writer)
-            self._writes.shutdown(wait=False)
+        if self._writes is not None:
+            await asyncio.to_thread(self._writes.close)
 
 
 def _retryable(exc: Exception) -> bool:
