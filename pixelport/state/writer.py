@@ -5,9 +5,9 @@ SQLite takes one writer at a time anyway. Run one after another, each transactio
 `BEGIN IMMEDIATE`, commit, session and wake-up, and wrote the pages it shared with the next
 (an index's last leaf, the folder's rows) to the WAL again. Transactions that are already
 waiting when the thread picks up work run in one SQLite transaction instead, in queue order,
-each in a Session of its own and seeing the ones before it as if they had committed first. If any of them raises, the
-whole group is rolled back and each is run again alone, so one failing change never takes
-another with it and each caller sees exactly its own outcome.
+each in a Session of its own and seeing the ones before it as if they had committed first.
+If any of them raises, the whole group is rolled back and each is run again alone, so one
+failing change never takes another with it and each caller sees exactly its own outcome.
 """
 
 from __future__ import annotations
