@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from pixelport.api.purge import PurgeApi
@@ -14,7 +14,6 @@ from pixelport.config import Config
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
-from pixelport.library_app import MediaLibrary
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import HttpClient
@@ -28,6 +27,9 @@ from pixelport.security.api_auth import ApiGate, is_api_path
 from pixelport.security.deadline import with_deadline
 from pixelport.siblings import Siblings
 from pixelport.transform.pool import WorkPool
+
+if TYPE_CHECKING:
+    from pixelport.library_app import MediaLibrary
 
 log = logging.getLogger("pixelport")
 RECENT_ORIGINALS = 64 * 2**20  # fetched originals kept a few seconds, for their other variants
@@ -46,6 +48,10 @@ class App:
         library: list[Origin] = []
         self.media: MediaLibrary | None = None
         if config.library_dir is not None and config.database.url:
+            # Imported only when there is a library: its stack (SQLAlchemy, OpenCV, lark...)
+            # is ~70 MB of a worker's memory that a library-less deployment never uses.
+            from pixelport.library_app import MediaLibrary
+
             self.media = MediaLibrary(config, config.library_dir, self.http)
             library.append(self.media.origin)
         elif config.library_dir is not None:
