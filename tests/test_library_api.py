@@ -331,6 +331,11 @@ def test_metadata_by_id_and_by_url(lib: Library) -> None:
     assert by_id.p_hash and len(by_id.p_hash) == 16
     by_url = lib.client.files.metadata.get_from_url(url=f"{lib.pp.url}/meta.jpg")
     assert by_url.p_hash == by_id.p_hash
+    # A transformation of it is the result's metadata, not the stored file's.
+    resized = lib.client.files.metadata.get_from_url(url=f"{lib.pp.url}/tr:w-100/meta.jpg")
+    assert (resized.width, resized.height) == (100, 75)
+    queried = lib.client.files.metadata.get_from_url(url=f"{lib.pp.url}/meta.jpg?tr=w-80")
+    assert queried.width == 80
     with pytest.raises(imagekitio.NotFoundError):
         lib.client.files.metadata.get_from_url(url=f"{lib.pp.url}/absent.jpg")
 

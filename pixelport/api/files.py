@@ -196,7 +196,10 @@ class Files:
         if not url.startswith(("http://", "https://")):
             raise ApiError("url must be an absolute http(s) URL on one of this server's "
                            "endpoints.")
-        path = self.path_of_url(url) if "?" not in url else None
+        # A library file's stored bytes only for its plain URL: a transformation (`tr:` in
+        # the path or a query) describes a result, which delivery makes.
+        plain = "?" not in url and "/tr:" not in urlsplit(url).path
+        path = self.path_of_url(url) if plain else None
         row = await self.library.by_path(path) if path is not None else None
         if row is not None:  # the stored bytes, private or not (the caller holds the key)
             return answer(200, await self._metadata(row.storage_key))
