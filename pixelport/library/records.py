@@ -208,28 +208,12 @@ def version_object(row: File, version: FileVersion, urls: Urls) -> dict[str, Any
 
 
 def upload_object(row: FileFacts, urls: Urls) -> dict[str, Any]:
-    """The upload response: the File object's facts under the upload's own field names (no
-    type, mime, hasAlpha or times; `thumbnailUrl` for `thumbnail`)."""
-    return {
-        "fileId": row.id,
-        "name": row.name,
-        "filePath": row.path,
-        "url": urls.file(row.path),
-        "fileType": row.file_type,
-        "size": row.size,
-        "width": row.width,
-        "height": row.height,
-        "isPrivateFile": row.is_private,
-        "isPublished": row.is_published,
-        "customCoordinates": row.custom_coordinates,
-        "customMetadata": row.custom_metadata,
-        "embeddedMetadata": row.embedded_metadata,
-        "description": row.description,
-        "tags": tags_of(row, False),
-        "AITags": tags_of(row, True),
-        "versionInfo": {"id": row.version_id, "name": f"Version {row.version_number}"},
-        "thumbnailUrl": urls.thumbnail(row.path, row.file_type),
-    }
+    """The upload response: the File object's facts under the upload's own field names."""
+    body = file_object(row, urls)
+    for absent in ("type", "mime", "hasAlpha", "createdAt", "updatedAt", "thumbnail"):
+        body.pop(absent)
+    body["thumbnailUrl"] = urls.thumbnail(row.path, row.file_type)
+    return body
 
 
 def folder_object(row: Folder) -> dict[str, Any]:

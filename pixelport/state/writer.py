@@ -48,7 +48,6 @@ class WriteThread:
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
-        self.name = name
 
     def transaction(self, work: Callable[[Session], Any],
                     first: Callable[[], object] | None = None) -> Future[Any]:
