@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
@@ -23,6 +25,7 @@ from pixelport.place import ALONE, Place
 from pixelport.produce.image import ImageProducer
 from pixelport.produce.originals import Originals
 from pixelport.produce.production import Production
+from pixelport.produce.video import VideoProducer
 from pixelport.security.api_auth import ApiGate, is_api_path
 from pixelport.security.deadline import with_deadline
 from pixelport.siblings import Siblings
@@ -78,7 +81,11 @@ class App:
         self.images = ImageProducer(self.pool, self.results, self.sources, config.images,
                                config.limits, cache.decoded_memory,
                                place.run_dir / "decoded" if place.run_dir else None)
-        self.production = Production([self.images])
+        # Video jobs work and claim keys in a folder the worker processes share.
+        video_folder = (cache.dir / "video" if cache.dir
+                        else Path(tempfile.mkdtemp(prefix="pixelport-video-")))
+        self.videos = VideoProducer(config, self.pool, self.results, video_folder)
+        self.production = Production([self.videos, self.images])
         self.delivery = Delivery(config, table, self.results, self.production, self.hot)
         self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
         self.api = ApiGate(config.security.keys)
@@ -120,6 +127,7 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.results.start()
+                await self.videos.start()
                 if self.originals is not None:
                     await self.originals.start()
                 if self.media is not None:
@@ -185,6 +193,7 @@ class App:
     async def aclose(self) -> None:
         """Close pooled connections and stop the workers."""
         self.images.stop()  # renders still running end at their next tile
+        await self.videos.stop()  # ffmpeg processes are killed
         await self.siblings.close()
         if self.media is not None:
             await self.media.aclose()

@@ -259,6 +259,9 @@ class LimitsConfig:
     max_render_seconds: float = 20.0
     # One upload's file, refused with 413 while the body streams in (ImageKit's free plan: 25 MB).
     max_upload_bytes: int = 25_000_000
+    # A video to transform: past either, 400 ELIMIT (ImageKit's input limit is 300 MB).
+    max_video_bytes: int = 300_000_000
+    max_video_seconds: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -273,6 +276,18 @@ class CacheConfig:
     originals_ttl: float = 86400.0  # saved originals older than this are revalidated
     originals_max_size: int = 10 * 10**9
     decoded_memory: int = 256 * 2**20  # decoded copies of large originals shared by variants
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Video jobs (ffmpeg processes): how many, how long, how long a request waits."""
+
+    concurrent_jobs: int = 1  # per worker process; each ffmpeg uses every core it gets
+    queue_length: int = 16  # jobs waiting beyond those; past it, 503 EBUSY with Retry-After
+    job_timeout: float = 600.0  # one job's wall time, then ffmpeg is killed
+    # How long a request waits for its result; then a transformed video answers 302 to the
+    # original (ImageKit's answer) and a thumbnail or manifest 202, while the job goes on.
+    wait: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -331,6 +346,7 @@ class Config:
     library_dir: Path | None = None
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     transformations: Mapping[str, str] = field(default_factory=dict)
     origins: tuple[OriginConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = (EndpointConfig("", ()),)
@@ -368,6 +384,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
         library_dir=library_dir,
         database=_database(root.table("database"), library_dir),
         images=_images(root.table("images")),
+        video=_video(root.table("video")),
         transformations=_named(root.table("transformations")),
         origins=_origins(root),
         endpoints=_endpoints(root),
@@ -442,6 +459,8 @@ def _limits(s: Section) -> LimitsConfig:
         max_render_seconds=s.number("max_render_seconds", LimitsConfig.max_render_seconds,
                                     minimum=0.1),
         max_upload_bytes=s.size("max_upload_bytes", LimitsConfig.max_upload_bytes),
+        max_video_bytes=s.size("max_video_bytes", LimitsConfig.max_video_bytes),
+        max_video_seconds=s.duration("max_video_seconds", LimitsConfig.max_video_seconds),
     )
     s.finish()
     return cfg
@@ -457,6 +476,18 @@ def _cache(s: Section) -> CacheConfig:
         originals_ttl=s.duration("originals_ttl", CacheConfig.originals_ttl),
         originals_max_size=s.size("originals_max_size", CacheConfig.originals_max_size),
         decoded_memory=s.size("decoded_memory", CacheConfig.decoded_memory),
+    )
+    s.finish()
+    return cfg
+
+
+def _video(s: Section) -> VideoConfig:
+    cfg = VideoConfig(
+        concurrent_jobs=s.integer("concurrent_jobs", VideoConfig.concurrent_jobs, minimum=1,
+                                  maximum=64),
+        queue_length=s.integer("queue_length", VideoConfig.queue_length, maximum=10_000),
+        job_timeout=s.duration("job_timeout", VideoConfig.job_timeout),
+        wait=s.duration("wait", VideoConfig.wait),
     )
     s.finish()
     return cfg

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from pixelport.cache.entry import CorruptEntry, Entry, read_header
+from pixelport.cache.entry import BodyFile, CorruptEntry, Entry, read_header
 from pixelport.cache.pathindex import PathIndex
 from pixelport.cache.purgelog import PurgeLog
 from pixelport.place import ALONE, Place, alive
@@ -166,8 +166,10 @@ class DiskTier:
 
     def _read(self, key: str) -> Entry:
         path = self.file(key)
-        data = path.read_bytes()
-        entry = Entry.decode(data)
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            streamed = Entry.decode_streamed(head, path, os.fstat(handle.fileno()).st_size)
+            entry = streamed or Entry.decode(head + handle.read())
         with contextlib.suppress(OSError):
             os.utime(path)  # recency survives a restart
         return entry
@@ -205,7 +207,7 @@ class DiskTier:
     def write_file(self, ticket: Ticket, entry: Entry) -> None:
         """Write the entry's file atomically (blocking; any thread). A failure is logged and
         leaves no file: the entry is still served, only not cached."""
-        if len(entry.body) > self.capacity:
+        if entry.length > self.capacity:
             return
         try:
             ticket.size = self._write(ticket.key, entry)
@@ -254,14 +256,11 @@ class DiskTier:
             fd = os.open(temporary, flags, 0o644)
         try:
             try:
-                parts = [memoryview(head), memoryview(entry.body)]
-                while parts:
-                    written = os.writev(fd, parts)
-                    while parts and written >= len(parts[0]):
-                        written -= len(parts[0])
-                        parts.pop(0)
-                    if parts:
-                        parts[0] = parts[0][written:]
+                if entry.body_file is not None:
+                    _write_all(fd, [memoryview(head)])
+                    _copy_body(entry.body_file, fd)
+                else:
+                    _write_all(fd, [memoryview(head), memoryview(entry.body)])
             finally:
                 os.close(fd)
             os.replace(temporary, target)
@@ -269,7 +268,9 @@ class DiskTier:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
-        return len(head) + len(entry.body)
+        if entry.body_file is not None:  # from now on the body is the cache file's
+            entry.body_file = BodyFile(target, len(head), entry.body_file.length)
+        return len(head) + entry.length
 
     def close(self) -> None:
         """Stop the writer thread once its writes are done."""
@@ -315,6 +316,29 @@ class DiskTier:
         if doomed:  # a library upload purges its new path: mostly nothing is cached
             await asyncio.to_thread(self._unlink_all, doomed)
         return len(doomed)
+
+
+def _write_all(fd: int, parts: list[memoryview]) -> None:
+    """Write every byte of `parts` (writev may write fewer)."""
+    while parts:
+        written = os.writev(fd, parts)
+        while parts and written >= len(parts[0]):
+            written -= len(parts[0])
+            parts.pop(0)
+        if parts:
+            parts[0] = parts[0][written:]
+
+
+def _copy_body(body: BodyFile, fd: int) -> None:
+    """Append a body kept in a file to `fd`, in the kernel where it can."""
+    with body.path.open("rb") as source:
+        offset, left = body.offset, body.length
+        while left > 0:
+            copied = os.sendfile(fd, source.fileno(), offset, min(left, 1 << 30))
+            if copied == 0:
+                raise OSError(f"{body.path} is shorter than its entry says")
+            offset += copied
+            left -= copied
 
 
 def _abandoned(name: str) -> bool:

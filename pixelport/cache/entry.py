@@ -6,6 +6,12 @@ guards against accidents, not tampering (whoever can write the cache folder can 
 matching CRC, or a matching hash): it is five times cheaper than the BLAKE2b of the first
 format, which cost 4 ms to write or read a saved 12 MP original. Files of the first format
 (PXPC1) still read.
+
+A large result (a video) keeps its body on disk (`BodyFile`): its file is the same head
+followed by the body, marked `"stream": true` and without a CRC; a read takes the head alone
+and the body is sent from the file as it is read. Such files are written whole and renamed into
+place like every other, so a torn one cannot appear under a real name; a short one (its length
+does not match the head's) reads as a miss.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import struct
 import time
 import zlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MAGIC = b"PXPC2\n"
 _MAGIC_BLAKE2B = b"PXPC1\n"
@@ -31,6 +38,15 @@ class CorruptEntry(ValueError):
     """The bytes are not a whole, intact entry."""
 
 
+@dataclass(frozen=True)
+class BodyFile:
+    """A body that stays on disk: `length` bytes of `path` from `offset`."""
+
+    path: Path
+    offset: int
+    length: int
+
+
 @dataclass
 class Entry:
     """One cached response."""
@@ -43,21 +59,56 @@ class Entry:
     created: float = field(default_factory=time.time)
     download_ms: float = 0.0
     transform_ms: float = 0.0
+    body_file: BodyFile | None = None  # set: the body is this file's, `body` is empty
 
     @property
     def size(self) -> int:
-        """Bytes it holds (what the budgets count)."""
+        """Bytes it holds in memory (what the memory budget counts)."""
         return len(self.body) + 256
+
+    @property
+    def length(self) -> int:
+        """The body's length, wherever it is."""
+        return self.body_file.length if self.body_file is not None else len(self.body)
 
     def head(self) -> bytes:
         """The on-disk form up to the body (written before it, without copying the body)."""
-        header = json.dumps({
+        fields = {
             "headers": self.headers, "etag": self.etag, "endpoint": self.endpoint,
             "path": self.path, "created": self.created, "download_ms": self.download_ms,
-            "transform_ms": self.transform_ms, "length": len(self.body),
-            "crc32": zlib.crc32(self.body),
-        }, separators=(",", ":")).encode()
+            "transform_ms": self.transform_ms, "length": self.length}
+        if self.body_file is not None:
+            fields["stream"] = True
+        else:
+            fields["crc32"] = zlib.crc32(self.body)
+        header = json.dumps(fields, separators=(",", ":")).encode()
         return MAGIC + _LENGTH.pack(len(header)) + header
+
+    @classmethod
+    def decode_streamed(cls, head: bytes, path: Path, file_size: int) -> Entry | None:
+        """The entry at `path` whose head is `head`, if its body stays on disk (else None:
+        read the whole file and `decode` it)."""
+        if not head.startswith(MAGIC) or len(head) < len(MAGIC) + _LENGTH.size:
+            return None
+        (header_length,) = _LENGTH.unpack_from(head, len(MAGIC))
+        start = len(MAGIC) + _LENGTH.size
+        if len(head) < start + header_length:
+            return None
+        try:
+            header = json.loads(head[start:start + header_length])
+            if not header.get("stream"):
+                return None
+            offset, length = start + header_length, int(header["length"])
+            if file_size != offset + length:
+                raise CorruptEntry("truncated body")
+            return cls(body=b"", headers=dict(header["headers"]), etag=str(header["etag"]),
+                       endpoint=str(header["endpoint"]), path=str(header["path"]),
+                       created=float(header["created"]),
+                       download_ms=float(header["download_ms"]),
+                       transform_ms=float(header["transform_ms"]),
+                       body_file=BodyFile(path, offset, length))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptEntry(str(exc)) from None
 
     @classmethod
     def decode(cls, data: bytes) -> Entry:

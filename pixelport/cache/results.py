@@ -55,7 +55,8 @@ class ResultCache:
             return None
         if self._expired(entry):
             return None  # overwritten by the next write
-        self.memory.put(key, entry)
+        if entry.body_file is None:  # a body kept on disk is read from there each time
+            self.memory.put(key, entry)
         return entry
 
     def begin(self, key: str) -> ResultWrite:
@@ -147,7 +148,7 @@ class ResultWrite:
     def _to_memory(self, entry: Entry) -> None:
         """Without a disk tier: into memory, unless a purge since `begin` covers it."""
         log = self.cache.log
-        if not log.purged(self.mark, entry.endpoint, entry.path):
+        if entry.body_file is None and not log.purged(self.mark, entry.endpoint, entry.path):
             self.cache.memory.put(self.key, entry)
         log.end(self.mark)
 

@@ -27,13 +27,20 @@ from pixelport.delivery.hot import HotAnswers
 from pixelport.delivery.hot import request_key as hot_key
 from pixelport.delivery.inputs import RequestInputs
 from pixelport.delivery.request import DeliveryRequest, canonical_query, parse_target
-from pixelport.delivery.respond import Timing, attachment, send_entry
-from pixelport.errors import BadSignature, Busy, PixelportError, Unexpected, UnsupportedFormat
+from pixelport.delivery.respond import Timing, attachment, open_body, send_entry
+from pixelport.errors import (
+    BadSignature,
+    Busy,
+    InvalidRequest,
+    PixelportError,
+    Unexpected,
+    UnsupportedFormat,
+)
 from pixelport.http_fields import http_date
 from pixelport.lru import LRU
 from pixelport.origins.base import FetchOptions
 from pixelport.produce import mime
-from pixelport.produce.job import Job
+from pixelport.produce.job import Job, NotReady
 from pixelport.produce.production import Production
 from pixelport.security import signing
 from pixelport.security.headers import is_svg, passthrough_headers
@@ -63,6 +70,12 @@ class Plan:
     transforming: bool
     original_only: bool
     rasterise: bool
+    video: bool = False  # made by the video producer (a video transformed, or made from one)
+
+    @property
+    def derivative(self) -> str | None:
+        """What the URL's suffix asks to be made of the file (request.DERIVATIVES)."""
+        return self.request.derivative
 
     @property
     def maybe_image(self) -> bool:
@@ -120,18 +133,34 @@ class Delivery:
         steps, canonical = self.parse_chain(request.transformation)
         plain = [s for s in steps if isinstance(s, Step)]
         original_only = any(step.original for step in plain)
+        by_extension = mime.guess(request.file_path) or ""
+        derivative = request.derivative
+        if derivative in ("hls", "dash"):
+            raise InvalidRequest("Adaptive bitrate streaming (ik-master.m3u8, ik-master.mpd) "
+                                 "is not supported yet")
+        if derivative == "video":
+            by_extension = "video/mp4"  # ik-video.mp4: the file is a video, whatever its name
+        made = derivative in ("thumbnail", "gif-video")
         return Plan(
-            request=request, steps=steps, canonical=canonical,
-            by_extension=mime.guess(request.file_path) or "", headers=headers, inputs=inputs,
-            transforming=bool(steps) and not original_only, original_only=original_only,
+            request=request, steps=steps, canonical=canonical, by_extension=by_extension,
+            headers=headers, inputs=inputs,
+            transforming=made or (bool(steps) and not original_only),
+            original_only=original_only and not made,
             rasterise=any(step.format in RASTER for step in plain),
+            video=made or by_extension.startswith("video/"),
         )
 
     def key(self, plan: Plan) -> str:
         """The result cache key of a planned request."""
         request = plan.request
-        variant = keys.variant(plan.steps, plan.inputs, self.config.images)
-        return keys.result_key(request.endpoint.identifier, request.file_path, plan.canonical,
+        if plan.video and plan.derivative != "thumbnail":
+            variant = keys.video_variant(plan.steps, plan.inputs, self.config.images)
+        else:
+            variant = keys.variant(plan.steps, plan.inputs, self.config.images)
+        canonical = plan.canonical
+        if plan.derivative is not None:
+            canonical += f"|{plan.derivative}"  # a thumbnail is not the video, nor its GIF
+        return keys.result_key(request.endpoint.identifier, request.file_path, canonical,
                                variant, request.flag("ik-attachment") == "true",
                                canonical_query(request.origin_query), self.origin_host(plan))
 
@@ -148,7 +177,9 @@ class Delivery:
                    steps=plan.steps, transforming=plan.transforming,
                    original_only=plan.original_only, rasterise=plan.rasterise,
                    maybe_image=plan.maybe_image, accept=inputs.accept,
-                   client_width=inputs.client_width, client_dpr=inputs.client_dpr)
+                   client_width=inputs.client_width, client_dpr=inputs.client_dpr,
+                   video=plan.video and plan.transforming,
+                   derivative=plan.derivative if plan.derivative != "video" else None)
 
     def parse_chain(self, text: str) -> tuple[list[ChainItem], str]:
         """Parse a transformation string and spell it canonically, memoised.
@@ -175,23 +206,66 @@ class Delivery:
         attach = request.flag("ik-attachment") == "true"
         key = self.key(plan)
         entry = self.results.get_memory(key) or await self.results.get(key)
+        opened = await open_body(entry) if entry is not None else None
+        if entry is not None and entry.body_file is not None and opened is None:
+            entry = None  # its file went (evicted, purged) after the entry was read
         if entry is not None:
             timing.describe("cache", "hit")
         else:
-            entry = await unless_gone(receive, self.production.make(self.job(plan, key)))
+            try:
+                entry = await unless_gone(receive, self.production.make(self.job(plan, key)))
+            except NotReady as pending:
+                await self.send_not_ready(send, plan, pending, request_id, head)
+                return
             if entry is None:  # too large to buffer: stream it instead
                 await self.stream(plan, send, request_id, timing, head)
                 return
+            opened = await open_body(entry)
+            if entry.body_file is not None and opened is None:
+                raise Unexpected(f"The result went before it was sent; request id {request_id}")
             timing.add("download", entry.download_ms)
             if entry.transform_ms:
                 timing.add("transformation", entry.transform_ms)
             timing.describe("cache", "miss")
-        self.check_private(entry.headers.get("x-private") == "1", plan)
-        status, sent = await send_entry(send, entry, plan.headers, timing, request_id,
-                                        self.config.server.cache_max_age,
-                                        request.file_path if attach else None, head)
-        if status == 200 and not head and self.hot is not None:
+        try:
+            self.check_private(entry.headers.get("x-private") == "1", plan)
+            status, sent = await send_entry(send, entry, plan.headers, timing, request_id,
+                                            self.config.server.cache_max_age,
+                                            request.file_path if attach else None, head,
+                                            opened)
+        finally:
+            if opened is not None:
+                opened.close()
+        if status == 200 and not head and self.hot is not None and entry.body_file is None:
             self.remember_hot(scope, sent, entry, key, request.expiry)
+
+    async def send_not_ready(self, send: Send, plan: Plan, pending: NotReady, request_id: str,
+                             head: bool) -> None:
+        """A video job still under way: 302 to the original video (ImageKit's answer), or
+        202 with an empty body (thumbnails), never cached."""
+        headers = {"cache-control": "no-store", "x-request-id": request_id}
+        if not pending.redirect:
+            headers["retry-after"] = "5"
+            await send_bytes(send, 202, headers, b"", head)
+            return
+        request = plan.request
+        prefix = "/" + request.prefix
+        location = prefix + request.raw_file_path
+        if request.origin_query:
+            location += "?" + request.origin_query
+        key = self.config.security.private_key
+        if key and (request.signature is not None
+                    or signing.required_for(request.endpoint.config, self.config.security)):
+            # Signed as the SDKs sign: the target after the endpoint's prefix, then the expiry.
+            target = location[len(prefix):]
+            signature = signing.sign(key, signing.string_to_sign(target, request.expiry))
+            joiner = "&" if "?" in location else "?"
+            if request.expiry is not None:
+                location += f"{joiner}ik-t={request.expiry}"
+                joiner = "&"
+            location += f"{joiner}ik-s={signature}"
+        headers["location"] = location
+        await send_bytes(send, 302, headers, b"", head)
 
     def remember_hot(self, scope: Scope, sent: dict[str, str], entry: Entry, key: str,
                      expiry: str | None) -> None:

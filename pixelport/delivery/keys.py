@@ -32,6 +32,18 @@ def variant(steps: list[ChainItem], inputs: RequestInputs, images: ImagesConfig)
     return ",".join(parts)
 
 
+def video_variant(steps: list[ChainItem], inputs: RequestInputs, images: ImagesConfig) -> str:
+    """What Accept adds to a video result's key: whether WebM is accepted, where the container
+    is negotiated (f-auto, or no f-, vc- or ac- that decides it, with the best format on)."""
+    plain = [s for s in steps if isinstance(s, Step)]
+    requested = next((s.format for s in reversed(plain) if s.format), None)
+    decided = any(s.video_codec not in (None, "none") or s.audio_codec not in (None, "none")
+                  for s in plain)
+    if requested in ("mp4", "webm") or decided or (requested is None and not images.best_format):
+        return ""
+    return "webm" if accepts(inputs.accept, "video/webm") else "mp4"
+
+
 def vary(steps: list[ChainItem], images: ImagesConfig) -> tuple[str, ...]:
     """The request headers the answer to `steps` may depend on (for the `Vary` of errors)."""
     uses = _uses(steps, images)

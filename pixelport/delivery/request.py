@@ -10,6 +10,16 @@ from pixelport.errors import InvalidRequest, NotFound
 from pixelport.security.paths import check_file_path
 from pixelport.security.signing import split_query
 
+# ImageKit's suffixes, after a file's path: what to make of the file. They are not part of
+# the file's path: `clip.mp4/ik-thumbnail.jpg` is `clip.mp4`'s thumbnail.
+DERIVATIVES = {
+    "ik-thumbnail.jpg": "thumbnail",  # a video's frame (the first, or at so-)
+    "ik-gif-video.mp4": "gif-video",  # an animated GIF as MP4
+    "ik-video.mp4": "video",  # marks a file without an extension as a video
+    "ik-master.m3u8": "hls",  # adaptive bitrate streaming (sr-)
+    "ik-master.mpd": "dash",
+}
+
 
 @dataclass(frozen=True)
 class DeliveryRequest:
@@ -25,6 +35,9 @@ class DeliveryRequest:
     signed_target: str = ""  # raw target after the endpoint prefix, without ik-s/ik-t
     signature: str | None = None  # ik-s
     expiry: str | None = None  # ik-t
+    prefix: str = ""  # the raw path before the file's (the endpoint's identifier and '/')
+    # What the URL asks to be made of the file, from its suffix (DERIVATIVES), else None.
+    derivative: str | None = None
 
     def flag(self, name: str) -> str | None:
         """The last value of an `ik-*` (or other) query parameter."""
@@ -56,13 +69,17 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
     except UnicodeDecodeError:
         raise InvalidRequest("The query string is not valid UTF-8") from None
     chains.extend(value for key, value in query if key == "tr" and value)
+    derivative = DERIVATIVES.get(rest[-1]) if len(rest) > 1 else None
+    if derivative is not None:
+        rest = rest[:-1]
     raw_file = "/".join(rest)
     file_path = check_file_path(_decode(raw_file, "file path"))
     if not file_path:
         raise NotFound("No file path was given")
+    prefix = "".join(f"{segment}/" for segment in segments[:used])
     return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query,
                            origin_query(signed.query), signed_target, signed.signature,
-                           signed.expiry)
+                           signed.expiry, prefix, derivative)
 
 
 def origin_query(query_string: str) -> str:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+from typing import BinaryIO
 from urllib.parse import quote
 
-from pixelport.asgi import Send, send_bytes
+from pixelport.asgi import Send, encode_headers, send_bytes
 from pixelport.cache.entry import Entry
 from pixelport.delivery.http import not_modified
 from pixelport.http_fields import parse_range
 from pixelport.origins.http import parse_http_date
+
+CHUNK = 256 * 1024  # bytes read (in a thread) and sent at a time from a body on disk
 
 
 class Timing:
@@ -32,8 +37,9 @@ class Timing:
 
 async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
                      timing: Timing, request_id: str, max_age: int, attachment_name: str | None,
-                     head: bool) -> tuple[int, dict[str, str]]:
-    """Answer with `entry`: 200, 304 or 206/416; returns the status and headers sent."""
+                     head: bool, opened: BinaryIO | None = None) -> tuple[int, dict[str, str]]:
+    """Answer with `entry`: 200, 304 or 206/416; returns the status and headers sent.
+    `opened`: the body's file (`open_body`), for an entry whose body stays on disk."""
     headers = dict(entry.headers)
     headers.pop("x-private", None)  # internal marker, not for clients
     headers["etag"] = entry.etag
@@ -47,21 +53,59 @@ async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
                                     parse_http_date(headers.get("last-modified"))):
         await send_bytes(send, 304, headers, b"", head=True)
         return 304, headers
-    body = entry.body
-    status = 200
+    length = entry.length
+    status, first, last = 200, 0, length - 1
     if "accept-ranges" in headers and "range" in request_headers:
-        wanted = parse_range(request_headers["range"], len(body))
+        wanted = parse_range(request_headers["range"], length)
         if wanted is False:
-            headers["content-range"] = f"bytes */{len(body)}"
+            headers["content-range"] = f"bytes */{length}"
             await send_bytes(send, 416, headers, b"", head)
             return 416, headers
         if isinstance(wanted, tuple):
             first, last = wanted
             status = 206
-            headers["content-range"] = f"bytes {first}-{last}/{len(body)}"
-            body = body[first:last + 1]
-    await send_bytes(send, status, headers, body, head)
+            headers["content-range"] = f"bytes {first}-{last}/{length}"
+    if entry.body_file is not None:
+        assert opened is not None, "open_body first"
+        await send_file(send, status, headers, opened, entry.body_file.offset + first,
+                        last - first + 1, head)
+    else:
+        body = entry.body if status == 200 else entry.body[first:last + 1]
+        await send_bytes(send, status, headers, body, head)
     return status, headers
+
+
+async def open_body(entry: Entry) -> BinaryIO | None:
+    """The open file of an entry whose body stays on disk (None: the file is gone, evicted
+    or purged since the entry was read: a miss). Open, it reads whole whatever happens."""
+    if entry.body_file is None:
+        return None
+    try:
+        return await asyncio.to_thread(entry.body_file.path.open, "rb")
+    except FileNotFoundError:
+        return None
+
+
+async def send_file(send: Send, status: int, headers: dict[str, str], handle: BinaryIO,
+                    start: int, count: int, head: bool) -> None:
+    """Send `count` bytes of an entry's open body file from `start`, a chunk at a time, read
+    in a thread: a video is never held whole in memory."""
+    headers["content-length"] = str(count)
+    await send({"type": "http.response.start", "status": status,
+                "headers": encode_headers(headers)})
+    if not head:
+        position = start
+        while count > 0:
+            chunk = await asyncio.to_thread(os.pread, handle.fileno(), min(count, CHUNK),
+                                            position)
+            if not chunk:
+                raise OSError("the cached body ended early")
+            position += len(chunk)
+            count -= len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": count > 0})
+            if count <= 0:
+                return
+    await send({"type": "http.response.body", "body": b""})
 
 
 def attachment(path: str) -> str:

@@ -27,6 +27,19 @@ class Job:
     accept: str  # the client's Accept, where the format is negotiated
     client_width: int | None = None  # Sec-CH-Width, for w-auto
     client_dpr: float | None = None  # Sec-CH-DPR, for dpr-auto
+    video: bool = False  # made by the video producer (a video, or from one)
+    # What is made of the file: None (the file transformed), "thumbnail" (ik-thumbnail.jpg),
+    # "gif-video" (ik-gif-video.mp4)
+    derivative: str | None = None
+
+
+class NotReady(Exception):
+    """The result is still being made in the background (a video job): the request is
+    answered 302 to the original (`redirect`), else 202 with an empty body."""
+
+    def __init__(self, redirect: bool) -> None:
+        super().__init__("still processing")
+        self.redirect = redirect
 
 
 class Producer(Protocol):

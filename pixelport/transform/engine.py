@@ -127,6 +127,9 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
     output = Output()
     steps = [item for item in chain if isinstance(item, Step)]
     for step in steps:
+        if step.video_only:
+            raise InvalidRequest(f"{step.video_only[0]} applies to videos, and this file is "
+                                 "an image")
         output.absorb(step)  # provisional: decides how to load (colour profile kept or not)
     keep_profile = output.metadata or output.colour_profile
     page = next((s.page for s in reversed(steps) if s.page is not None), None)

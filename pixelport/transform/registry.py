@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 
 from pixelport.errors import InvalidRequest
 from pixelport.transform.grammar import Param, RawStep, split_chain
-from pixelport.transform.params import effects, output, size, special
+from pixelport.transform.params import effects, output, size, special, video
 from pixelport.transform.step import ChainItem, Condition, Conditional, Step
 
 Handler = Callable[[Param, Step], None]
@@ -19,6 +19,7 @@ HANDLERS: dict[str, Handler] = {
     **output.HANDLERS,
     **effects.HANDLERS,
     **special.HANDLERS,
+    **video.HANDLERS,
 }
 CONDITION_PROPERTIES = ("w", "h", "ar", "iw", "ih", "iar")
 CONDITION_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte")

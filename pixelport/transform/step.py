@@ -12,6 +12,8 @@ CROPS = ("maintain_ratio", "force", "at_max", "at_max_enlarge", "at_least",
          "maintain_ratio_no_enlarge")
 CROP_MODES = ("pad_resize", "pad_resize_no_enlarge", "extract", "pad_extract",
               "pad_extract_no_shrink")
+VIDEO_KEYS = ("vc", "ac", "so", "eo", "du", "sr")
+VIDEO_FORMATS = ("mp4", "webm")
 POSITIONS = ("center", "top", "left", "bottom", "right", "top_left", "top_right", "bottom_left",
              "bottom_right")
 
@@ -119,7 +121,7 @@ class Step:
     border: Border | None = None
     # output (global: the last step that sets one wins)
     quality: int | None = None
-    format: str | None = None  # auto | jpg | png | webp | avif | gif | svg | orig
+    format: str | None = None  # auto | jpg | png | webp | avif | gif | svg | orig | mp4 | webm
     progressive: bool | None = None
     lossless: bool | None = None
     metadata: bool | None = None
@@ -128,7 +130,20 @@ class Step:
     # input
     default_image: str | None = None
     page: int | None = None
+    # video only (params/video.py)
+    video_codec: str | None = None  # h264 | vp9 | av1 | none
+    audio_codec: str | None = None  # aac | opus | none
+    start_offset: Expr | None = None  # seconds
+    end_offset: Expr | None = None
+    duration: Expr | None = None
+    streaming: tuple[int, ...] | None = None  # sr-: rendition heights
     params: list[Param] = field(default_factory=list)
+
+    @property
+    def video_only(self) -> list[Param]:
+        """The parameters that apply to videos alone (an image refuses them)."""
+        return [p for p in self.params
+                if p.key in VIDEO_KEYS or (p.key == "f" and p.value in VIDEO_FORMATS)]
 
     @property
     def resizes(self) -> bool:

@@ -6,7 +6,7 @@ from pixelport.transform.grammar import Param
 from pixelport.transform.params.values import boolean, choice, integer
 from pixelport.transform.step import Step
 
-FORMATS = ("auto", "jpg", "jpeg", "png", "webp", "avif", "gif", "svg", "orig")
+FORMATS = ("auto", "jpg", "jpeg", "png", "webp", "avif", "gif", "svg", "orig", "mp4", "webm")
 
 
 def quality(param: Param, step: Step) -> None:
@@ -15,7 +15,7 @@ def quality(param: Param, step: Step) -> None:
 
 
 def output_format(param: Param, step: Step) -> None:
-    """f-auto|jpg|jpeg|png|webp|avif|gif|svg|orig."""
+    """f-auto|jpg|jpeg|png|webp|avif|gif|svg|orig, and mp4|webm for videos."""
     value = choice(param, FORMATS)
     step.format = "jpg" if value == "jpeg" else value
 

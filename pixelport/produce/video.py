@@ -1,0 +1,260 @@
+"""The video producer: transformed videos, thumbnails and GIFs made into MP4, as jobs.
+
+A job (video/jobs.py: bounded, one per key across workers, detached from requests) fetches the
+original to a file of its own under the byte cap, probes it (video/probe.py: EFORMAT, and the
+duration and pixel caps, before any work), and then either runs ffmpeg on a plan
+(video/plan.py) or decodes one frame (video/frames.py) for the image pipeline. A request waits
+`[video] wait` seconds for its job; past that, `NotReady` says so (302 to the original for a
+video, 202 for a thumbnail) and the job goes on. A video result is written to the disk cache
+with its body left on disk, streamed with ranges from there; nothing is served from a job's
+own files, which are deleted when it ends (and at start-up, those of a crashed process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pixelport.cache.entry import BodyFile, Entry, body_digest
+from pixelport.cache.results import ResultCache, ResultWrite
+from pixelport.config import Config
+from pixelport.errors import LimitExceeded, UnsupportedFormat
+from pixelport.http_fields import http_date
+from pixelport.place import alive
+from pixelport.produce.job import Job, NotReady
+from pixelport.transform import engine
+from pixelport.transform.budget import Budget
+from pixelport.transform.pool import WorkPool
+from pixelport.transform.step import ChainItem, Step
+from pixelport.video import ffmpeg, frames
+from pixelport.video import plan as video_plan
+from pixelport.video.claims import Claims
+from pixelport.video.containers import HEAD_BYTES, demuxer_for
+from pixelport.video.jobs import JobQueue
+from pixelport.video.probe import VideoInfo, probe
+
+# What a thumbnail takes (ImageKit: w, h, ar, c, cm, fo, b, bg, r), with so choosing the frame
+# and the output format and quality, negotiated as for images.
+THUMBNAIL_KEYS = frozenset({"w", "h", "ar", "c", "cm", "fo", "b", "bg", "r", "so", "f", "q"})
+WRITE_BATCH = 1 << 20  # bytes of an original gathered before each write (in a thread)
+DIGEST_CHUNK = 1 << 20
+
+
+@dataclass
+class Input:
+    """An original fetched to a file of the job's own."""
+
+    path: Path
+    demuxer: str
+    info: VideoInfo
+    download_ms: float
+    last_modified: str | None
+
+
+class VideoProducer:
+    """Makes the results of video jobs (`Job.video`)."""
+
+    def __init__(self, config: Config, pool: WorkPool, results: ResultCache,
+                 folder: Path) -> None:
+        """`folder`: where jobs work and claim (shared by the worker processes)."""
+        self.config = config
+        self.pool = pool
+        self.results = results
+        self.work = folder / "work"
+        video = config.video
+        self.jobs: JobQueue[Entry] = JobQueue(Claims(folder / "claims"), video.concurrent_jobs,
+                                              video.queue_length, video.job_timeout)
+        self.names = itertools.count()
+
+    def takes(self, job: Job) -> bool:
+        """Video jobs: a transformed video, a thumbnail, a GIF as MP4."""
+        return job.video
+
+    async def start(self) -> None:
+        """Delete the work folders of processes that are gone (a crash mid-job)."""
+        await asyncio.to_thread(self._sweep)
+
+    def _sweep(self) -> None:
+        if not self.work.is_dir():
+            return
+        for folder in self.work.iterdir():
+            pid = folder.name.split("-", 1)[0]
+            if not pid.isdigit() or int(pid) == os.getpid() or not alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    async def make(self, job: Job) -> Entry:
+        """The result, made by the job for its key (joined if under way); NotReady when it is
+        not made within `[video] wait` seconds."""
+        task = self.jobs.submit(job.key, lambda waited: self._make(job, waited))
+        try:
+            async with asyncio.timeout(self.config.video.wait):
+                return await asyncio.shield(task)
+        except TimeoutError:
+            if task.done():
+                raise
+            raise NotReady(redirect=job.derivative in (None, "gif-video")) from None
+
+    async def stop(self) -> None:
+        """Stop every job (at shutdown)."""
+        await self.jobs.stop()
+
+    async def _make(self, job: Job, waited: bool) -> Entry:
+        if waited:  # another worker held the key: its result is likely in the cache now
+            entry = await self.results.get(job.key)
+            if entry is not None:
+                return entry
+        write = self.results.begin(job.key)
+        try:
+            async with self._folder() as folder:
+                source = await self._fetch(job, folder)
+                if job.derivative == "thumbnail":
+                    return await self._thumbnail(job, source, write)
+                return await self._transcode(job, source, folder, write)
+        finally:
+            write.abandon()  # a no-op once the entry is written
+
+    @contextlib.asynccontextmanager
+    async def _folder(self) -> AsyncIterator[Path]:
+        folder = self.work / f"{os.getpid()}-{next(self.names)}"
+        await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+        try:
+            yield folder
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _fetch(self, job: Job, folder: Path) -> Input:
+        """The original into `folder` under max_video_bytes; sniffed and probed."""
+        limits = self.config.limits
+        started = time.perf_counter()
+        original = await job.source.chain.fetch(job.path, job.fetch)
+        path = folder / "input"
+        try:
+            if original.size is not None and original.size > limits.max_video_bytes:
+                raise _too_large(limits.max_video_bytes)
+            demuxer = demuxer_for(await original.peek(HEAD_BYTES), job.path)
+            gif = job.derivative == "gif-video"
+            if gif != (demuxer == "gif"):
+                raise UnsupportedFormat(
+                    f"The file {job.path!r} is not an animated GIF" if gif else
+                    f"The file {job.path!r} is not a video that can be transformed")
+            with path.open("wb") as handle:
+                size, batch = 0, bytearray()
+                async for chunk in original.chunks():
+                    size += len(chunk)
+                    if size > limits.max_video_bytes:
+                        raise _too_large(limits.max_video_bytes)
+                    batch += chunk
+                    if len(batch) >= WRITE_BATCH:
+                        await asyncio.to_thread(handle.write, bytes(batch))
+                        batch.clear()
+                await asyncio.to_thread(handle.write, bytes(batch))
+            last_modified = (http_date(original.last_modified)
+                             if original.last_modified is not None else None)
+        finally:
+            await original.close()
+        download_ms = (time.perf_counter() - started) * 1000
+        info = await asyncio.to_thread(probe, path, demuxer)
+        if info.duration > limits.max_video_seconds:
+            raise LimitExceeded(f"The video lasts {info.duration:.0f} s, longer than the limit "
+                                f"of {limits.max_video_seconds:g} s (max_video_seconds)")
+        if info.width * info.height > limits.max_input_pixels:
+            raise LimitExceeded(f"The video's frames ({info.width}x{info.height}) are larger "
+                                f"than {limits.max_input_pixels} pixels (max_input_pixels)")
+        return Input(path, demuxer, info, download_ms, last_modified)
+
+    async def _transcode(self, job: Job, source: Input, folder: Path,
+                         write: ResultWrite) -> Entry:
+        """ffmpeg on the plan; the result into the cache, its body left on disk."""
+        steps = job.steps
+        if job.derivative == "gif-video":
+            steps = [*steps, _step_of(f="mp4", ac="none")]
+        planned = video_plan.plan(steps, source.info, job.accept,
+                                  self.config.images.best_format,
+                                  self.config.limits.max_output_pixels)
+        started = time.perf_counter()
+        masks = await asyncio.to_thread(video_plan.write_masks, planned.graph.masks, folder)
+        target = folder / f"output.{planned.output.container}"
+        await ffmpeg.run(planned.args(source.path, source.demuxer, target, masks),
+                         self.config.video.job_timeout)
+        transform_ms = (time.perf_counter() - started) * 1000
+        size, digest = await asyncio.to_thread(_digest_file, target)
+        headers = {"content-type": planned.output.content_type, "accept-ranges": "bytes"}
+        if planned.output.negotiated:
+            headers["vary"] = "Accept"
+        entry = self._entry(job, source, headers, f'"{digest}"', transform_ms,
+                            body_file=BodyFile(target, 0, size))
+        await asyncio.to_thread(write.write, entry)
+        await write.finish(entry)
+        if entry.body_file is not None and entry.body_file.path == target:
+            # Not cached (no disk tier, or the write failed): the job's file goes with the
+            # job, so the answer carries the bytes.
+            data = await asyncio.to_thread(target.read_bytes)
+            entry = replace(entry, body=data, body_file=None)
+        return entry
+
+    async def _thumbnail(self, job: Job, source: Input, write: ResultWrite) -> Entry:
+        """The frame at `so` (else the first), through the image pipeline."""
+        plain = video_plan.check_keys(job.steps, THUMBNAIL_KEYS, "thumbnails")
+        at = 0.0
+        offset = next((s.start_offset for s in reversed(plain) if s.start_offset), None)
+        if offset is not None:
+            at = min(offset.evaluate({"idu": source.info.duration}), source.info.duration)
+        steps: list[ChainItem] = [
+            replace(s, start_offset=None, params=[p for p in s.params if p.key != "so"])
+            for s in plain]
+        started = time.perf_counter()
+        async with self.pool.admit():
+            image = await self.pool.run(frames.frame_at, source.path, source.demuxer, at)
+            options = engine.RenderOptions(job.accept, self.config.images, self.config.limits,
+                                           budget=Budget(self.config.limits.max_render_seconds))
+            rendered = await self.pool.run(engine.render, image, steps, options)
+        transform_ms = (time.perf_counter() - started) * 1000
+        headers = {"content-type": rendered.content_type}
+        if rendered.vary:
+            headers["vary"] = ", ".join(rendered.vary)
+        entry = self._entry(job, source, headers, f'"{body_digest(rendered.data)}"',
+                            transform_ms, body=rendered.data)
+        write.store(entry)
+        return entry
+
+    def _entry(self, job: Job, source: Input, headers: dict[str, str], etag: str,
+               transform_ms: float, body: bytes = b"",
+               body_file: BodyFile | None = None) -> Entry:
+        if source.last_modified is not None:
+            headers["last-modified"] = source.last_modified
+        return Entry(body, headers, etag, job.source.identifier, job.path,
+                     download_ms=source.download_ms, transform_ms=transform_ms,
+                     body_file=body_file)
+
+
+def _step_of(**values: str) -> Step:
+    """A step setting output parameters, as if written in the URL."""
+    from pixelport.transform.grammar import Param
+    from pixelport.transform.registry import build_step
+
+    return build_step(tuple(Param(k, v) for k, v in values.items()))
+
+
+def _too_large(limit: int) -> LimitExceeded:
+    return LimitExceeded(f"The video is larger than the limit of {limit} bytes "
+                         "(max_video_bytes)")
+
+
+def _digest_file(path: Path) -> tuple[int, str]:
+    """A file's size and BLAKE2b digest (the result's ETag)."""
+    digest = hashlib.blake2b(digest_size=16)
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(DIGEST_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+

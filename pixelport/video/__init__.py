@@ -1,0 +1,1 @@
+"""Video: ffmpeg jobs run as subprocesses, inputs probed with PyAV, thumbnails, plans."""
