@@ -11,9 +11,9 @@ AZURITE := $(TOOLS)/.azurite-$(AZURITE_VERSION)
 # ImageKit's Node SDK for the compatibility tests, pinned in tests/node/package.json (and lock).
 NODE_SDK := tests/node/node_modules/.installed
 
-.PHONY: setup run test lint lock clean fuzz postgres
+.PHONY: setup run test lint lock clean fuzz postgres chromium
 
-setup: $(STAMP) $(AZURITE) $(NODE_SDK) postgres
+setup: $(STAMP) $(AZURITE) $(NODE_SDK) postgres chromium
 
 # Re-install only when the lock or the project metadata changes; a half-built venv has no stamp.
 $(STAMP): requirements.lock pyproject.toml
@@ -47,6 +47,20 @@ postgres: $(STAMP)
 	  apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  $(BIN)/python -m tests.databases; \
+	fi
+
+# Debian's Chromium, for the video playback tests (tests/test_video_playback.py drives it with
+# playwright's executable_path: no browser download). As root (CI) apt installs it; otherwise a
+# warning (only those tests need it).
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "warning: Chromium is missing; install it (Debian: apt-get install chromium)," \
+	    "or the video playback tests will fail" >&2; \
+	else \
+	  set -e; echo "installing Chromium (apt-get install chromium)"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 # The demo needs only the venv (not the test servers); its library folder is indexed into the

@@ -353,3 +353,73 @@ def test_work_left_by_a_dead_process_is_swept(serve: Any, media: Path, tmp_path:
     assert not leftover.exists()
     assert list((cache / "video" / "work").iterdir()) == []  # the job's own folder went too
     shutil.rmtree(cache)
+
+
+def test_adaptive_streams(serve: Any, tmp_path: Path) -> None:
+    """The first request is 202; then the HLS and DASH manifests (one encode) name every
+    rendition, each decodes, keeps the source's aspect ratio and is never upscaled."""
+    library = tmp_path / "library"
+    library.mkdir()
+    make_clip(library / "wide.mp4", width=480, height=270, seconds=5)
+    server = serve(video_config(library))
+    target = "/wide.mp4/ik-master.m3u8?tr=sr-240_360_480_720"
+    first = server.get(target)
+    assert first.status == 202 and first.body == b""
+    deadline = time.monotonic() + 120
+    while (answer := server.get(target)).status == 202:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert answer.status == 200
+    assert answer.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert answer.headers["access-control-allow-origin"] == "*"
+    master = answer.body.decode()
+    variants = [line for line in master.splitlines() if line and not line.startswith("#")]
+    sizes = sorted(tuple(int(v) for v in line.split("RESOLUTION=")[1].split(",")[0].split("x"))
+                   for line in master.splitlines() if "RESOLUTION=" in line)
+    # 270p source: 240 and 360 (the source's own size, not upscaled to 640x360); no 480/720.
+    assert sizes == [(426, 240), (480, 270)]
+    assert all(v.startswith("ik-abs/") for v in variants)
+    dash = server.get("/wide.mp4/ik-master.mpd?tr=sr-240_360_480_720")
+    assert dash.status == 200 and dash.headers["content-type"] == "application/dash+xml"
+    assert "<BaseURL>ik-abs/" in dash.body.decode()
+    for variant in variants:
+        playlist = server.get(f"/wide.mp4/{variant}").body.decode()
+        folder = variant.rsplit("/", 1)[0]
+        init = playlist.split('URI="')[1].split('"')[0]
+        segment = next(line for line in playlist.splitlines()
+                       if line and not line.startswith("#"))
+        data = (server.get(f"/wide.mp4/{folder}/{init}").body
+                + server.get(f"/wide.mp4/{folder}/{segment}").body)
+        probed = probe_bytes(data, tmp_path)
+        assert probed.frames > 0 and probed.video_codec == "h264"
+        assert (probed.width, probed.height) in sizes
+    # Keyframes aligned: every rendition's segments last the same (4 s, then the rest).
+    durations = {tuple(line for line in server.get(f"/wide.mp4/{v}").body.decode().splitlines()
+                       if line.startswith("#EXTINF")) for v in variants}
+    assert len(durations) == 1
+    bad = server.get("/wide.mp4/ik-master.m3u8?tr=sr-240,w-100")
+    assert bad.status == 400 and "w-100" in bad.ik_error
+    none = server.get("/wide.mp4/ik-master.m3u8")
+    assert none.status == 400 and "sr-" in none.ik_error
+    forged = server.get("/wide.mp4/ik-abs/" + "0" * 32 + "/init-0.m4s")
+    assert forged.status == 404 and forged.ik_error.startswith("ENOENT")
+
+
+def test_signed_streams_parts_need_no_signature(serve: Any, tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    make_clip(library / "s.mp4", width=320, height=180, seconds=2)
+    server = serve(video_config(library, security={"private_key": "video_key",
+                                                   "require_signed_urls": True}))
+    assert server.get("/s.mp4/ik-master.m3u8?tr=sr-240").status == 401
+    url = sign_url(f"{server.url}/s.mp4/ik-master.m3u8?tr=sr-240", f"{server.url}/",
+                   "video_key")
+    target = url[len(server.url):]
+    deadline = time.monotonic() + 60
+    while (answer := server.get(target)).status == 202:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert answer.status == 200
+    variant = next(line for line in answer.body.decode().splitlines()
+                   if line and not line.startswith("#"))
+    assert server.get(f"/s.mp4/{variant}").status == 200  # the MAC in the path is the key

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 from collections.abc import Coroutine, Mapping
@@ -31,7 +32,7 @@ from pixelport.delivery.respond import Timing, attachment, open_body, send_entry
 from pixelport.errors import (
     BadSignature,
     Busy,
-    InvalidRequest,
+    NotFound,
     PixelportError,
     Unexpected,
     UnsupportedFormat,
@@ -47,6 +48,7 @@ from pixelport.security.headers import is_svg, passthrough_headers
 from pixelport.transform import registry
 from pixelport.transform.grammar import split_chain
 from pixelport.transform.step import ChainItem, Step
+from pixelport.video import ladder
 
 log = logging.getLogger("pixelport.delivery")
 T = TypeVar("T")
@@ -129,18 +131,18 @@ class Delivery:
         raw_path = (scope.get("raw_path") or quote(scope["path"]).encode()).decode("latin-1")
         request = parse_target(self.table, inputs.host, raw_path.split("?", 1)[0],
                                scope.get("query_string", b"").decode("latin-1"))
-        signing.check_request(request, self.config.security)
+        derivative = request.derivative
+        if derivative != "abs-part":  # a stream's parts are named by a MAC (keys.ladder_id)
+            signing.check_request(request, self.config.security)
         steps, canonical = self.parse_chain(request.transformation)
         plain = [s for s in steps if isinstance(s, Step)]
         original_only = any(step.original for step in plain)
         by_extension = mime.guess(request.file_path) or ""
-        derivative = request.derivative
         if derivative in ("hls", "dash"):
-            raise InvalidRequest("Adaptive bitrate streaming (ik-master.m3u8, ik-master.mpd) "
-                                 "is not supported yet")
+            ladder.resolutions(steps)  # 400 now for what a stream does not take
         if derivative == "video":
             by_extension = "video/mp4"  # ik-video.mp4: the file is a video, whatever its name
-        made = derivative in ("thumbnail", "gif-video")
+        made = derivative in ("thumbnail", "gif-video", "hls", "dash")
         return Plan(
             request=request, steps=steps, canonical=canonical, by_extension=by_extension,
             headers=headers, inputs=inputs,
@@ -153,6 +155,8 @@ class Delivery:
     def key(self, plan: Plan) -> str:
         """The result cache key of a planned request."""
         request = plan.request
+        if plan.derivative in ("hls", "dash"):
+            return ladder.part_key(self.ladder_id(plan), ladder.MANIFESTS[plan.derivative])
         if plan.video and plan.derivative != "thumbnail":
             variant = keys.video_variant(plan.steps, plan.inputs, self.config.images)
         else:
@@ -163,6 +167,16 @@ class Delivery:
         return keys.result_key(request.endpoint.identifier, request.file_path, canonical,
                                variant, request.flag("ik-attachment") == "true",
                                canonical_query(request.origin_query), self.origin_host(plan))
+
+    def ladder_id(self, plan: Plan) -> str:
+        """The name of the stream a manifest request's ladder makes (both protocols share
+        it: one encode serves HLS and DASH)."""
+        request = plan.request
+        ladder_key = keys.result_key(request.endpoint.identifier, request.file_path,
+                                     plan.canonical + "|abs", "", False,
+                                     canonical_query(request.origin_query),
+                                     self.origin_host(plan))
+        return keys.ladder_id(ladder_key, self.config.security.private_key)
 
     def origin_host(self, plan: Plan) -> str | None:
         """The Host sent on to the origin: the client's, where an origin of the endpoint
@@ -179,7 +193,9 @@ class Delivery:
                    maybe_image=plan.maybe_image, accept=inputs.accept,
                    client_width=inputs.client_width, client_dpr=inputs.client_dpr,
                    video=plan.video and plan.transforming,
-                   derivative=plan.derivative if plan.derivative != "video" else None)
+                   derivative=plan.derivative if plan.derivative != "video" else None,
+                   ladder=(self.ladder_id(plan) if plan.derivative in ("hls", "dash")
+                           else None))
 
     def parse_chain(self, text: str) -> tuple[list[ChainItem], str]:
         """Parse a transformation string and spell it canonically, memoised.
@@ -200,6 +216,9 @@ class Delivery:
         plan = self.plan(scope)
         vary.extend(keys.vary(plan.steps, self.config.images))
         request = plan.request
+        if plan.derivative == "abs-part":
+            await self.send_part(plan, send, request_id, timing, head)
+            return
         if not plan.transforming and plan.by_extension.startswith(STREAMED):
             await self.stream(plan, send, request_id, timing, head)
             return
@@ -238,6 +257,21 @@ class Delivery:
                 opened.close()
         if status == 200 and not head and self.hot is not None and entry.body_file is None:
             self.remember_hot(scope, sent, entry, key, request.expiry)
+
+    async def send_part(self, plan: Plan, send: Send, request_id: str, timing: Timing,
+                        head: bool) -> None:
+        """A file of an adaptive bitrate stream, as its ladder job cached it."""
+        assert plan.request.part is not None
+        ladder_id, name = plan.request.part
+        entry = None
+        if re.fullmatch(r"[0-9a-f]{32}", ladder_id) and ladder.PART_NAME.match(name):
+            entry = await self.results.get(ladder.part_key(ladder_id, name))
+        if entry is None:
+            raise NotFound("This part of a stream is not here (or no longer): ask for the "
+                           "stream's manifest again")
+        timing.describe("cache", "hit")
+        await send_entry(send, entry, plan.headers, timing, request_id,
+                         self.config.server.cache_max_age, None, head)
 
     async def send_not_ready(self, send: Send, plan: Plan, pending: NotReady, request_id: str,
                              head: bool) -> None:

@@ -9,6 +9,7 @@ lost them.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 
 from pixelport.config import ImagesConfig
@@ -86,3 +87,11 @@ def result_key(endpoint: str, path: str, canonical: str, variant_text: str,
         parts.append(host.lower())
     text = "\0".join(parts)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+
+
+def ladder_id(ladder_key: str, secret: str | None) -> str:
+    """The name of an adaptive bitrate stream's parts (`ik-abs/<id>/`): a MAC of its key, so
+    only whoever was given the manifest can name them (a signed manifest's parts need no
+    signature of their own)."""
+    return hmac.new((secret or "").encode(), ladder_key.encode(), hashlib.sha256).hexdigest()[:32]
+

@@ -38,6 +38,9 @@ class DeliveryRequest:
     prefix: str = ""  # the raw path before the file's (the endpoint's identifier and '/')
     # What the URL asks to be made of the file, from its suffix (DERIVATIVES), else None.
     derivative: str | None = None
+    # `<file>/ik-abs/<ladder id>/<name>`: a part of an adaptive bitrate stream (then the
+    # derivative is "abs-part").
+    part: tuple[str, str] | None = None
 
     def flag(self, name: str) -> str | None:
         """The last value of an `ik-*` (or other) query parameter."""
@@ -70,8 +73,11 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
         raise InvalidRequest("The query string is not valid UTF-8") from None
     chains.extend(value for key, value in query if key == "tr" and value)
     derivative = DERIVATIVES.get(rest[-1]) if len(rest) > 1 else None
+    part = None
     if derivative is not None:
         rest = rest[:-1]
+    elif len(rest) > 3 and rest[-3] == "ik-abs":
+        derivative, part, rest = "abs-part", (rest[-2], rest[-1]), rest[:-3]
     raw_file = "/".join(rest)
     file_path = check_file_path(_decode(raw_file, "file path"))
     if not file_path:
@@ -79,7 +85,7 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
     prefix = "".join(f"{segment}/" for segment in segments[:used])
     return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query,
                            origin_query(signed.query), signed_target, signed.signature,
-                           signed.expiry, prefix, derivative)
+                           signed.expiry, prefix, derivative, part)
 
 
 def origin_query(query_string: str) -> str:

@@ -29,8 +29,9 @@ class Job:
     client_dpr: float | None = None  # Sec-CH-DPR, for dpr-auto
     video: bool = False  # made by the video producer (a video, or from one)
     # What is made of the file: None (the file transformed), "thumbnail" (ik-thumbnail.jpg),
-    # "gif-video" (ik-gif-video.mp4)
+    # "gif-video" (ik-gif-video.mp4), "hls"/"dash" (ik-master.m3u8/.mpd: an ABS ladder)
     derivative: str | None = None
+    ladder: str | None = None  # "hls"/"dash": the stream's name (keys.ladder_id)
 
 
 class NotReady(Exception):

@@ -34,7 +34,7 @@ from pixelport.transform import engine
 from pixelport.transform.budget import Budget
 from pixelport.transform.pool import WorkPool
 from pixelport.transform.step import ChainItem, Step
-from pixelport.video import ffmpeg, frames
+from pixelport.video import ffmpeg, frames, ladder
 from pixelport.video import plan as video_plan
 from pixelport.video.claims import Claims
 from pixelport.video.containers import HEAD_BYTES, demuxer_for
@@ -70,8 +70,9 @@ class VideoProducer:
         self.results = results
         self.work = folder / "work"
         video = config.video
-        self.jobs: JobQueue[Entry] = JobQueue(Claims(folder / "claims"), video.concurrent_jobs,
-                                              video.queue_length, video.job_timeout)
+        self.jobs: JobQueue[Entry | None] = JobQueue(
+            Claims(folder / "claims"), video.concurrent_jobs, video.queue_length,
+            video.job_timeout)
         self.names = itertools.count()
 
     def takes(self, job: Job) -> bool:
@@ -92,11 +93,24 @@ class VideoProducer:
 
     async def make(self, job: Job) -> Entry:
         """The result, made by the job for its key (joined if under way); NotReady when it is
-        not made within `[video] wait` seconds."""
+        not made within `[video] wait` seconds (a stream's manifest: at once, as on
+        ImageKit, whose first request for a stream answers 202)."""
+        if job.ladder is not None:
+            stream = self.jobs.submit(job.ladder, lambda waited: self._ladder(job, waited))
+            if stream.done() and not stream.cancelled():
+                error = stream.exception()
+                if error is not None:
+                    raise error
+                entry = await self.results.get(job.key)
+                if entry is not None:
+                    return entry
+            raise NotReady(redirect=False)
         task = self.jobs.submit(job.key, lambda waited: self._make(job, waited))
         try:
             async with asyncio.timeout(self.config.video.wait):
-                return await asyncio.shield(task)
+                entry = await asyncio.shield(task)
+                assert entry is not None
+                return entry
         except TimeoutError:
             if task.done():
                 raise
@@ -120,6 +134,62 @@ class VideoProducer:
                 return await self._transcode(job, source, folder, write)
         finally:
             write.abandon()  # a no-op once the entry is written
+
+    async def _ladder(self, job: Job, waited: bool) -> Entry | None:
+        """Encode a stream's ladder and cache every file of it, its manifests last: once a
+        manifest is there, so is everything it names."""
+        assert job.ladder is not None
+        stream = job.ladder
+        if waited and await self.results.get(job.key) is not None:
+            return None  # another worker made it
+        # Announced now, so a purge during the encode wins (the manifests are then not kept,
+        # and the next request makes the stream again).
+        writes = {name: self.results.begin(ladder.part_key(stream, name))
+                  for name in ladder.MANIFESTS.values()}
+        try:
+            async with self._folder() as folder:
+                source = await self._fetch(job, folder)
+                cut = video_plan.trim([s for s in job.steps if isinstance(s, Step)],
+                                      source.info.duration)
+                rungs = ladder.ladder(source.info, ladder.resolutions(job.steps))
+                out = folder / "out"
+                await asyncio.to_thread(out.mkdir)
+                started = time.perf_counter()
+                await ffmpeg.run(ladder.args(source.path, source.demuxer, rungs,
+                                             source.info.has_audio, out, cut.start, cut.end),
+                                 self.config.video.job_timeout)
+                took = (time.perf_counter() - started) * 1000
+                names = await asyncio.to_thread(lambda: sorted(p.name for p in out.iterdir()))
+                for name in names:
+                    if name not in writes and ladder.PART_NAME.match(name):
+                        data = await asyncio.to_thread((out / name).read_bytes)
+                        write = self.results.begin(ladder.part_key(stream, name))
+                        await self._store(write, self._part(job, source, name, data, took))
+                base = f"ik-abs/{stream}/"
+                for name, rewrite in ((ladder.MANIFESTS["hls"], ladder.rewrite_hls),
+                                      (ladder.MANIFESTS["dash"], ladder.rewrite_dash)):
+                    text = await asyncio.to_thread((out / name).read_text)
+                    data = rewrite(text, base).encode()
+                    await self._store(writes[name], self._part(job, source, name, data, took))
+        finally:
+            for write in writes.values():
+                write.abandon()  # a no-op for those written
+        return None
+
+    def _part(self, job: Job, source: Input, name: str, data: bytes,
+              transform_ms: float) -> Entry:
+        """The cache entry of one file of a stream."""
+        # Players load streams from scripts on other sites (hls.js, dash.js): CORS, as
+        # ImageKit answers.
+        headers = {"content-type": ladder.content_type(name),
+                   "access-control-allow-origin": "*"}
+        return self._entry(job, source, headers, f'"{body_digest(data)}"', transform_ms,
+                           body=data)
+
+    async def _store(self, write: ResultWrite, entry: Entry) -> None:
+        """Write an entry into the cache and wait until it is there."""
+        await asyncio.to_thread(write.write, entry)
+        await write.finish(entry)
 
     @contextlib.asynccontextmanager
     async def _folder(self) -> AsyncIterator[Path]:

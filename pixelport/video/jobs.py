@@ -5,9 +5,9 @@ goes (302 to the original, or 202), and the job goes on, so the next request fin
 At most `concurrent_jobs` run at once in a worker, `queue_length` more wait; past that, a new
 job is refused at once (503 EBUSY, Retry-After). Every job holds the claim on its key
 (claims.py), so two workers never make the same result; a job that finds the key claimed waits
-for it, then finds the other worker's result in the cache. A job that failed on its input
-(4xx: EFORMAT, ELIMIT, EINVALID) is remembered for a while, so a broken file is not decoded
-again on every request.
+for it, then finds the other worker's result in the cache. A job's failure is remembered for a
+while and answered as it is: a broken file is not decoded again on every request, and a
+request that came back after a 302 or 202 learns why its result never came.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-from pixelport.errors import Busy, LimitExceeded, PixelportError
+from pixelport.errors import Busy, LimitExceeded, PixelportError, Unexpected
 from pixelport.lru import LRU
 from pixelport.video.claims import Claims
 
 log = logging.getLogger("pixelport.video")
 T = TypeVar("T")
-FAILURE_SECONDS = 60.0  # how long a job's 4xx failure is answered without trying again
+FAILURE_SECONDS = 60.0  # how long a job's failure is answered without trying again
 
 
 class JobQueue(Generic[T]):
@@ -73,10 +73,12 @@ class JobQueue(Generic[T]):
         if task.cancelled():
             return
         error = task.exception()
-        if isinstance(error, PixelportError) and 400 <= error.status < 500:
-            self.failed.put(key, (error, time.monotonic()))
-        elif error is not None and not isinstance(error, PixelportError):
+        if error is None:
+            return
+        if not isinstance(error, PixelportError):
             log.error("video job %s failed", key, exc_info=error)
+            error = Unexpected("The video job failed")
+        self.failed.put(key, (error, time.monotonic()))
 
     async def stop(self) -> None:
         """Cancel every job (at shutdown): their ffmpeg processes are killed."""
