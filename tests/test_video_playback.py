@@ -23,15 +23,18 @@ PAGE = """<!doctype html><html><body>
 <script>
 window.failures = [];
 const video = document.getElementById("v");
-video.addEventListener("error", () => failures.push("video: " + (video.error && video.error.message)));
+video.addEventListener("error",
+  () => failures.push("video: " + (video.error && video.error.message)));
 window.play = (kind, url) => {
   if (kind === "hls") {
     const hls = new Hls();
-    hls.on(Hls.Events.ERROR, (_, data) => { if (data.fatal) failures.push("hls: " + data.details); });
+    hls.on(Hls.Events.ERROR,
+      (_, data) => { if (data.fatal) failures.push("hls: " + data.details); });
     hls.loadSource(url); hls.attachMedia(video);
   } else if (kind === "dash") {
     const player = dashjs.MediaPlayer().create();
-    player.on(dashjs.MediaPlayer.events.ERROR, (e) => failures.push("dash: " + JSON.stringify(e.error)));
+    player.on(dashjs.MediaPlayer.events.ERROR,
+      (e) => failures.push("dash: " + JSON.stringify(e.error)));
     player.initialize(video, url, true);
   } else {
     video.src = url;
