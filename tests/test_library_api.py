@@ -581,3 +581,44 @@ def test_response_fields_choose_the_optional_fields(lib: Library) -> None:
     assert chosen.metadata is not None and (chosen.metadata.width, chosen.metadata.height) \
         == (90, 60)
     assert chosen.tags == ["t"] and chosen.custom_metadata is None  # not asked for
+
+
+def test_video_uploads_report_their_facts_and_build_their_post_steps(lib: Library) -> None:
+    import json
+
+    from tests.video_media import make_clip
+
+    clip = make_clip(lib.root.parent / "upload.mp4", seconds=3)
+    steps = {"post": [{"type": "thumbnail", "value": "w-50"},
+                      {"type": "abs", "value": "sr-240", "protocol": "hls"},
+                      {"type": "transformation", "value": "w-100"}]}
+    result = upload(lib, "clip.mp4", clip.read_bytes(), use_unique_file_name=False,
+                    transformation=steps)
+    assert result.file_type == "non-image"
+    assert (result.width, result.height, result.duration) == (320, 240, 3)
+    assert (result.video_codec, result.audio_codec) == ("h264", "aac")
+    assert result.bit_rate is not None and result.bit_rate > 0
+    assert result.thumbnail_url.endswith("/clip.mp4/ik-thumbnail.jpg")
+    details = lib.client.files.get(result.file_id)
+    assert (details.duration, details.video_codec, details.audio_codec) == (3, "h264", "aac")
+    metadata = lib.client.files.metadata.get(result.file_id)
+    assert (metadata.width, metadata.height, metadata.duration) == (320, 240, 3)
+    assert metadata.video_codec == "h264" and metadata.bit_rate == result.bit_rate
+    thumb = lib.get(result.thumbnail_url)
+    assert thumb.status == 200 and decode(thumb.body).width <= 400
+    # The post steps were made in the background: the stream's first request is no 202.
+    deadline = time.monotonic() + 60
+    results = Path(lib.pp.cache_dir) / "results"
+    # 10 results: the stream's 8 files (2 playlists and 2 inits, video and audio; a segment
+    # of each; the HLS and DASH manifests), the thumbnail and the w-100 video.
+    while len(list(results.rglob("*.entry"))) < 10:
+        assert time.monotonic() < deadline, "the post steps were not made"
+        time.sleep(0.1)
+    stream = lib.get("/clip.mp4/ik-master.m3u8?tr=sr-240")
+    assert stream.status == 200 and b"ik-abs/" in stream.body
+    assert "hit" in lib.get("/tr:w-100/clip.mp4").headers["server-timing"]
+    refused = httpx.post(f"{lib.pp.url}/api/v1/files/upload", auth=(PRIVATE_KEY, ""),
+                         data={"fileName": "x.mp4", "transformation": json.dumps(
+                             {"post": [{"type": "abs", "value": "w-100", "protocol": "hls"}]})},
+                         files={"file": ("x.mp4", clip.read_bytes())})
+    assert refused.status_code == 400 and "w-100" in refused.json()["message"]

@@ -101,8 +101,9 @@ class Uploads:
             row = await self.library.upload(upload)
         finally:
             form.discard()
-        for chain in steps.post:  # made now, in the background: the answer does not wait
-            self.warm(f"/tr:{chain}{row.path}")
+        video = row.duration is not None
+        for step in steps.post:  # made now, in the background: the answer does not wait
+            self.warm(step.target(row.path, video))
         body = upload_object(row, urls(request, self.urls_for))
         wanted = form.fields.get("responseFields")
         if wanted is not None:

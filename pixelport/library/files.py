@@ -174,6 +174,8 @@ class Library:
         row.storage_key, row.size, row.updated_at = key, size, now()
         row.file_type, row.mime, row.format = facts.file_type, facts.mime, facts.format
         row.width, row.height, row.has_alpha = facts.width, facts.height, facts.has_alpha
+        row.duration, row.bit_rate = facts.duration, facts.bit_rate
+        row.video_codec, row.audio_codec = facts.video_codec, facts.audio_codec
         if upload.is_private is not None:
             row.is_private = upload.is_private
         if upload.is_published is not None:
@@ -449,6 +451,7 @@ class Library:
                            "description"):
                 if column in kept:
                     setattr(row, column, kept[column])
+            set_video(row, kept.get("video") or {})
             row.custom_metadata = kept.get("custom_metadata") or {}
             set_tags(row, kept.get("tags") or [], kept.get("ai_tags") or [])
             row.updated_at = now()
@@ -483,7 +486,9 @@ def _insert_new(connection: Connection, upload: Upload, path: str, name: str, fa
         "is_published": upload.is_published is not False,
         "custom_coordinates": upload.custom_coordinates or None,
         "custom_metadata": upload.custom_metadata or {}, "embedded_metadata": {},
-        "description": upload.description, "created_at": moment, "updated_at": moment}
+        "description": upload.description, "created_at": moment, "updated_at": moment,
+        "duration": facts.duration, "video_codec": facts.video_codec,
+        "audio_codec": facts.audio_codec, "bit_rate": facts.bit_rate}
     tags = list(dict.fromkeys(upload.tags or []))
     row = FileRow(**values, tags=tuple(TagRow(tag, False) for tag in tags))
     INSERT_FILE.run(connection, [values])
@@ -498,11 +503,17 @@ def _insert_new(connection: Connection, upload: Upload, path: str, name: str, fa
 def copy_facts(source: File, target: File) -> None:
     for column in ("storage_key", "file_type", "mime", "format", "size", "width", "height",
                    "has_alpha", "is_private", "is_published", "custom_coordinates",
-                   "description"):
+                   "description", "duration", "video_codec", "audio_codec", "bit_rate"):
         setattr(target, column, getattr(source, column))
     target.custom_metadata = dict(source.custom_metadata)
     target.embedded_metadata = dict(source.embedded_metadata)
     target.updated_at = now()
+
+
+def set_video(row: File, facts: dict[str, Any]) -> None:
+    """A version's video facts (records.video_facts' names) back onto its file."""
+    row.duration, row.bit_rate = facts.get("duration"), facts.get("bitRate")
+    row.video_codec, row.audio_codec = facts.get("videoCodec"), facts.get("audioCodec")
 
 
 def ensure_folders(session: Session, folder: str) -> None:

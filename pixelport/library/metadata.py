@@ -33,6 +33,10 @@ import numpy as np
 import pyvips
 from PIL import ExifTags, Image, JpegImagePlugin, TiffImagePlugin
 
+from pixelport.errors import PixelportError
+from pixelport.video import containers
+from pixelport.video.probe import probe as video_probe
+
 IMAGE = "image"
 NON_IMAGE = "non-image"
 
@@ -47,6 +51,11 @@ class Probe:
     format: str  # ImageKit's lower-case name: jpg, png, avif, svg, mp4...; "" when unknown
     mime: str
     file_type: str  # IMAGE or NON_IMAGE (videos and PDFs are non-image to ImageKit)
+    # A video's facts (PyAV); None for every other file.
+    duration: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    bit_rate: int | None = None
 
 
 _LOADER_FORMATS = {
@@ -73,7 +82,24 @@ def probe(path: Path, name: str | None = None) -> Probe:
     """Type, size and alpha of a file from its header; `name` stands in for the path's own."""
     # An upload is probed as a temporary `.part` file; its real name's extension is what
     # names a format libvips cannot read (mp4, zip...).
-    return _describe(Path(name) if name is not None else path, _open_header(path))
+    found = _describe(Path(name) if name is not None else path, _open_header(path))
+    return (_video(path, found) if found.file_type == NON_IMAGE else None) or found
+
+
+def _video(path: Path, found: Probe) -> Probe | None:
+    """A video's facts, when the file is one that decodes (else None)."""
+    try:
+        with path.open("rb") as handle:
+            demuxer = containers.sniff(handle.read(containers.HEAD_BYTES))
+        if demuxer is None or demuxer == "gif":
+            return None
+        info = video_probe(path, demuxer)
+    except (OSError, PixelportError):
+        return None
+    fmt = found.format or {"mov": "mp4", "matroska": "webm"}.get(demuxer, demuxer)
+    mime = found.mime if found.mime != _OCTET_STREAM else f"video/{fmt}"
+    return Probe(info.width, info.height, False, fmt, mime, NON_IMAGE, info.duration,
+                 info.video_codec, info.audio_codec, info.bit_rate)
 
 
 def quick_probe(source: Path | bytes) -> Probe | None:
@@ -108,6 +134,13 @@ def read_metadata(path: Path) -> dict[str, Any]:
     size = path.stat().st_size  # a missing file is the caller's error, so that one raises
     image = _open_header(path)
     info = _describe(path, image)
+    video = _video(path, info) if info.file_type == NON_IMAGE else None
+    if video is not None:
+        return {"height": video.height, "width": video.width, "size": size,
+                "format": video.format, "hasColorProfile": False, "hasTransparency": False,
+                "exif": {}, "bitRate": video.bit_rate,
+                "duration": round(video.duration) if video.duration is not None else None,
+                "audioCodec": video.audio_codec, "videoCodec": video.video_codec}
     if image is None or info.file_type != IMAGE:
         return {"size": size, "format": info.format, "hasColorProfile": False,
                 "hasTransparency": False, "exif": {}}

@@ -23,11 +23,14 @@ class Urls:
         """The delivery URL of a stored path."""
         return self.base + quote(path, safe="/:@!$&'()*+,;=-._~")
 
-    def thumbnail(self, path: str, file_type: str) -> str:
-        """The thumbnail URL (`tr:n-ik_ml_thumbnail`) of an image; empty for other files."""
-        if file_type != "image":
+    def thumbnail(self, path: str, file_type: str, video: bool = False) -> str:
+        """The thumbnail URL (`tr:n-ik_ml_thumbnail`) of an image, or of a video's first
+        frame (`…/ik-thumbnail.jpg`); empty for other files."""
+        if file_type != "image" and not video:
             return ""
-        return f"{self.base}/tr:n-{THUMBNAIL}" + quote(path, safe="/:@!$&'()*+,;=-._~")
+        suffix = "/ik-thumbnail.jpg" if video else ""
+        return (f"{self.base}/tr:n-{THUMBNAIL}" + quote(path, safe="/:@!$&'()*+,;=-._~")
+                + suffix)
 
 
 def iso(moment: datetime) -> str:
@@ -93,6 +96,14 @@ class FileFacts(Protocol):
     def updated_at(self) -> datetime: ...
     @property
     def tags(self) -> Sequence[TagFacts]: ...
+    @property
+    def duration(self) -> float | None: ...
+    @property
+    def video_codec(self) -> str | None: ...
+    @property
+    def audio_codec(self) -> str | None: ...
+    @property
+    def bit_rate(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +143,10 @@ class FileRow:
     created_at: datetime
     updated_at: datetime
     tags: tuple[TagRow, ...]
+    duration: float | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    bit_rate: int | None = None
 
 
 def tags_of(row: FileFacts, ai: bool) -> list[str] | None:
@@ -150,7 +165,16 @@ def snapshot(row: FileFacts) -> dict[str, Any]:
         "custom_metadata": row.custom_metadata, "embedded_metadata": row.embedded_metadata,
         "description": row.description, "tags": tags_of(row, False),
         "ai_tags": tags_of(row, True), "updated_at": iso(row.updated_at),
+        **({"video": video_facts(row)} if row.duration is not None else {}),
     }
+
+
+def video_facts(row: FileFacts) -> dict[str, Any]:
+    """A video's facts under ImageKit's names (in file objects and metadata); the duration
+    in whole seconds, as ImageKit's API gives it (the database keeps the fraction)."""
+    duration = round(row.duration) if row.duration is not None else None
+    return {"duration": duration, "videoCodec": row.video_codec,
+            "audioCodec": row.audio_codec, "bitRate": row.bit_rate}
 
 
 def file_object(row: FileFacts, urls: Urls) -> dict[str, Any]:
@@ -161,7 +185,7 @@ def file_object(row: FileFacts, urls: Urls) -> dict[str, Any]:
         "name": row.name,
         "filePath": row.path,
         "url": urls.file(row.path),
-        "thumbnail": urls.thumbnail(row.path, row.file_type),
+        "thumbnail": urls.thumbnail(row.path, row.file_type, row.duration is not None),
         "fileType": row.file_type,
         "mime": row.mime,
         "size": row.size,
@@ -179,6 +203,7 @@ def file_object(row: FileFacts, urls: Urls) -> dict[str, Any]:
         "versionInfo": {"id": row.version_id, "name": f"Version {row.version_number}"},
         "createdAt": iso(row.created_at),
         "updatedAt": iso(row.updated_at),
+        **(video_facts(row) if row.duration is not None else {}),
     }
 
 
@@ -200,6 +225,9 @@ def version_object(row: File, version: FileVersion, urls: Urls) -> dict[str, Any
             "description": kept.get("description"), "tags": kept.get("tags"),
             "AITags": kept.get("ai_tags"), "updatedAt": kept.get("updated_at"),
         })
+        for name in ("duration", "videoCodec", "audioCodec", "bitRate"):
+            body.pop(name, None)
+        body.update(kept.get("video") or {})
         body["url"] = f"{body['url']}?ik-obj-version={version.id}"
     body["type"] = "file-version"
     body["versionInfo"] = {"id": version.id, "name": f"Version {version.number}"}
@@ -212,7 +240,7 @@ def upload_object(row: FileFacts, urls: Urls) -> dict[str, Any]:
     body = file_object(row, urls)
     for absent in ("type", "mime", "hasAlpha", "createdAt", "updatedAt", "thumbnail"):
         body.pop(absent)
-    body["thumbnailUrl"] = urls.thumbnail(row.path, row.file_type)
+    body["thumbnailUrl"] = urls.thumbnail(row.path, row.file_type, row.duration is not None)
     return body
 
 

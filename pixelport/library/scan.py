@@ -104,6 +104,8 @@ async def _index(library: Library, root: Path, keys: list[str], report: ScanRepo
                        version_id="", version_number=1, storage_key=key,
                        file_type=fact.file_type, mime=fact.mime, format=fact.format, size=size,
                        width=fact.width, height=fact.height, has_alpha=fact.has_alpha,
+                       duration=fact.duration, video_codec=fact.video_codec,
+                       audio_codec=fact.audio_codec, bit_rate=fact.bit_rate,
                        is_private=False, is_published=True, custom_metadata={},
                        embedded_metadata={}, created_at=moment, updated_at=moment)
             set_tags(row, [], [])

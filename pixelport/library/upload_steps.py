@@ -2,8 +2,9 @@
 `post` (results made right after, so the first visitor finds them cached).
 
 `{"pre": "w-2000,h-2000,c-at_max", "post": [{"type": "transformation", "value": "w-300"},
-{"type": "thumbnail", "value": "w-100,h-100"}]}`. Video post-processing (`gif-to-video`,
-`abs` streaming) waits for the video issue and is refused with 400 until then.
+{"type": "thumbnail", "value": "w-100,h-100"}, {"type": "gif-to-video"},
+{"type": "abs", "value": "sr-240_360_480", "protocol": "hls"}]}`: each post step is the
+delivery target it names (`PostStep.target`), made in the background after the upload.
 """
 
 from __future__ import annotations
@@ -17,6 +18,27 @@ from pixelport.config import ImagesConfig, LimitsConfig
 from pixelport.errors import ApiError, PixelportError
 from pixelport.transform import engine, registry
 from pixelport.transform.step import ChainItem
+from pixelport.video import ladder
+
+
+@dataclass(frozen=True)
+class PostStep:
+    """One `post` step: what is made of the file once it is stored."""
+
+    kind: str  # transformation | thumbnail | gif-to-video | abs
+    value: str = ""  # its transformation string (sr-… for abs)
+    protocol: str = ""  # abs: hls | dash
+
+    def target(self, path: str, video: bool) -> str:
+        """The delivery target that makes it, for the file at `path` ("/a/b.mp4")."""
+        chain = f"/tr:{self.value}" if self.value else ""
+        if self.kind == "gif-to-video":
+            return f"{chain}{path}/ik-gif-video.mp4"
+        if self.kind == "abs":
+            return f"{chain}{path}/ik-master.{'mpd' if self.protocol == 'dash' else 'm3u8'}"
+        if self.kind == "thumbnail" and video:
+            return f"{chain}{path}/ik-thumbnail.jpg"
+        return f"{chain}{path}"
 
 
 @dataclass(frozen=True)
@@ -24,7 +46,7 @@ class UploadSteps:
     """The parsed `transformation` field."""
 
     pre: str | None = None
-    post: tuple[str, ...] = field(default=())
+    post: tuple[PostStep, ...] = field(default=())
 
 
 def parse(text: str | None, named: dict[str, str]) -> UploadSteps:
@@ -40,21 +62,34 @@ def parse(text: str | None, named: dict[str, str]) -> UploadSteps:
     pre = value.get("pre")
     if pre is not None and (not isinstance(pre, str) or not pre):
         raise ApiError("transformation.pre must be a transformation string.")
-    post: list[str] = []
+    post: list[PostStep] = []
     for step in value.get("post") or []:
         if not isinstance(step, dict):
             raise ApiError("transformation.post must list {type, value} objects.")
-        kind = step.get("type")
-        if kind in ("gif-to-video", "abs"):
-            raise ApiError(f"transformation.post type {kind} (video) is not supported yet.")
-        if kind not in ("transformation", "thumbnail") or not isinstance(step.get("value"),
-                                                                          str):
-            raise ApiError("transformation.post steps are {type: transformation|thumbnail, "
-                           "value: \"w-300,...\"}.")
-        post.append(step["value"])
-    for chain in ([pre] if pre else []) + post:
+        post.append(_post_step(step))
+    for chain in ([pre] if pre else []) + [s.value for s in post if s.value]:
         _chain(chain, named)
+    for step in post:
+        if step.kind == "abs":
+            try:
+                ladder.resolutions(_chain(step.value, named))
+            except PixelportError as exc:
+                raise ApiError(f"transformation.post abs: {exc.message}") from None
     return UploadSteps(pre, tuple(post))
+
+
+def _post_step(step: dict[str, Any]) -> PostStep:
+    """One post step, checked."""
+    kind, value = step.get("type"), step.get("value", "")
+    if kind not in ("transformation", "thumbnail", "gif-to-video", "abs"):
+        raise ApiError("transformation.post steps are {type: transformation|thumbnail|"
+                       "gif-to-video|abs, value: \"w-300,...\"}.")
+    if not isinstance(value, str) or (kind == "transformation" and not value):
+        raise ApiError(f"transformation.post {kind}: value must be a transformation string.")
+    protocol = step.get("protocol", "")
+    if kind == "abs" and protocol not in ("hls", "dash"):
+        raise ApiError("transformation.post abs needs protocol hls or dash.")
+    return PostStep(kind, value, protocol if kind == "abs" else "")
 
 
 def _chain(text: str, named: dict[str, str]) -> list[ChainItem]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -122,6 +123,11 @@ class File(Base):
     description: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=now, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=now, index=True)
+    # A video's facts (probed with PyAV at upload or scan); None for every other file.
+    duration: Mapped[float | None] = mapped_column(Float, index=True)  # seconds
+    video_codec: Mapped[str | None] = mapped_column(String(32))
+    audio_codec: Mapped[str | None] = mapped_column(String(32))
+    bit_rate: Mapped[int | None] = mapped_column(BigInteger)  # bits per second
 
     tags: Mapped[list[FileTag]] = relationship(
         cascade="all, delete-orphan", order_by="FileTag.position", lazy="selectin")
