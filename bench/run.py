@@ -14,7 +14,9 @@ between its bench markers.
 
 The `library` scenario (library_scenario.py) runs last, on a pixelport of its own: the media
 library on SQLite filled with 100,000 files, uploads against the upload limit (upload_limit.py,
-a bare Starlette endpoint) and the latency of a folder listing and of a searchQuery.
+a bare Starlette endpoint) and the latency of a folder listing and of a searchQuery. The
+`video` scenario (video_scenario.py) runs after it, on a pixelport of its own as well: a
+transcode, thumbnails and an HLS ladder, each against bare ffmpeg doing the same work.
 """
 
 from __future__ import annotations
@@ -564,7 +566,24 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b else None
 
 
-def targets(runs: list[dict[str, Any]], limit: dict[str, Any]) -> list[dict[str, Any]]:
+def video_targets(video: dict[str, Any]) -> list[dict[str, Any]]:
+    """The video issue's three targets, each a ratio to bare ffmpeg (n/a when not run)."""
+    transcode, thumbs, ladder = (video.get(k, {}) for k in ("transcode", "thumbnail", "ladder"))
+    rows = [
+        ("transcodes/s (720p to 480p MP4) / bare ffmpeg",
+         _ratio(transcode.get("pixelport_per_s"), transcode.get("ffmpeg_per_s")), ">=", 0.9),
+        ("thumbnails/s / bare ffmpeg",
+         _ratio(thumbs.get("pixelport_per_s"), thumbs.get("ffmpeg_per_s")), ">=", 0.9),
+        ("seconds until an sr-240_360_480_720 ladder is ready / bare ffmpeg",
+         _ratio(ladder.get("pixelport_s"), ladder.get("ffmpeg_s")), "<=", 1.15),
+    ]
+    return [{"scenario": VIDEO, "measure": m, "value": v, "target": f"{op} {t:g}",
+             "met": v is not None and (v >= t if op == ">=" else v <= t)}
+            for m, v, op, t in rows]
+
+
+def targets(runs: list[dict[str, Any]], limit: dict[str, Any],
+            video: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Each target of issue 7 with its measured ratio."""
     def rps(server: str, scenario: str) -> float | None:
         run = _find(runs, server, scenario)
@@ -612,6 +631,7 @@ def targets(runs: list[dict[str, Any]], limit: dict[str, Any]) -> list[dict[str,
         value = run["p50_ms"] if run else None
         out.append({"scenario": LIBRARY, "measure": what, "value": value, "target": "<= 20",
                     "met": value is not None and value <= 20})
+    out += video_targets(video or {})
     px_runs = [r for r in runs if r["server"] == px]
     errors = sum(r["other_errors"] for r in px_runs)
     out.append({"scenario": "all", "measure": "errors other than 503 EBUSY",
@@ -695,6 +715,7 @@ def tables(report: dict[str, Any]) -> str:
                   f"{', '.join(_fmt(x) for x in v.get('rounds', []))} |"
                   for name, v in measured.items()]
     lines += library_text(report)
+    lines += video_text(report)
     return "\n".join(lines)
 
 
@@ -752,6 +773,34 @@ def library_text(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def video_text(report: dict[str, Any]) -> list[str]:
+    """The `video` scenario's section of the tables (empty when it did not run)."""
+    facts = report.get("video")
+    if not facts:
+        return []
+    transcode, thumbs, ladder = facts["transcode"], facts["thumbnail"], facts["ladder"]
+    return [
+        "", f"Video (`video`): bench/media/{facts['clip']} (6 s, 1280x720 H.264 + AAC) in "
+        f"pixelport's library on {facts['store']}, pixelport with {facts['workers']} worker "
+        "process(es), each request a new result, one at a time; the limit is the bundled "
+        "ffmpeg run bare with the same settings in the same run (the transcode's command is "
+        "pixelport's own plan, printed below). Best of "
+        f"{facts['repeat']} round(s), interleaved:", "",
+        "| measure | pixelport | bare ffmpeg | pixelport ÷ ffmpeg |", "|---|---|---|---|",
+        f"| transcodes/s, `w-854,h-480` ({transcode['count']} per round) | "
+        f"{_fmt(transcode['pixelport_per_s'])} | {_fmt(transcode['ffmpeg_per_s'])} | "
+        f"{_fmt(_ratio(transcode['pixelport_per_s'], transcode['ffmpeg_per_s']))} |",
+        f"| thumbnails/s, `w-320,so-<t>` ({thumbs['count']} per round) | "
+        f"{_fmt(thumbs['pixelport_per_s'])} | {_fmt(thumbs['ffmpeg_per_s'])} | "
+        f"{_fmt(_ratio(thumbs['pixelport_per_s'], thumbs['ffmpeg_per_s']))} |",
+        f"| seconds until `{facts['ladder_chain']}` is ready ({', '.join(ladder['rungs'])}) | "
+        f"{_fmt(ladder['pixelport_s'])} | {_fmt(ladder['ffmpeg_s'])} | "
+        f"{_fmt(_ratio(ladder['pixelport_s'], ladder['ffmpeg_s']))} |",
+        "", "The transcode's command: `ffmpeg -nostdin -hide_banner -loglevel error -y "
+        + " ".join(transcode["command"]) + "`",
+    ]
+
+
 def environment_text(report: dict[str, Any]) -> str:
     """Machine, load and versions, as Markdown."""
     m = report["machine"]
@@ -791,6 +840,58 @@ def update_doc(report: dict[str, Any]) -> None:
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     DOC.write_text(head + block + tail)
+
+
+# --- video (`video`) -------------------------------------------------------------------------
+
+VIDEO = "video"
+VIDEO_WHAT = ("video on bench/media/clip-720p.mp4: a 720p-to-480p transcode, thumbnails and "
+              "an HLS ladder through pixelport, each against bare ffmpeg doing the same work")
+
+
+def run_video(pixelport: list[str], workers: int, repeat: int, quick: bool) -> dict[str, Any]:
+    """The `video` scenario (video_scenario.py): the best of `repeat` rounds of each measure,
+    pixelport and bare ffmpeg interleaved."""
+    import video_scenario as video
+
+    from pixelport.config import load
+    from pixelport.workers import worker_count
+
+    library = STORE / "video-library"
+    library.mkdir(parents=True, exist_ok=True)
+    clip = library / video.CLIP
+    shutil.copyfile(BENCH / "media" / video.CLIP, clip)
+    port = free_port()
+    config = render("pixelport-video.toml.in", WORK / "pixelport-video.toml", port=str(port),
+                    workers=str(workers), store=str(STORE))
+    server = Server("pixelport-video", port, [
+        *pixelport, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+        "--log-level", "warning"], "/healthz")
+    transcodes, thumbs = (1, 4) if quick else (3, 20)
+    rounds: dict[str, list[dict[str, Any]]] = {"transcode": [], "thumbnail": [], "ladder": []}
+    with running([server]):
+        video.get(port, f"/{video.CLIP}?tr=w-64&v=warm")  # imports, the first job
+        video.get(port, f"/{video.CLIP}/ik-thumbnail.jpg?tr=w-64&v=warm")
+        for attempt in range(max(1, repeat)):
+            nonce = f"{int(time.time())}r{attempt}"
+            rounds["transcode"].append(video.transcode(port, clip, transcodes, nonce))
+            rounds["thumbnail"].append(video.thumbnails(port, clip, thumbs, nonce))
+            rounds["ladder"].append(video.ladder(port, clip, nonce))
+            for name, measured in rounds.items():
+                print(f"bench: video {name:9} {json.dumps(measured[-1], default=str)[:150]}",
+                      flush=True)
+    best_of = {
+        "transcode": dict(max(rounds["transcode"], key=lambda r: r["pixelport_per_s"])),
+        "thumbnail": dict(max(rounds["thumbnail"], key=lambda r: r["pixelport_per_s"])),
+        "ladder": dict(min(rounds["ladder"], key=lambda r: r["pixelport_s"])),
+    }
+    # The limit's best round too: each side's best, measured in the same run.
+    best_of["transcode"]["ffmpeg_per_s"] = max(r["ffmpeg_per_s"] for r in rounds["transcode"])
+    best_of["thumbnail"]["ffmpeg_per_s"] = max(r["ffmpeg_per_s"] for r in rounds["thumbnail"])
+    best_of["ladder"]["ffmpeg_s"] = min(r["ffmpeg_s"] for r in rounds["ladder"])
+    return {**best_of, "rounds": rounds, "clip": video.CLIP, "store": str(STORE),
+            "workers": worker_count(load(config)), "repeat": max(1, repeat),
+            "ladder_chain": video.LADDER}
 
 
 # --- the media library (`library`) ----------------------------------------------------------
@@ -1052,7 +1153,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs per scenario and server, interleaved; the fastest counts")
     parser.add_argument("--limit-seconds", type=float, default=5)
-    parser.add_argument("--scenarios", default=",".join([*(s.name for s in SCENARIOS), LIBRARY]),
+    parser.add_argument("--scenarios",
+                        default=",".join([*(s.name for s in SCENARIOS), LIBRARY, VIDEO]),
                         help="comma-separated, from: %(default)s")
     parser.add_argument("--servers", default="pixelport,thumbor,ipx")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 2 s limit")
@@ -1071,7 +1173,7 @@ def main() -> int:
     if args.quick:
         args.seconds, args.limit_seconds, args.repeat = 3, 2, 1
     wanted = set(filter(None, args.scenarios.split(",")))
-    unknown = wanted - {s.name for s in SCENARIOS} - {LIBRARY}
+    unknown = wanted - {s.name for s in SCENARIOS} - {LIBRARY, VIDEO}
     profiled = set(filter(None, args.profile.split(",")))
     unknown |= profiled - {s.name for s in SCENARIOS}  # py-spy runs image scenarios only
     if unknown:
@@ -1096,6 +1198,8 @@ def main() -> int:
                                            "scenarios": {s.name: s.what for s in scenarios}}}
     if LIBRARY in wanted:
         report["settings"]["scenarios"][LIBRARY] = LIBRARY_WHAT
+    if VIDEO in wanted:
+        report["settings"]["scenarios"][VIDEO] = VIDEO_WHAT
     print(f"bench: {report['machine']['cpu']}, {report['machine']['cores']} cores, load "
           f"{report['load_before'][0]:.2f}", flush=True)
     report["versions"] = versions()
@@ -1157,6 +1261,11 @@ def main() -> int:
         report.setdefault("attempts", []).extend(tries)
     elif LIBRARY in wanted:
         print("bench: library needs pixelport in --servers; skipped", flush=True)
+    if VIDEO in wanted and "pixelport" in names:
+        report["video"] = run_video(shlex.split(args.pixelport_cmd), args.pixelport_workers,
+                                    args.repeat, args.quick)
+    elif VIDEO in wanted:
+        print("bench: video needs pixelport in --servers; skipped", flush=True)
     report["limit"] = limit
     report["render_loop"] = render_loop
     report["load_after"] = list(os.getloadavg())
@@ -1168,7 +1277,7 @@ def main() -> int:
     report["other_cpu_share"] = round(max(0.0, other) / ((time.monotonic() - wall0)
                                                          * (os.cpu_count() or 1)), 3)
     report["runs"] = runs
-    report["targets"] = targets(runs, limit)
+    report["targets"] = targets(runs, limit, report.get("video"))
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for path in (RESULTS / f"{stamp}.json", RESULTS / "latest.json"):

@@ -12,6 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent / "pixelport"
 # Layers that know no HTTP request and no worker supervisor (docs/architecture.md).
 LOWER = ("pixelport.transform", "pixelport.origins", "pixelport.cache", "pixelport.security",
+         "pixelport.video",
          "pixelport.place", "pixelport.errors", "pixelport.config", "pixelport.asgi",
          "pixelport.http_fields", "pixelport.lru", "pixelport.threadnames")
 UPPER = ("pixelport.delivery", "pixelport.produce", "pixelport.api", "pixelport.app",
