@@ -622,3 +622,18 @@ def test_video_uploads_report_their_facts_and_build_their_post_steps(lib: Librar
                              {"post": [{"type": "abs", "value": "w-100", "protocol": "hls"}]})},
                          files={"file": ("x.mp4", clip.read_bytes())})
     assert refused.status_code == 400 and "w-100" in refused.json()["message"]
+
+
+def test_a_private_videos_results_need_a_signed_url(lib: Library) -> None:
+    from pixelport.security.signing import sign_url
+    from tests.video_media import make_clip
+
+    clip = make_clip(lib.root.parent / "private.mp4", seconds=1, audio=False)
+    upload(lib, "secret.mp4", clip.read_bytes(), use_unique_file_name=False,
+           is_private_file=True)
+    for target in ("/secret.mp4?tr=w-64", "/secret.mp4/ik-thumbnail.jpg"):
+        refused = lib.get(target)
+        assert refused.status == 401 and refused.ik_error.startswith("ESIGNATURE"), target
+        signed = sign_url(lib.pp.url + target, lib.pp.url + "/", PRIVATE_KEY)
+        assert lib.get(signed).status == 200, target
+        assert lib.get(target).status == 401  # the cached result is still private

@@ -189,6 +189,8 @@ def test_gif_to_video_and_extensionless_video(server: Any, media: Path, tmp_path
     probed = probe_bytes(answer.body, tmp_path)
     assert (probed.width, probed.height, probed.video_codec) == (160, 120, "h264")
     assert probed.audio_codec is None and probed.frames == 10
+    first_frame = decode(server.get("/anim.gif/ik-thumbnail.jpg?tr=w-80").body)
+    assert (first_frame.width, first_frame.height) == (80, 60)  # a GIF's first frame
     not_gif = server.get("/clip.mp4/ik-gif-video.mp4")
     assert not_gif.status == 400 and not_gif.ik_error.startswith("EFORMAT")
     marked = server.get("/noext/ik-video.mp4?tr=w-80")

@@ -57,6 +57,7 @@ class Input:
     info: VideoInfo
     download_ms: float
     last_modified: str | None
+    private: bool  # a private library file: its results need a signed URL too
 
 
 class VideoProducer:
@@ -210,11 +211,12 @@ class VideoProducer:
             if original.size is not None and original.size > limits.max_video_bytes:
                 raise _too_large(limits.max_video_bytes)
             demuxer = demuxer_for(await original.peek(HEAD_BYTES), job.path)
-            gif = job.derivative == "gif-video"
-            if gif != (demuxer == "gif"):
-                raise UnsupportedFormat(
-                    f"The file {job.path!r} is not an animated GIF" if gif else
-                    f"The file {job.path!r} is not a video that can be transformed")
+            if job.derivative == "gif-video" and demuxer != "gif":
+                raise UnsupportedFormat(f"The file {job.path!r} is not an animated GIF")
+            if demuxer == "gif" and job.derivative not in ("gif-video", "thumbnail"):
+                # A GIF is an image: transformed as one, or made a video (ik-gif-video.mp4).
+                raise UnsupportedFormat(f"The file {job.path!r} is not a video that can be "
+                                        "transformed")
             with path.open("wb") as handle:
                 size, batch = 0, bytearray()
                 async for chunk in original.chunks():
@@ -228,6 +230,7 @@ class VideoProducer:
                 await asyncio.to_thread(handle.write, bytes(batch))
             last_modified = (http_date(original.last_modified)
                              if original.last_modified is not None else None)
+            private = original.private
         finally:
             await original.close()
         download_ms = (time.perf_counter() - started) * 1000
@@ -238,7 +241,7 @@ class VideoProducer:
         if info.width * info.height > limits.max_input_pixels:
             raise LimitExceeded(f"The video's frames ({info.width}x{info.height}) are larger "
                                 f"than {limits.max_input_pixels} pixels (max_input_pixels)")
-        return Input(path, demuxer, info, download_ms, last_modified)
+        return Input(path, demuxer, info, download_ms, last_modified, private)
 
     async def _transcode(self, job: Job, source: Input, folder: Path,
                          write: ResultWrite) -> Entry:
@@ -300,6 +303,8 @@ class VideoProducer:
                body_file: BodyFile | None = None) -> Entry:
         if source.last_modified is not None:
             headers["last-modified"] = source.last_modified
+        if source.private:
+            headers["x-private"] = "1"
         return Entry(body, headers, etag, job.source.identifier, job.path,
                      download_ms=source.download_ms, transform_ms=transform_ms,
                      body_file=body_file)
