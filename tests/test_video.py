@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from xml.etree import ElementTree
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy
 import pytest
