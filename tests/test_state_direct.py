@@ -24,7 +24,8 @@ def _file(file_id: str, path: str, moment: datetime) -> dict[str, Any]:
         "is_published": True, "custom_coordinates": "1,2,3,4",
         "custom_metadata": {"price": 9.5, "name": "é ☃", "list": [1, "x", None]},
         "embedded_metadata": {}, "description": None, "created_at": moment,
-        "updated_at": moment + timedelta(milliseconds=5)}
+        "updated_at": moment + timedelta(milliseconds=5), "duration": 6.04,
+        "video_codec": "h264", "audio_codec": None, "bit_rate": 1_433_633}
 
 
 def _stored(database: Path, table: str, key: str, value: str) -> tuple[Any, ...]:
