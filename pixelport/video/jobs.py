@@ -73,8 +73,8 @@ class JobQueue(Generic[T]):
         if task.cancelled():
             return
         error = task.exception()
-        if error is None:
-            return
+        if error is None or isinstance(error, Busy):
+            return  # an overloaded moment is not the file's fault: the next request tries
         if not isinstance(error, PixelportError):
             log.error("video job %s failed", key, exc_info=error)
             error = Unexpected("The video job failed")
