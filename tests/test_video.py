@@ -448,3 +448,19 @@ def test_signed_streams_parts_need_no_signature(serve: Any, tmp_path: Path) -> N
     variant = next(line for line in answer.body.decode().splitlines()
                    if line and not line.startswith("#"))
     assert server.get(f"/s.mp4/{variant}").status == 200  # the MAC in the path is the key
+
+
+def test_the_demo_video(serve: Any, tmp_path: Path) -> None:
+    """The demo library's clip (demo/library, read in place) and GIF, as the README shows."""
+    demo = Path(__file__).resolve().parent.parent / "demo" / "library"
+    server = serve({"library": {"dir": str(demo)}})
+    small = server.get("/clip.mp4?tr=w-480,so-1,du-3")
+    assert small.status == 200, small.ik_error
+    probed = probe_bytes(small.body, tmp_path)
+    assert (probed.width, probed.height, probed.video_codec, probed.audio_codec) == (
+        480, 270, "h264", "aac")
+    assert abs(probed.duration - 3) < 0.15
+    frame = decode(server.get("/tr:w-300/clip.mp4/ik-thumbnail.jpg").body)
+    assert (frame.width, frame.height) == (300, 169)
+    gif = probe_bytes(server.get("/coffee-anim.gif/ik-gif-video.mp4").body, tmp_path)
+    assert gif.video_codec == "h264" and gif.frames == 6
