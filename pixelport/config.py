@@ -630,11 +630,6 @@ def _cross_check(config: Config, root: Section) -> None:
                     f"{root.source}: endpoint[{i}].domains: {domain!r} is already bound to "
                     f"endpoint {domains[domain]!r}")
             domains[domain] = endpoint.identifier
-    if config.video.wait >= config.server.request_timeout:
-        raise ConfigError(
-            f"{root.source}: video.wait: {config.video.wait:g} s must be shorter than "
-            f"server.request_timeout ({config.server.request_timeout:g} s), or every slow "
-            "video answers 504 instead of 302 to the original")
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -89,7 +89,6 @@ def test_design_schema_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     ("[images]\nwebp_effort = 7", "images.webp_effort", "between 0 and 6"),
     ('[images]\nwebp_effort = "fast"', "images.webp_effort", '"auto" or an integer'),
     ("[images]\nwebp_effort = true", "images.webp_effort", "integer"),
-    ("[video]\nwait = 40", "video.wait", "request_timeout"),
     ("[video]\nconcurrent_jobs = 0", "video.concurrent_jobs", "between"),
     ('[video]\njob_timeout = "soon"', "video.job_timeout", ""),
     ('[limits]\nmax_video_bytes = "huge"', "limits.max_video_bytes", "not a size"),

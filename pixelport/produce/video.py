@@ -107,8 +107,10 @@ class VideoProducer:
                     return entry
             raise NotReady(redirect=False)
         task = self.jobs.submit(job.key, lambda waited: self._make(job, waited))
+        # Within the request's own deadline, or a slow video would answer 504, not 302.
+        wait = min(self.config.video.wait, self.config.server.request_timeout * 0.9)
         try:
-            async with asyncio.timeout(self.config.video.wait):
+            async with asyncio.timeout(wait):
                 entry = await asyncio.shield(task)
                 assert entry is not None
                 return entry
