@@ -184,3 +184,55 @@ def test_generated_chains_parse_or_are_einvalid(text: str) -> None:
 def test_arbitrary_unicode_never_crashes(text: str) -> None:
     with contextlib.suppress(InvalidRequest):
         registry.parse(text)
+
+
+# --- layers: l-<type>,…,l-end as one parameter -----------------------------------------------
+
+def test_a_layer_is_one_parameter_with_its_own_chain() -> None:
+    steps = split_chain("w-300:l-image,i-a.png,w-100:rt-90,l-text,i-Hi,l-end,l-end,lx-3:q-40")
+    assert steps == [(Param("w", "300"),),
+                     (Param("l", "image,i-a.png,w-100:rt-90,l-text,i-Hi,l-end"),
+                      Param("lx", "3")),
+                     (Param("q", "40"),)]
+    step = one("l-image,i-a@@b.png,lx-N10,lfo-top,w-50:rt-90,l-end")
+    (layer,) = step.layers
+    assert layer.kind == "image" and layer.source == "a/b.png" and len(layer.steps) == 2
+    assert layer.x is not None and layer.x.constant == -10 and layer.focus == "top"
+
+
+def test_layers_keep_their_order_in_the_canonical_form() -> None:
+    ab = registry.canonical(registry.parse("w-10,l-text,i-A,l-end,l-text,i-B,l-end"))
+    ba = registry.canonical(registry.parse("l-text,i-B,l-end,w-10,l-text,i-A,l-end"))
+    assert ab == "w-10,l-text,i-A,l-end,l-text,i-B,l-end" and ab != ba
+    # the same layer twice is drawn twice
+    assert len(one("l-text,i-A,l-end,l-text,i-A,l-end").layers) == 2
+
+
+@pytest.mark.parametrize(("bad", "words"), [
+    ("l-image,i-a.png", "position 1 is not closed"),
+    ("w-1,l-end", "closes no layer"),
+    ("w-1,oi-logo.png", "position 5"),
+    ("l-text,i-a,l-text,i-b,l-text,i-c,l-text,i-d,l-end,l-end,l-end,l-end", "position 34"),
+    ("l-image,i-a.png,zz,l-end", "position 17"),
+])
+def test_layer_syntax_errors_name_the_position(bad: str, words: str) -> None:
+    with pytest.raises(InvalidRequest, match=words):
+        registry.parse(bad)
+
+
+LAYER_PIECES = st.sampled_from([
+    "l-image", "l-text", "l-end", "l-video", "i-a.png", "i-ik_canvas", "ie-SGk=", "ie-!!",
+    "i-Hello", "lx-10", "ly-N5", "lxc-bw_div_2", "lfo-top", "lap-center", "lm-multiply",
+    "lm-displace", "fs-20", "ff-PT_Mono", "ff-a@@b.ttf", "co-red", "pa-1_2_3", "tg-b_i", "al-5",
+    "lh-30", "w-100", "h-0.5", "bg-00FF00", "t-false", "o-50", "rt-90", "x-5", "oi-x", ""])
+LAYERED = st.lists(st.tuples(LAYER_PIECES, st.sampled_from([",", ":"])), max_size=14).map(
+    lambda pairs: "".join(p + s for p, s in pairs))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(LAYERED)
+def test_generated_layers_parse_or_are_einvalid(text: str) -> None:
+    try:
+        registry.parse(text)
+    except PixelportError as exc:
+        assert exc.code in ("EINVALID", "ELIMIT") and exc.status == 400

@@ -18,7 +18,7 @@ from pathlib import Path
 from pixelport.cache.entry import Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import ImagesConfig, LimitsConfig
-from pixelport.errors import NotFound, UnsupportedFormat
+from pixelport.errors import LimitExceeded, NotFound, UnsupportedFormat
 from pixelport.http_fields import http_date
 from pixelport.produce import mime
 from pixelport.produce.job import Job
@@ -26,7 +26,7 @@ from pixelport.produce.mezzanine import Mezzanines, Pending, Sharing
 from pixelport.produce.originals import Fetched, Originals
 from pixelport.security.headers import is_svg, passthrough_headers
 from pixelport.security.svg import sanitize_svg
-from pixelport.transform import engine
+from pixelport.transform import engine, layer
 from pixelport.transform.budget import ABANDONED, SHUTDOWN, Budget
 from pixelport.transform.formats import CONTENT_TYPES
 from pixelport.transform.pool import Stages, WorkPool
@@ -80,11 +80,14 @@ class ImageProducer:
         if fetched.too_large:
             write.abandon()
             return None
+        layer_files, private = await self._layer_files(job)
+        if private and not fetched.private:  # a private layer makes the result private
+            fetched = replace(fetched, private=True)
         if stages is not None:
             await stages.render()  # the bytes are in: now, and only now, a render slot
         kind = fetched.kind
         if kind and not job.original_only and (kind != "svg" or job.rasterise):
-            entry = await self._render(job, fetched, write)
+            entry = await self._render(job, fetched, write, layer_files)
             await write.finish(entry)
             return entry
         if job.transforming and kind != "svg":
@@ -109,7 +112,27 @@ class ImageProducer:
                 raise
             return await self.originals.fetch(job.source, fallback, job.fetch, job.transforming)
 
-    async def _render(self, job: Job, fetched: Fetched, write: ResultWrite) -> Entry:
+    async def _layer_files(self, job: Job) -> tuple[dict[str, bytes], bool]:
+        """The files the chain's layers read (images, library fonts), fetched as originals
+        are (saved copies, one shared fetch, the same limits), and whether any is private."""
+        paths = sorted(layer.inputs(job.steps))
+        if not paths:
+            return {}, False
+        found = await asyncio.gather(*(self._layer_file(job, path) for path in paths))
+        return ({path: f.data for path, f in zip(paths, found, strict=True)},
+                any(f.private for f in found))
+
+    async def _layer_file(self, job: Job, path: str) -> Fetched:
+        try:
+            fetched = await self.originals.fetch(job.source, path, job.fetch, True)
+        except NotFound as missing:
+            raise NotFound(f"The layer file {path!r} was not found: {missing.message}") from None
+        if fetched.too_large:
+            raise LimitExceeded(f"The layer file {path!r} is too large")
+        return fetched
+
+    async def _render(self, job: Job, fetched: Fetched, write: ResultWrite,
+                      layer_files: dict[str, bytes] | None = None) -> Entry:
         """Render on a worker thread, where the result's file is written too; stopped inside
         libvips past max_render_seconds, or once nobody waits for it (cancelled)."""
         sharing = Sharing(self.mezzanines, popular=fetched.demand > 1)
@@ -123,7 +146,8 @@ class ImageProducer:
                                        client_width=job.client_width,
                                        client_dpr=job.client_dpr,
                                        sharing=replace(sharing, defer=True), budget=allowance,
-                                       custom_coordinates=fetched.custom_coordinates)
+                                       custom_coordinates=fetched.custom_coordinates,
+                                       layer_files=layer_files)
 
         def finish(rendered: engine.Rendered, digest: str, transform_ms: float) -> Entry:
             headers = {"content-type": rendered.content_type}

@@ -4,7 +4,7 @@ Fixed order, for predictable results:
   load (EXIF orientation applied; shrink-on-load when the first step scales) → sRGB
   then per step: trim → geometry (precrop, scale, crop, canvas) → rotate → flip → blur →
   grayscale → contrast → sharpen → unsharp mask → colour replace → gradient → rounded corners
-  → border → shadow → opacity
+  → border → shadow → opacity → layers (overlay.py), each drawn with its own chain
   then encode once, with the output settings (f, q, pr, lo, md, cp) of the last step that set
   them, metadata stripped unless md/cp ask to keep it.
 Animated GIF/WebP are processed frame by frame with one plan, and stay animated when the
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +23,12 @@ import pyvips
 
 from pixelport.config import ImagesConfig, LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
-from pixelport.transform import budget, faces, formats, geometry, load, pixels, registry
+from pixelport.transform import budget, faces, formats, geometry, load, overlay, pixels, registry
 from pixelport.transform.budget import Budget
 from pixelport.transform.colours import WHITE, Colour
 from pixelport.transform.geometry import Context, Plan
 from pixelport.transform.sharing import Sharing
-from pixelport.transform.step import ChainItem, Step
+from pixelport.transform.step import ChainItem, Conditional, Step
 
 WEBP_MAX = 16_383
 JPEG_MAX = 65_535
@@ -47,6 +47,8 @@ class RenderOptions:
     budget: Budget | None = None  # the render's time and stop switch (budget.py)
     # fo-custom's area, "x,y,width,height" in the original's pixels (a library upload's).
     custom_coordinates: str | None = None
+    # The files layers read (image layers, library fonts), by path: fetched by the caller.
+    layer_files: Mapping[str, bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
                                   page, animated, options.images.fast_shrink_on_load,
                                   options.sharing, _encode_only(chain))
     output = Output()
+    layers = overlay.Inputs(options.layer_files or {}, options.limits)
     for index, item in enumerate(chain):
         step = _resolve(item, frames[0], ctx)
         output.absorb(step)
@@ -146,9 +149,25 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
         if step.focus == "custom":
             frames, step = _custom_area(frames, step, ctx, options.custom_coordinates)
         frames = _apply(frames, step, ctx, options.limits, output, skip_scale=index == 0
-                        and first_done)
+                        and first_done, layers=layers)
         budget.check()
     return _encode(frames, info, output, options, data)
+
+
+def _layer_chain(layers: overlay.Inputs) -> overlay.Transform:
+    """Runs a layer's own chain on its image: the steps as for a base, their output settings
+    (f, q…) ignored, nested layers drawn in turn."""
+    def transform(image: Any, chain: tuple[object, ...], ctx: Context) -> Any:
+        frames = [image]
+        for item in chain:
+            assert isinstance(item, (Step, Conditional))
+            step = _resolve(item, frames[0], ctx)
+            if step.focus == "custom":
+                raise InvalidRequest("fo-custom applies to the base image, not to a layer")
+            frames = _apply(frames, step, ctx, layers.limits, Output(), skip_scale=False,
+                            layers=layers)
+        return frames[0]
+    return transform
 
 
 def _custom_area(frames: list[Any], step: Step, ctx: Context,
@@ -174,7 +193,7 @@ def _encode_only(chain: list[ChainItem]) -> bool:
     if len(chain) != 1 or not isinstance(chain[0], Step):
         return False
     step = chain[0]
-    return (step.trim is None and step.focus not in ("face", "custom")
+    return (step.trim is None and step.focus not in ("face", "custom") and not step.layers
             and not _operations(step, dict))
 
 
@@ -198,7 +217,7 @@ def _note_hints(step: Step, output: Output) -> None:
 # --- per step ---------------------------------------------------------------------------------
 
 def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, output: Output,
-           skip_scale: bool) -> list[Any]:
+           skip_scale: bool, layers: overlay.Inputs | None = None) -> list[Any]:
     first = frames[0]
     if step.trim is not None:
         frames = [pixels.trim(f, step.trim) for f in frames]
@@ -222,6 +241,13 @@ def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, ou
     for operation in _operations(step, values, limits.max_output_pixels):
         budget.check()
         frames = [operation(f) for f in frames]
+    for layer in step.layers:
+        budget.check()
+        inputs = layers or overlay.Inputs({}, limits)
+        first = frames[0]
+        image = overlay.make(layer, first.width, first.height, ctx, inputs,
+                             _layer_chain(inputs))
+        frames = [overlay.put(f, image, layer, ctx) for f in frames]
     return frames
 
 

@@ -49,6 +49,8 @@ class Context:
     input_height: int
     client_width: int | None = None
     client_dpr: float | None = None
+    base_width: int | None = None  # inside a layer: the base it goes on (bw, bh, bar)
+    base_height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,14 @@ class Target:
 
 
 def variables(ctx: Context, width: int, height: int) -> dict[str, float]:
-    """Values of iw/ih/iar (input) and cw/ch/car (current)."""
-    return {"iw": ctx.input_width, "ih": ctx.input_height,
-            "iar": ctx.input_width / ctx.input_height, "cw": width, "ch": height,
-            "car": width / height}
+    """Values of iw/ih/iar (input), cw/ch/car (current) and, in a layer, bw/bh/bar (base)."""
+    values = {"iw": ctx.input_width, "ih": ctx.input_height,
+              "iar": ctx.input_width / ctx.input_height, "cw": width, "ch": height,
+              "car": width / height}
+    if ctx.base_width and ctx.base_height:
+        values.update(bw=ctx.base_width, bh=ctx.base_height,
+                      bar=ctx.base_width / ctx.base_height)
+    return values
 
 
 def target(width: int, height: int, step: Step, ctx: Context) -> Target:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from pixelport.errors import InvalidRequest
+from pixelport.transform import layer
 from pixelport.transform.grammar import Param, RawStep, split_chain
 from pixelport.transform.params import effects, output, size, special, video
 from pixelport.transform.step import ChainItem, Condition, Conditional, Step
@@ -40,6 +41,9 @@ def build_step(raw: RawStep) -> Step:
                 raise InvalidRequest(f"{param} must start a step of its own")
             raise InvalidRequest(f"Unknown transformation parameter {param.key!r} in {param}")
         handler(param, step)
+        if param.key == "l":  # every layer counts, in order
+            step.params.append(param)
+            continue
         name = _identity(param)
         step.params = [p for p in step.params if _identity(p) != name] + [param]
     return step
@@ -50,6 +54,13 @@ def _identity(param: Param) -> str:
     if param.key == "e":
         return "e-" + param.value.split("-", 1)[0]
     return param.key
+
+
+def _layer(param: Param, step: Step) -> None:
+    step.layers.append(layer.parse(param.value, build_item))
+
+
+HANDLERS["l"] = _layer
 
 
 def build_item(raw: RawStep) -> ChainItem:
@@ -152,5 +163,7 @@ def canonical(items: list[ChainItem]) -> str:
         if isinstance(item, Conditional):
             parts.append(",".join(str(p) for p in item.params))
         else:
-            parts.append(",".join(sorted(str(p) for p in item.params)))
+            # Layers are drawn in order, so their order is kept (after the sorted rest).
+            plain = sorted(str(p) for p in item.params if p.key != "l")
+            parts.append(",".join(plain + [str(p) for p in item.params if p.key == "l"]))
     return ":".join(parts)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pixelport.transform.colours import TRANSPARENT, WHITE, Colour
 from pixelport.transform.expr import Expr
 from pixelport.transform.grammar import Param
+
+if TYPE_CHECKING:
+    from pixelport.transform.layer import Layer
 
 CROPS = ("maintain_ratio", "force", "at_max", "at_max_enlarge", "at_least",
          "maintain_ratio_no_enlarge")
@@ -137,6 +141,8 @@ class Step:
     end_offset: Expr | None = None
     duration: Expr | None = None
     streaming: tuple[int, ...] | None = None  # sr-: rendition heights
+    # layers (layer.py), placed in order once the step's other work is done
+    layers: list[Layer] = field(default_factory=list)
     params: list[Param] = field(default_factory=list)
 
     @property

@@ -1,4 +1,5 @@
-"""di, pg, and the parameters pixelport refuses clearly (layers, legacy overlays, AI)."""
+"""di and pg. (Layers are layer.py's; the retired oi-/ot- overlay syntax is refused by the
+grammar, which names its position.)"""
 
 from __future__ import annotations
 
@@ -22,16 +23,4 @@ def page(param: Param, step: Step) -> None:
     step.page = integer(param, 1, 100_000)
 
 
-def layer(param: Param, step: Step) -> None:
-    """l-…: layers are not supported yet."""
-    raise InvalidRequest(f"Layers ({param}) are not supported yet")
-
-
-def legacy_overlay(param: Param, step: Step) -> None:
-    """oi-/ot-: ImageKit's old overlay syntax, refused since November 2023."""
-    raise InvalidRequest(f"The legacy overlay syntax ({param}) is not supported; use layers")
-
-
-HANDLERS = {
-    "di": default_image, "pg": page, "l": layer, "oi": legacy_overlay, "ot": legacy_overlay,
-}
+HANDLERS = {"di": default_image, "pg": page}

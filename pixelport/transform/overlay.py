@@ -1,0 +1,191 @@
+"""Drawing a layer (layer.py) on its base: make the layer's image, place it, blend it.
+
+An image layer is the first frame of its file, read under the same limits as any original
+and trimmed unless `t-false`; a solid block is `bg` (default black) at `w`x`h` (default the
+base's size); a text layer is text.py's. Each then goes through its own chain, nested layers
+included, with `bw`/`bh`/`bar` meaning the base. Placement: `lx`/`ly` offsets from the `lap`
+anchor of the base (`N`, a negative offset, counts from the opposite edge), or `lxc`/`lyc` for
+the layer's centre, else the `lfo` position; the layer is clamped into the base when it fits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from pixelport.config import LimitsConfig
+from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
+from pixelport.transform import geometry, load, pixels, text
+from pixelport.transform.expr import Expr
+from pixelport.transform.geometry import Context
+from pixelport.transform.layer import Layer
+
+# Runs a layer's own chain on its image (engine.py's, passed in: no import cycle).
+Transform = Callable[[Any, tuple[object, ...], Context], Any]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What layers read: the bytes of their image and font files, by path."""
+
+    files: Mapping[str, bytes]
+    limits: LimitsConfig
+
+
+def put(base: Any, image: Any, layer: Layer, ctx: Context) -> Any:
+    """`base` with the layer's image (`make`'s) drawn on it: one frame; the caller makes the
+    image once and loops over an animation's frames."""
+    if image.width > text.MAX_LAYER_WIDTH:
+        raise LimitExceeded(f"The layer {layer.spec} is {image.width} pixels wide, more than "
+                            f"{text.MAX_LAYER_WIDTH}")
+    left, top = place(layer, base.width, base.height, image.width, image.height, ctx)
+    return blend(base, pixels.with_alpha(image), left, top, layer)
+
+
+def make(layer: Layer, base_w: int, base_h: int, ctx: Context, inputs: Inputs,
+         transform: Transform) -> Any:
+    """The layer's own image, its chain applied, as sRGB with or without alpha."""
+    values = _base_values(ctx, base_w, base_h)
+    if layer.kind in ("video", "subtitles"):
+        raise InvalidRequest(f"l-{layer.kind} layers go on videos; this base is an image")
+    if layer.kind == "image":
+        image = _image(layer, inputs)
+    elif layer.kind == "solid":
+        image = _solid(layer, base_w, base_h, values, inputs.limits)
+    else:
+        assert layer.text is not None
+        image = text.render(layer.source, layer.text, values, inputs.files)
+    inner = Context(image.width, image.height, base_width=base_w, base_height=base_h)
+    return transform(image, layer.steps, inner) if layer.steps else image
+
+
+def _base_values(ctx: Context, base_w: int, base_h: int) -> dict[str, float]:
+    values = geometry.variables(ctx, base_w, base_h)
+    values.update(bw=base_w, bh=base_h, bar=base_w / base_h)
+    return values
+
+
+def _image(layer: Layer, inputs: Inputs) -> Any:
+    data = inputs.files.get(layer.source)
+    if data is None:
+        raise InvalidRequest(f"The layer image {layer.source!r} was not fetched")
+    try:
+        info = load.probe(data, inputs.limits)  # a layer can be a pixel bomb too: same limits
+    except UnsupportedFormat as error:
+        raise UnsupportedFormat(f"The layer {layer.source!r}: {error.message}") from None
+    load.check_decoded(data, info, None, False, inputs.limits)
+    try:
+        image = pyvips.Image.new_from_buffer(data, "").autorot()  # a GIF: its first frame
+        image = load.to_srgb(image, False)
+        if layer.trim:
+            image = pixels.trim(image, 10)
+        return image.copy_memory()
+    except pyvips.Error:
+        raise UnsupportedFormat(f"The layer image {layer.source!r} cannot be decoded") from None
+
+
+def _solid(layer: Layer, base_w: int, base_h: int, values: dict[str, float],
+           limits: LimitsConfig) -> Any:
+    width = _length(layer.width, values, base_w)
+    height = _length(layer.height, values, base_h)
+    pixels.check_growth(width, height, limits.max_output_pixels, f"The layer {layer.spec}")
+    colour = layer.colour
+    assert colour is not None
+    alpha = colour.alpha * (layer.alpha or 10) / 10
+    block = pyvips.Image.black(width, height).new_from_image([*colour.rgb, alpha])
+    return block.cast("uchar").copy(interpretation="srgb")
+
+
+def _length(value: Expr | None, values: dict[str, float], default: int) -> int:
+    if value is None:
+        return default
+    number = value.evaluate(values)
+    if 0 < number < 1:  # a fraction of the base, as w-0.5 is of the input
+        number *= default
+    length = round(number)
+    if length < 1:
+        raise InvalidRequest(f"The layer size {value} is below one pixel")
+    return length
+
+
+def place(layer: Layer, base_w: int, base_h: int, width: int, height: int,
+          ctx: Context) -> tuple[int, int]:
+    """The layer's top-left corner on the base."""
+    if not layer.placed:
+        return geometry.gravity(layer.focus, base_w - width, base_h - height)
+    values = _base_values(ctx, base_w, base_h)
+    values.update(cw=width, ch=height, car=width / height)
+    left = _axis(layer.x, layer.xc, layer.anchor, ("left", "right"), base_w, width, values)
+    top = _axis(layer.y, layer.yc, layer.anchor, ("top", "bottom"), base_h, height, values)
+    return left, top
+
+
+def _axis(offset: Expr | None, centre: Expr | None, anchor: str, sides: tuple[str, str],
+          base: int, size: int, values: dict[str, float]) -> int:
+    """One coordinate: from lxc (the layer's centre), or lx from the anchor's edge."""
+    if centre is not None:
+        position = round(centre.evaluate(values) - size / 2)
+    else:
+        amount = offset.evaluate(values) if offset is not None else 0.0
+        near, far = sides
+        if far in anchor:
+            start, direction = base - size, -1
+        elif near in anchor:
+            start, direction = 0, 1
+        else:
+            start, direction = (base - size) // 2, 1
+        if math.copysign(1.0, amount) < 0:  # N (N0 too): from the opposite edge
+            start, direction, amount = (base - size - start), -direction, -amount
+        position = round(start + direction * amount)
+    if size <= base:  # clamped into the base when it fits
+        position = min(max(position, 0), base - size)
+    return position
+
+
+def blend(base: Any, layer_image: Any, left: int, top: int, layer: Layer) -> Any:
+    """Composite by `lm`: over (default), multiply, cutout, cutter, or displace."""
+    had_alpha = base.hasalpha()
+    work = pixels.with_alpha(base)
+    if layer.mode == "displace":
+        return _displace(base, layer_image, left, top, layer)
+    if layer.mode == "cutter":
+        full = layer_image.embed(left, top, base.width, base.height,
+                                 extend="background", background=[0, 0, 0, 0])
+        return work.composite2(full, "dest-in")
+    if layer.mode == "cutout":
+        return work.composite2(layer_image, "dest-out", x=left, y=top)
+    mode = "multiply" if layer.mode == "multiply" else "over"
+    result = work.composite2(layer_image, mode, x=left, y=top)
+    if not had_alpha:  # an opaque base stays opaque: the layer only covered it
+        result = result.extract_band(0, n=result.bands - 1)
+    return result.cast("uchar")
+
+
+def _displace(base: Any, layer_image: Any, left: int, top: int, layer: Layer) -> Any:
+    """lm-displace: the layer's red band moves the base's pixels across, its green band down,
+    by up to the layer's x-/y- pixels (128 moves nothing)."""
+    step = next((s for s in layer.steps if getattr(s, "x", None) is not None
+                 or getattr(s, "y", None) is not None), None)
+    if step is None:
+        raise InvalidRequest(f"lm-displace needs x- or y- in the layer {layer.spec} to set how "
+                             "far it moves the base's pixels")
+    amount_x = _constant(getattr(step, "x", None))
+    amount_y = _constant(getattr(step, "y", None))
+    region = layer_image.embed(left, top, base.width, base.height, extend="background",
+                               background=[128, 128, 128, 0])
+    shift = (region.extract_band(0, n=2).cast("float") - 128) / 128
+    index = pyvips.Image.xyz(base.width, base.height) + shift * [amount_x, amount_y]
+    return base.mapim(index, extend="copy").cast(base.format)
+
+
+def _constant(value: Expr | None) -> float:
+    if value is None:
+        return 0.0
+    constant = value.constant
+    if constant is None:
+        raise InvalidRequest(f"lm-displace takes a number of pixels in x-/y-, not {value}")
+    return constant
