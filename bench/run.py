@@ -631,6 +631,7 @@ def targets(runs: list[dict[str, Any]], limit: dict[str, Any],
         value = run["p50_ms"] if run else None
         out.append({"scenario": LIBRARY, "measure": what, "value": value, "target": "<= 20",
                     "met": value is not None and value <= 20})
+    out += layers_targets(runs)
     out += video_targets(video or {})
     px_runs = [r for r in runs if r["server"] == px]
     errors = sum(r["other_errors"] for r in px_runs)
@@ -840,6 +841,70 @@ def update_doc(report: dict[str, Any]) -> None:
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     DOC.write_text(head + block + tail)
+
+
+# --- layers (`layers`) -----------------------------------------------------------------------
+
+LAYERS = "layers"
+LAYERS_WHAT = ("1200x900 JPEG -> 300 px JPEG q80, every URL unique, 8 connections: plain, with "
+               "a text layer, with an image layer from the media library (one pixelport, "
+               "interleaved)")
+LAYER_CHAINS = {
+    "plain": "w-300,q-80,f-jpg",
+    "text": "w-300,q-80,f-jpg,l-text,i-pixelport,fs-28,co-FFFFFF,bg-00000080,pa-6,"
+            "lfo-bottom_right,l-end",
+    "image": "w-300,q-80,f-jpg,l-image,i-logo.png,w-60,lfo-top_right,l-end",
+}
+
+
+def layers_targets(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 23's two targets: a layer's request time over the plain resize's."""
+    def rps(name: str) -> float | None:
+        run = _find(runs, "pixelport", f"layers-{name}")
+        return run["rps"] if run else None
+
+    rows = [("time with a text layer / plain 300-px resize", _ratio(rps("plain"), rps("text")),
+             1.25),
+            ("time with an image layer from the library / plain 300-px resize",
+             _ratio(rps("plain"), rps("image")), 1.3)]
+    return [{"scenario": LAYERS, "measure": m, "value": v, "target": f"<= {t:g}",
+             "met": v is not None and v <= t} for m, v, t in rows]
+
+
+def run_layers(pixelport: list[str], workers: int, nginx: Server, seconds: float,
+               repeat: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The `layers` scenario: each chain's best run of `repeat`, and every attempt."""
+    import pyvips
+
+    library = STORE / "layers-library"
+    library.mkdir(parents=True, exist_ok=True)
+    logo = pyvips.Image.black(160, 80).new_from_image([200, 30, 30, 230]).cast("uchar")
+    (library / "logo.png").write_bytes(logo.copy(interpretation="srgb").pngsave_buffer())
+    port = free_port()
+    config = render("pixelport-layers.toml.in", WORK / "pixelport-layers.toml", port=str(port),
+                    workers=str(workers), store=str(STORE), origin=nginx.base)
+    server = Server("pixelport-layers", port, [
+        *pixelport, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+        "--log-level", "warning"], "/healthz")
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    with running([server]):
+        wrk(port, 4, 3, f"warmlayers{int(time.time())}",
+            [f"/tr:{chain}/small-{{id}}.jpg" for chain in LAYER_CHAINS.values()])
+        server.settle()
+        for attempt in range(max(1, repeat)):
+            for name, chain in LAYER_CHAINS.items():
+                nonce = f"layers{int(time.time())}{name}{attempt}"
+                template = [f"/tr:{chain}/small-{{id}}.jpg"]
+                result = observe(server, f"layers-{name}", 8, nginx,
+                                 lambda n=nonce, t=template: wrk(port, 8, seconds, n, t),
+                                 label="pixelport")
+                attempts.setdefault(name, []).append(result)
+                print(f"bench: layers-{name:9} {result['rps']:9.1f} req/s  p50 "
+                      f"{result['p50_ms']:8.1f} ms  non-2xx "
+                      f"{result['other_errors'] + result['busy_503']:4}", flush=True)
+                server.settle()
+    return ([best(tries) for tries in attempts.values()],
+            [t for tries in attempts.values() for t in tries])
 
 
 # --- video (`video`) -------------------------------------------------------------------------
@@ -1154,7 +1219,8 @@ def main() -> int:
                         help="runs per scenario and server, interleaved; the fastest counts")
     parser.add_argument("--limit-seconds", type=float, default=5)
     parser.add_argument("--scenarios",
-                        default=",".join([*(s.name for s in SCENARIOS), LIBRARY, VIDEO]),
+                        default=",".join([*(s.name for s in SCENARIOS), LAYERS, LIBRARY,
+                                          VIDEO]),
                         help="comma-separated, from: %(default)s")
     parser.add_argument("--servers", default="pixelport,thumbor,ipx")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 2 s limit")
@@ -1173,7 +1239,7 @@ def main() -> int:
     if args.quick:
         args.seconds, args.limit_seconds, args.repeat = 3, 2, 1
     wanted = set(filter(None, args.scenarios.split(",")))
-    unknown = wanted - {s.name for s in SCENARIOS} - {LIBRARY, VIDEO}
+    unknown = wanted - {s.name for s in SCENARIOS} - {LAYERS, LIBRARY, VIDEO}
     profiled = set(filter(None, args.profile.split(",")))
     unknown |= profiled - {s.name for s in SCENARIOS}  # py-spy runs image scenarios only
     if unknown:
@@ -1200,6 +1266,8 @@ def main() -> int:
         report["settings"]["scenarios"][LIBRARY] = LIBRARY_WHAT
     if VIDEO in wanted:
         report["settings"]["scenarios"][VIDEO] = VIDEO_WHAT
+    if LAYERS in wanted:
+        report["settings"]["scenarios"][LAYERS] = LAYERS_WHAT
     print(f"bench: {report['machine']['cpu']}, {report['machine']['cores']} cores, load "
           f"{report['load_before'][0]:.2f}", flush=True)
     report["versions"] = versions()
@@ -1208,7 +1276,8 @@ def main() -> int:
     render_loop: dict[str, Any] = {}  # pixelport's own render in the same loop (limit.py)
 
     # With no image scenario (`--scenarios library`) only the idle origin starts here.
-    nginx, servers = make_servers(names if scenarios else [], shlex.split(args.pixelport_cmd),
+    nginx, servers = make_servers(names if scenarios or LAYERS in wanted else [],
+                                  shlex.split(args.pixelport_cmd),
                                   args.pixelport_workers)
     runs: list[dict[str, Any]] = []
     with running([nginx, *servers.values()]):
@@ -1248,6 +1317,12 @@ def main() -> int:
             runs.extend(best(tries) for tries in attempts.values())
             report.setdefault("attempts", []).extend(
                 t for tries in attempts.values() for t in tries)
+        if LAYERS in wanted and "pixelport" in servers:
+            best_runs, tries = run_layers(shlex.split(args.pixelport_cmd),
+                                          args.pixelport_workers, nginx, args.seconds,
+                                          args.repeat)
+            runs.extend(best_runs)
+            report.setdefault("attempts", []).extend(tries)
         for name in filter(None, args.profile.split(",")):
             if "pixelport" in servers:
                 scenario = next(s for s in SCENARIOS if s.name == name)

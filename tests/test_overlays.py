@@ -328,3 +328,35 @@ def test_sdk_overlay_urls(pp: Pixelport, position: str, overlay: dict[str, Any],
     assert "l-end" in url
     img = image(pp, url.removeprefix(pp.url))
     assert near(pixel(img, *at), colour), (url, pixel(img, *at))
+
+
+# The same overlays through ImageKit's Node SDK (its option names are camelCase).
+NODE_OVERLAYS: list[tuple[dict[str, Any], tuple[int, int], tuple[int, ...]]] = [
+    ({"type": "image", "input": "/logos/special dir/logo (1)+ü.png",
+      "position": {"x": 1, "y": 1}}, (5, 5), GREEN),
+    ({"type": "image", "input": "logo.png", "position": {"focus": "bottom_right"},
+      "transformation": [{"width": 20}]}, (295, 195), GREEN),
+    ({"type": "solidColor", "color": "FF0000", "position": {"x": 1, "y": 1},
+      "transformation": [{"width": 50, "height": 50}]}, (25, 25), RED),
+    ({"type": "text", "text": "Special: ü & <b>, 100%", "position": {"x": 1, "y": 1},
+      "transformation": [{"fontSize": 30, "background": "FF0000", "padding": "10_20"}]},
+     (3, 3), RED),
+]
+
+
+def test_node_sdk_overlay_urls(pp: Pixelport, node_sdk: object) -> None:
+    import json
+
+    from tests.node_sdk import run_node
+
+    cases = [{"overlay": o, "position": p} for p in ("query", "path")
+             for o, _, _ in NODE_OVERLAYS]
+    done = run_node("overlays.mjs", {"IK_OVERLAYS": json.dumps(cases), "IK_ENDPOINT": pp.url})
+    assert done.returncode == 0, done.stderr
+    urls = json.loads(done.stdout)
+    expected = [(at, colour) for _ in ("query", "path") for _, at, colour in NODE_OVERLAYS]
+    assert len(urls) == len(expected)
+    for url, (at, colour) in zip(urls, expected, strict=True):
+        assert "l-end" in url
+        img = image(pp, url.removeprefix(pp.url))
+        assert near(pixel(img, *at), colour), (url, pixel(img, *at))
