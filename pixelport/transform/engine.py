@@ -193,7 +193,7 @@ def _encode_only(chain: list[ChainItem]) -> bool:
     if len(chain) != 1 or not isinstance(chain[0], Step):
         return False
     step = chain[0]
-    return (step.trim is None and step.focus not in ("face", "custom") and not step.layers
+    return (step.trim is None and step.focus not in ("face", "custom")
             and not _operations(step, dict))
 
 
@@ -245,7 +245,7 @@ def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, ou
         budget.check()
         inputs = layers or overlay.Inputs({}, limits)
         first = frames[0]
-        image = overlay.make(layer, first.width, first.height, ctx, inputs,
+        image = overlay.made(layer, first.width, first.height, ctx, inputs,
                              _layer_chain(inputs))
         frames = [overlay.put(f, image, layer, ctx) for f in frames]
     return frames
