@@ -244,6 +244,29 @@ def test_dpr_and_content_dpr(pp: Pixelport) -> None:
     assert failure(pp, "/tr:w-100,dpr-6/photo.jpg").ik_error.startswith("ELIMIT")
 
 
+def test_width_auto_with_dpr_auto(pp: Pixelport) -> None:
+    """ImageKit's client-hints page: for `tr:w-auto,dpr-auto` with "Sec-CH-DPR: 2" and
+    "Sec-CH-Width: 600", "The browser sends `Sec-CH-Width` request header and also considers
+    the DPR of the user-device while calculating the value of `Sec-CH-Width` header.
+    Therefore, ImageKit ignores the `Sec-CH-DPR` value and delivers an image of width `600`";
+    with "Sec-CH-Width: 212", "ImageKit rounds off `212` to 300 ... Content-DPR = 300/ (212 /
+    2) = 2.83 ... ImageKit responds with a `300` pixels wide image and `Content-DPR` response
+    header with a value `2.83`"."""
+    wide = get(pp, "/tr:w-auto,dpr-auto/photo.jpg", Sec_CH_Width="600", Sec_CH_DPR="2")
+    assert wide.image().width == 600 and wide.headers["content-dpr"] == "2"
+    rounded = get(pp, "/tr:w-auto,dpr-auto/photo.jpg", Sec_CH_Width="212", Sec_CH_DPR="2")
+    assert rounded.image().width == 300 and rounded.headers["content-dpr"] == "2.83"
+    assert {"Sec-CH-Width", "Sec-CH-DPR"} <= set(rounded.headers["vary"].split(", "))
+    # Another width rounded to the same 300 px is another Content-DPR: not the cached one.
+    other = get(pp, "/tr:w-auto,dpr-auto/photo.jpg", Sec_CH_Width="250", Sec_CH_DPR="2")
+    assert other.image().width == 300 and other.headers["content-dpr"] == "2.4"
+    # w-auto alone: the hint rounded up, no Content-DPR; dpr-auto alone multiplies w.
+    alone = get(pp, "/tr:w-auto/photo.jpg", Sec_CH_Width="212", Sec_CH_DPR="2")
+    assert alone.image().width == 300 and "content-dpr" not in alone.headers
+    extrinsic = get(pp, "/tr:w-100,dpr-auto/photo.jpg", Sec_CH_Width="600", Sec_CH_DPR="2")
+    assert extrinsic.image().width == 200 and extrinsic.headers["content-dpr"] == "2"
+
+
 def test_width_auto(pp: Pixelport) -> None:
     response = get(pp, "/tr:w-auto/photo.jpg", Sec_CH_Width="250")
     assert response.image().width == 300
