@@ -176,6 +176,49 @@ def test_opacity(pp: Pixelport) -> None:
     assert img.hasalpha() and abs(pixel(img, 10, 10)[3] - 128) <= 2
 
 
+@pytest.mark.parametrize("fmt", ["png", "webp", "jpg", "avif"])
+@pytest.mark.parametrize("bg", ["blue", "0000FF30"])
+def test_opacity_with_background_is_opaque(pp: Pixelport, fmt: str, bg: str) -> None:
+    """ImageKit's opacity (o) section: "If a background (`bg`) color is specified along with
+    opacity, then that color is blended with the resultant image, leading to a
+    non-transparent (opaque) image, but with the `bg` color mixed in. Alpha component, if
+    present in the `bg` value, will be ignored." """
+    img = image(pp, f"/tr:o-50,bg-{bg},f-{fmt}/quadrants.png")
+    assert not img.hasalpha(), (fmt, bg)
+    assert near(pixel(img, 50, 50), (128, 0, 128), 20), (fmt, bg, pixel(img, 50, 50))  # red
+    assert near(pixel(img, 150, 150), (128, 128, 255), 20)  # white
+    # On a half-transparent input as well: the result is opaque all the same.
+    translucent = image(pp, f"/tr:o-50,bg-{bg},f-{fmt}/alpha.png")
+    assert not translucent.hasalpha()
+
+
+@pytest.mark.parametrize("tr", ["bg-F00000,f-png", "bg-F00000,f-webp", "bg-F00000",
+                                "w-100,bg-F00000,f-png", "w-100:bg-F00000,f-avif"])
+def test_background_fills_transparency(pp: Pixelport, tr: str) -> None:
+    """ImageKit's background (bg) section, "Specifying a background for a PNG image":
+    `logo-white_SJwqB4Nfe.png?tr=bg-F00000` shows the logo on red: the transparent area
+    takes the colour, whatever the output format (not only JPEG)."""
+    img = image(pp, f"/tr:{tr}/cutout.png")
+    right, left = (img.width * 3 // 4, img.height // 2), (img.width // 4, img.height // 2)
+    assert not img.hasalpha() or pixel(img, *right)[3] == 255, (tr, pixel(img, *right))
+    assert near(pixel(img, *right)[:3], (240, 0, 0), 20), (tr, pixel(img, *right))
+    assert near(pixel(img, *left)[:3], GREEN, 20), (tr, pixel(img, *left))
+
+
+def test_background_with_padding_rotation_and_alpha(pp: Pixelport) -> None:
+    # Padding around a transparent PNG and the PNG's own transparency: both the bg colour.
+    padded = image(pp, "/tr:w-400,h-100,cm-pad_resize,bg-F00000,f-png/cutout.png")
+    for x in (20, 250, 380):
+        assert near(pixel(padded, x, 50)[:3], (240, 0, 0), 20), (x, pixel(padded, x, 50))
+    assert near(pixel(padded, 150, 50)[:3], GREEN, 20)
+    # A translucent bg is laid once, not twice where padding meets transparency.
+    translucent = image(pp, "/tr:w-400,h-100,cm-pad_resize,bg-FF000050,f-png/cutout.png")
+    assert 120 < pixel(translucent, 20, 50)[3] < 140 and 120 < pixel(translucent, 250, 50)[3] < 140
+    assert pixel(translucent, 150, 50)[3] == 255
+    rotated = image(pp, "/tr:rt-45,bg-FF000050,f-png/quadrants.png")
+    assert 120 < pixel(rotated, 0, 0)[3] < 140
+
+
 def test_blur_and_sharpen_change_detail(pp: Pixelport) -> None:
     base = image(pp, "/tr:f-png/noise.jpg").deviate()
     assert image(pp, "/tr:bl-10,f-png/noise.jpg").deviate() < base * 0.5
