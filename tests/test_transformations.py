@@ -96,6 +96,21 @@ def failure(pp: Pixelport, target: str) -> Response:
     ("/tr:if-iw_gt_500,w-100,if-else,w-20,if-end/photo.jpg", (100, 75), "jpeg", False),
     ("/tr:if-iw_gt_500,w-100,if-else,w-20,if-end/small.png", (20, 10), "jpeg", False),
     ("/tr:w-300:if-w_lt_400,h-100,if-end/photo.jpg", (133, 100), "jpeg", False),
+    # ImageKit's conditional-transformations page: "`if-h_gte_100_and_h_lte_400_or_ar_lt_4-3`
+    # evaluates to true only if the image height is between 100 and 400, or the aspect ratio
+    # is less than 4:3" (photo.jpg is exactly 4:3, 600 px high: false; forced to 500x600 its
+    # ratio is below 4:3: true).
+    ("/tr:if-h_gte_100_and_h_lte_400_or_ar_lt_4-3,w-100,if-else,w-50,if-end/photo.jpg",
+     (50, 38), "jpeg", False),
+    ("/tr:w-500,h-600,c-force:if-h_gte_100_and_h_lte_400_or_ar_lt_4-3,w-100,if-else,w-50,"
+     "if-end/photo.jpg", (100, 120), "jpeg", False),
+    ("/tr:if-ar_eq_4-3,w-100,if-else,w-50,if-end/photo.jpg", (100, 75), "jpeg", False),
+    ("/tr:if-iar_lt_4-3,w-100,if-else,w-50,if-end/quadrants.png", (100, 100), "jpeg", False),
+    # ImageKit's limits page: "Max image transformation dimensions (dimensions greater than
+    # this in the transformation string will get ignored) | 65535 px".
+    ("/tr:w-70000/photo.jpg", (800, 600), "jpeg", False),
+    ("/tr:h-70000,w-100/photo.jpg", (100, 75), "jpeg", False),
+    ("/tr:w-70000,h-100/photo.jpg", (133, 100), "jpeg", False),
 ])
 def test_size_matrix(pp: Pixelport, target: str, size: tuple[int, int], fmt: str,
                      alpha: bool | None) -> None:
@@ -277,6 +292,11 @@ def test_auto_focus(pp: Pixelport) -> None:
 
 
 # --- client hints and dpr --------------------------------------------------------------------
+
+def test_dimension_limit_still_bounds_the_output(pp: Pixelport) -> None:
+    # 65,535 px is still a dimension ImageKit takes; the output pixel limit refuses it.
+    assert failure(pp, "/tr:w-65535/photo.jpg").ik_error.startswith("ELIMIT")
+
 
 def test_dpr_and_content_dpr(pp: Pixelport) -> None:
     response = get(pp, "/tr:w-100,dpr-2/photo.jpg")
