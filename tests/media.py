@@ -73,6 +73,14 @@ SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50" viewBox
        b'<rect width="100" height="50" fill="#0000ff"/></svg>')
 
 
+def cutout() -> bytes:
+    """200x100 PNG: the left half opaque green, the right half fully transparent."""
+    left = pyvips.Image.black(100, 100).new_from_image([0, 255, 0, 255])
+    right = pyvips.Image.black(100, 100).new_from_image([0, 0, 0, 0])
+    image = left.join(right, "horizontal").cast("uchar").copy(interpretation="srgb")
+    return bytes(image.pngsave_buffer())
+
+
 def write_library(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     files = {
@@ -86,6 +94,7 @@ def write_library(root: Path) -> Path:
         "rotated-halves.jpg": exif_rotated_halves(),
         "p3.jpg": p3_image(),
         "bordered.png": bordered(),
+        "cutout.png": cutout(),
         "logo.svg": SVG,
         "default.png": quadrants(100),
         "photo.avif": make_image(400, 300, ".avif"),

@@ -6,7 +6,7 @@ import pytest
 
 from pixelport.errors import InvalidRequest
 from pixelport.transform import registry
-from pixelport.transform.geometry import Box, Context, Plan, gravity, plan
+from pixelport.transform.geometry import Box, Context, Plan, gravity, plan, target
 from pixelport.transform.step import Step
 
 
@@ -70,6 +70,30 @@ def test_w_auto_rounds_client_width_up_to_100() -> None:
 def test_dpr_auto_uses_the_hint() -> None:
     result = make("w-100,dpr-auto", (800, 600), dpr=3)
     assert result is not None and result.out_width == 300
+
+
+@pytest.mark.parametrize(("tr", "hints", "size", "dpr"), [
+    # ImageKit's client-hints page: "w-auto,dpr-auto" with "Sec-CH-DPR: 2" and
+    # "Sec-CH-Width: 600": "ImageKit ignores the Sec-CH-DPR value and delivers an image of
+    # width 600"; with "Sec-CH-Width: 212": "ImageKit rounds off 212 to 300 ... Content-DPR
+    # = 300/ (212 / 2) = 2.83".
+    ("w-auto,dpr-auto", {"width": 600, "dpr": 2}, (600, 450), 2),
+    ("w-auto,dpr-auto", {"width": 212, "dpr": 2}, (300, 225), 2.83),
+    ("w-auto,dpr-2", {"width": 212}, (300, 225), 2.83),
+    ("w-auto,ar-2-1,dpr-auto", {"width": 600, "dpr": 2}, (600, 300), 2),
+    ("w-auto,h-100,dpr-auto", {"width": 600, "dpr": 2}, (600, 200), 2),  # h is CSS pixels
+    ("w-auto,dpr-auto", {"width": 600}, (600, 450), None),  # no Sec-CH-DPR
+    ("w-auto", {"width": 212, "dpr": 2}, (300, 225), None),
+    ("w-100,dpr-auto", {"width": 600, "dpr": 2}, (200, 150), 2),
+])
+def test_client_width_is_in_device_pixels(tr: str, hints: dict[str, float],
+                                          size: tuple[int, int], dpr: float | None) -> None:
+    step = registry.parse(tr)[0]
+    assert isinstance(step, Step)
+    ctx = Context(800, 600, client_width=int(hints["width"]), client_dpr=hints.get("dpr"))
+    result = plan(800, 600, step, ctx)
+    assert result is not None and (result.out_width, result.out_height) == size
+    assert target(800, 600, step, ctx).dpr == dpr
 
 
 def test_cover_crop_uses_focus_position() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from pixelport.errors import InvalidRequest, LimitExceeded, PixelportError
@@ -73,6 +73,34 @@ def test_conditionals() -> None:
                 "if-iw_gt_x,w-1,if-end", "if-iw_gt_1,w-1,if-else,w-2,if-else,w-3,if-end"]:
         with pytest.raises(InvalidRequest):
             registry.parse(bad)
+
+
+@pytest.mark.parametrize(("condition", "values", "expected"), [
+    # ImageKit's conditional-transformations page: "`if-h_gte_100_and_h_lte_400_or_ar_lt_4-3`
+    # evaluates to true only if the image height is between 100 and 400, or the aspect ratio
+    # is less than 4:3", and for ar and iar: "Fraction - an aspect ratio of 4:3 can be
+    # specified as 4-3".
+    ("h_gte_100_and_h_lte_400_or_ar_lt_4-3", {"h": 600, "ar": 1.2}, True),
+    ("h_gte_100_and_h_lte_400_or_ar_lt_4-3", {"h": 600, "ar": 4 / 3}, False),
+    ("h_gte_100_and_h_lte_400_or_ar_lt_4-3", {"h": 300, "ar": 2}, True),
+    ("ar_eq_4-3", {"ar": 800 / 600}, True),
+    ("iar_gte_16-9", {"iar": 1.7}, False),
+    ("iar_gte_16-9", {"iar": 1.8}, True),
+    ("ar_lt_1.5-1", {"ar": 1.4}, True),
+])
+def test_condition_fractions(condition: str, values: dict[str, float],
+                             expected: bool) -> None:
+    item = registry.parse(f"if-{condition},w-100,if-end")[0]
+    assert isinstance(item, Conditional)
+    assert registry.holds(item.condition, values) is expected
+
+
+@pytest.mark.parametrize("bad", ["ar_lt_4-0", "ar_lt_4-N3", "ar_lt_N4-3", "ar_lt_4-x",
+                                 "ar_lt_4-", "w_gt_4-3", "ih_eq_1-2"])
+def test_condition_fractions_refused(bad: str) -> None:
+    # Fractions are documented for ar and iar only; w, h, iw and ih take "Numbers".
+    with pytest.raises(InvalidRequest):
+        registry.parse(f"if-{bad},w-100,if-end")
 
 
 def test_named_transformations() -> None:
@@ -145,7 +173,7 @@ def test_each_parameter(tr: str, check: object) -> None:
 
 @pytest.mark.parametrize("bad", ["w", "-3", "w-", "w-abc", "w-0", "w-1.5", "W-10", "q-0",
                                  "q-101", "q-5.5", "c-nope", "f-bmp", "orig-yes", "zz-1",
-                                 "w-70000", "cm-squash", "fo-car", "e-bgremove",
+                                 "cm-squash", "fo-car", "e-bgremove",
                                  "e-upscale", "l-image", "oi-logo.png", "bg-genfill",
                                  "e-usm-1-2", "rt-400", "fl-x", "r-1_2", "b-5", "cr-zz",
                                  "bl-0", "bl-101", "o-101", "t-100", "pg-0", "di-..@@x.jpg",
@@ -153,6 +181,15 @@ def test_each_parameter(tr: str, check: object) -> None:
 def test_invalid_parameters(bad: str) -> None:
     with pytest.raises(InvalidRequest):
         registry.parse(bad)
+
+
+@pytest.mark.parametrize("tr", ["w-70000", "h-65536", "w-70000,h-70000"])
+def test_dimensions_over_65535_are_ignored(tr: str) -> None:
+    # ImageKit's limits page: "Max image transformation dimensions (dimensions greater than
+    # this in the transformation string will get ignored) | 65535 px".
+    step = one(tr)
+    assert step.width is None and step.height is None and not step.resizes
+    assert one("w-65535").width is not None
 
 
 def test_dpr_out_of_range_is_a_limit() -> None:
@@ -164,7 +201,7 @@ KEYS = sorted(registry.HANDLERS)
 VALUES = st.one_of(st.integers(-5, 70000).map(str), st.sampled_from(
     ["auto", "true", "false", "max", "iw_div_2", "N10", "0.5", "FF0000", "red", "at_max",
      "pad_resize", "face", "grayscale", "shadow-bl-3", "blurred", "h_v", "a@@b.jpg", "4-3",
-     "ih_mul_", "", "-", "_", "x"]))
+     "ih_mul_", "", "-", "_", "x", "ar_lt_4-3", "iar_gte_16-9_or_h_lt_N2", "ar_eq_4-0"]))
 PARAM = st.builds(lambda k, v: f"{k}-{v}", st.sampled_from([*KEYS, "if", "n", "zz"]), VALUES)
 CHAIN = st.lists(st.lists(PARAM, min_size=1, max_size=4).map(",".join), min_size=1,
                  max_size=3).map(":".join)
@@ -172,6 +209,9 @@ CHAIN = st.lists(st.lists(PARAM, min_size=1, max_size=4).map(",".join), min_size
 
 @settings(max_examples=1500, deadline=None)
 @given(CHAIN)
+@example("if-h_gte_100_and_h_lte_400_or_ar_lt_4-3,w-100,if-end")
+@example("if-ar_lt_4-0,w-1,if-end")
+@example("if-w_gt_4-3,w-1,if-end:w-70000")
 def test_generated_chains_parse_or_are_einvalid(text: str) -> None:
     try:
         registry.parse(text, {"x": "w-1"})

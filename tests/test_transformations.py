@@ -96,6 +96,21 @@ def failure(pp: Pixelport, target: str) -> Response:
     ("/tr:if-iw_gt_500,w-100,if-else,w-20,if-end/photo.jpg", (100, 75), "jpeg", False),
     ("/tr:if-iw_gt_500,w-100,if-else,w-20,if-end/small.png", (20, 10), "jpeg", False),
     ("/tr:w-300:if-w_lt_400,h-100,if-end/photo.jpg", (133, 100), "jpeg", False),
+    # ImageKit's conditional-transformations page: "`if-h_gte_100_and_h_lte_400_or_ar_lt_4-3`
+    # evaluates to true only if the image height is between 100 and 400, or the aspect ratio
+    # is less than 4:3" (photo.jpg is exactly 4:3, 600 px high: false; forced to 500x600 its
+    # ratio is below 4:3: true).
+    ("/tr:if-h_gte_100_and_h_lte_400_or_ar_lt_4-3,w-100,if-else,w-50,if-end/photo.jpg",
+     (50, 38), "jpeg", False),
+    ("/tr:w-500,h-600,c-force:if-h_gte_100_and_h_lte_400_or_ar_lt_4-3,w-100,if-else,w-50,"
+     "if-end/photo.jpg", (100, 120), "jpeg", False),
+    ("/tr:if-ar_eq_4-3,w-100,if-else,w-50,if-end/photo.jpg", (100, 75), "jpeg", False),
+    ("/tr:if-iar_lt_4-3,w-100,if-else,w-50,if-end/quadrants.png", (100, 100), "jpeg", False),
+    # ImageKit's limits page: "Max image transformation dimensions (dimensions greater than
+    # this in the transformation string will get ignored) | 65535 px".
+    ("/tr:w-70000/photo.jpg", (800, 600), "jpeg", False),
+    ("/tr:h-70000,w-100/photo.jpg", (100, 75), "jpeg", False),
+    ("/tr:w-70000,h-100/photo.jpg", (133, 100), "jpeg", False),
 ])
 def test_size_matrix(pp: Pixelport, target: str, size: tuple[int, int], fmt: str,
                      alpha: bool | None) -> None:
@@ -176,6 +191,49 @@ def test_opacity(pp: Pixelport) -> None:
     assert img.hasalpha() and abs(pixel(img, 10, 10)[3] - 128) <= 2
 
 
+@pytest.mark.parametrize("fmt", ["png", "webp", "jpg", "avif"])
+@pytest.mark.parametrize("bg", ["blue", "0000FF30"])
+def test_opacity_with_background_is_opaque(pp: Pixelport, fmt: str, bg: str) -> None:
+    """ImageKit's opacity (o) section: "If a background (`bg`) color is specified along with
+    opacity, then that color is blended with the resultant image, leading to a
+    non-transparent (opaque) image, but with the `bg` color mixed in. Alpha component, if
+    present in the `bg` value, will be ignored." """
+    img = image(pp, f"/tr:o-50,bg-{bg},f-{fmt}/quadrants.png")
+    assert not img.hasalpha(), (fmt, bg)
+    assert near(pixel(img, 50, 50), (128, 0, 128), 20), (fmt, bg, pixel(img, 50, 50))  # red
+    assert near(pixel(img, 150, 150), (128, 128, 255), 20)  # white
+    # On a half-transparent input as well: the result is opaque all the same.
+    translucent = image(pp, f"/tr:o-50,bg-{bg},f-{fmt}/alpha.png")
+    assert not translucent.hasalpha()
+
+
+@pytest.mark.parametrize("tr", ["bg-F00000,f-png", "bg-F00000,f-webp", "bg-F00000",
+                                "w-100,bg-F00000,f-png", "w-100:bg-F00000,f-avif"])
+def test_background_fills_transparency(pp: Pixelport, tr: str) -> None:
+    """ImageKit's background (bg) section, "Specifying a background for a PNG image":
+    `logo-white_SJwqB4Nfe.png?tr=bg-F00000` shows the logo on red: the transparent area
+    takes the colour, whatever the output format (not only JPEG)."""
+    img = image(pp, f"/tr:{tr}/cutout.png")
+    right, left = (img.width * 3 // 4, img.height // 2), (img.width // 4, img.height // 2)
+    assert not img.hasalpha() or pixel(img, *right)[3] == 255, (tr, pixel(img, *right))
+    assert near(pixel(img, *right)[:3], (240, 0, 0), 20), (tr, pixel(img, *right))
+    assert near(pixel(img, *left)[:3], GREEN, 20), (tr, pixel(img, *left))
+
+
+def test_background_with_padding_rotation_and_alpha(pp: Pixelport) -> None:
+    # Padding around a transparent PNG and the PNG's own transparency: both the bg colour.
+    padded = image(pp, "/tr:w-400,h-100,cm-pad_resize,bg-F00000,f-png/cutout.png")
+    for x in (20, 250, 380):
+        assert near(pixel(padded, x, 50)[:3], (240, 0, 0), 20), (x, pixel(padded, x, 50))
+    assert near(pixel(padded, 150, 50)[:3], GREEN, 20)
+    # A translucent bg is laid once, not twice where padding meets transparency.
+    translucent = image(pp, "/tr:w-400,h-100,cm-pad_resize,bg-FF000050,f-png/cutout.png")
+    assert 120 < pixel(translucent, 20, 50)[3] < 140 and 120 < pixel(translucent, 250, 50)[3] < 140
+    assert pixel(translucent, 150, 50)[3] == 255
+    rotated = image(pp, "/tr:rt-45,bg-FF000050,f-png/quadrants.png")
+    assert 120 < pixel(rotated, 0, 0)[3] < 140
+
+
 def test_blur_and_sharpen_change_detail(pp: Pixelport) -> None:
     base = image(pp, "/tr:f-png/noise.jpg").deviate()
     assert image(pp, "/tr:bl-10,f-png/noise.jpg").deviate() < base * 0.5
@@ -235,6 +293,11 @@ def test_auto_focus(pp: Pixelport) -> None:
 
 # --- client hints and dpr --------------------------------------------------------------------
 
+def test_dimension_limit_still_bounds_the_output(pp: Pixelport) -> None:
+    # 65,535 px is still a dimension ImageKit takes; the output pixel limit refuses it.
+    assert failure(pp, "/tr:w-65535/photo.jpg").ik_error.startswith("ELIMIT")
+
+
 def test_dpr_and_content_dpr(pp: Pixelport) -> None:
     response = get(pp, "/tr:w-100,dpr-2/photo.jpg")
     assert response.headers["content-dpr"] == "2"
@@ -242,6 +305,29 @@ def test_dpr_and_content_dpr(pp: Pixelport) -> None:
     hinted = get(pp, "/tr:w-100,dpr-auto/photo.jpg", Sec_CH_DPR="3")
     assert hinted.image().width == 300 and "Sec-CH-DPR" in hinted.headers["vary"]
     assert failure(pp, "/tr:w-100,dpr-6/photo.jpg").ik_error.startswith("ELIMIT")
+
+
+def test_width_auto_with_dpr_auto(pp: Pixelport) -> None:
+    """ImageKit's client-hints page: for `tr:w-auto,dpr-auto` with "Sec-CH-DPR: 2" and
+    "Sec-CH-Width: 600", "The browser sends `Sec-CH-Width` request header and also considers
+    the DPR of the user-device while calculating the value of `Sec-CH-Width` header.
+    Therefore, ImageKit ignores the `Sec-CH-DPR` value and delivers an image of width `600`";
+    with "Sec-CH-Width: 212", "ImageKit rounds off `212` to 300 ... Content-DPR = 300/ (212 /
+    2) = 2.83 ... ImageKit responds with a `300` pixels wide image and `Content-DPR` response
+    header with a value `2.83`"."""
+    wide = get(pp, "/tr:w-auto,dpr-auto/photo.jpg", Sec_CH_Width="600", Sec_CH_DPR="2")
+    assert wide.image().width == 600 and wide.headers["content-dpr"] == "2"
+    rounded = get(pp, "/tr:w-auto,dpr-auto/photo.jpg", Sec_CH_Width="212", Sec_CH_DPR="2")
+    assert rounded.image().width == 300 and rounded.headers["content-dpr"] == "2.83"
+    assert {"Sec-CH-Width", "Sec-CH-DPR"} <= set(rounded.headers["vary"].split(", "))
+    # Another width rounded to the same 300 px is another Content-DPR: not the cached one.
+    other = get(pp, "/tr:w-auto,dpr-auto/photo.jpg", Sec_CH_Width="250", Sec_CH_DPR="2")
+    assert other.image().width == 300 and other.headers["content-dpr"] == "2.4"
+    # w-auto alone: the hint rounded up, no Content-DPR; dpr-auto alone multiplies w.
+    alone = get(pp, "/tr:w-auto/photo.jpg", Sec_CH_Width="212", Sec_CH_DPR="2")
+    assert alone.image().width == 300 and "content-dpr" not in alone.headers
+    extrinsic = get(pp, "/tr:w-100,dpr-auto/photo.jpg", Sec_CH_Width="600", Sec_CH_DPR="2")
+    assert extrinsic.image().width == 200 and extrinsic.headers["content-dpr"] == "2"
 
 
 def test_width_auto(pp: Pixelport) -> None:

@@ -27,7 +27,11 @@ def variant(steps: list[ChainItem], inputs: RequestInputs, images: ImagesConfig)
         parts.append("a" if images.avif and accepts(accept, "image/avif") else "")
         parts.append("w" if accepts(accept, "image/webp") else "")
     if "Sec-CH-Width" in uses and inputs.client_width:
-        parts.append(f"cw{math.ceil(inputs.client_width / 100) * 100}")
+        # The width is rounded up to 100 px; with a dpr beside w-auto, Content-DPR tells
+        # the browser the rounding, so the exact hint makes the answer.
+        width = inputs.client_width
+        exact = "Sec-CH-Width exactly" in uses
+        parts.append(f"cw{width if exact else math.ceil(width / 100) * 100}")
     if "Sec-CH-DPR" in uses and inputs.client_dpr:
         parts.append(f"dpr{inputs.client_dpr:g}")
     return ",".join(parts)
@@ -73,6 +77,8 @@ def _uses(steps: list[ChainItem], images: ImagesConfig) -> set[str]:
         uses.add("Accept")
     if any(s.width_auto for s in every):
         uses.add("Sec-CH-Width")
+    if any(s.width_auto and (s.dpr is not None or s.dpr_auto) for s in every):
+        uses.add("Sec-CH-Width exactly")  # Content-DPR (geometry._hinted_dpr)
     if any(s.dpr_auto for s in every):
         uses.add("Sec-CH-DPR")
     return uses

@@ -4,7 +4,8 @@ Fixed order, for predictable results:
   load (EXIF orientation applied; shrink-on-load when the first step scales) → sRGB
   then per step: trim → geometry (precrop, scale, crop, canvas) → rotate → flip → blur →
   grayscale → contrast → sharpen → unsharp mask → colour replace → gradient → rounded corners
-  → border → shadow → opacity → layers (overlay.py), each drawn with its own chain
+  → border → shadow → opacity → bg colour underneath → layers (overlay.py), each drawn
+  with its own chain
   then encode once, with the output settings (f, q, pr, lo, md, cp) of the last step that set
   them, metadata stripped unless md/cp ask to keep it.
 Animated GIF/WebP are processed frame by frame with one plan, and stay animated when the
@@ -25,10 +26,10 @@ from pixelport.config import ImagesConfig, LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded, UnsupportedFormat
 from pixelport.transform import budget, faces, formats, geometry, load, overlay, pixels, registry
 from pixelport.transform.budget import Budget
-from pixelport.transform.colours import WHITE, Colour
+from pixelport.transform.colours import TRANSPARENT, WHITE, Colour
 from pixelport.transform.geometry import Context, Plan
 from pixelport.transform.sharing import Sharing
-from pixelport.transform.step import ChainItem, Conditional, Step
+from pixelport.transform.step import Background, ChainItem, Conditional, Step
 
 WEBP_MAX = 16_383
 JPEG_MAX = 65_535
@@ -257,7 +258,7 @@ def _operations(step: Step, values: Callable[[], dict[str, float]],
     grow it past `max_pixels` before doing any pixel work."""
     ops: list[Any] = []
     if step.rotate:
-        ops.append(lambda f: pixels.rotate(f, step.rotate or 0, step.background, max_pixels))
+        ops.append(lambda f: pixels.rotate(f, step.rotate or 0, _fill(step), max_pixels))
     if step.flip:
         ops.append(lambda f: pixels.flip(f, step.flip or ""))
     if step.blur:
@@ -288,7 +289,31 @@ def _operations(step: Step, values: Callable[[], dict[str, float]],
         ops.append(lambda f: pixels.drop_shadow(f, shadow, max_pixels))
     if step.opacity is not None:
         ops.append(lambda f: pixels.set_opacity(f, step.opacity or 0))
+    backdrop = _backdrop(step)
+    if backdrop is not None:
+        ops.append(lambda f: pixels.underlay(f, backdrop))
     return ops
+
+
+def _backdrop(step: Step) -> Colour | None:
+    """The bg colour laid under the step's result, whatever the output format: a PNG's
+    transparent areas take it (ImageKit's "Specifying a background for a PNG image",
+    bg-F00000). With o- its alpha is ignored, so the result is opaque, as ImageKit says:
+    "that color is blended with the resultant image, leading to a non-transparent (opaque)
+    image"."""
+    colour = step.background.colour if step.background is not None else None
+    if colour is not None and step.opacity is not None:
+        return dataclasses.replace(colour, alpha=255)
+    return colour
+
+
+def _fill(step: Step) -> Background | None:
+    """What padding and rotation fill with: a translucent bg colour is left transparent there,
+    since the backdrop lays it under the whole result and must not lay it twice."""
+    background = step.background
+    if background is not None and background.colour is not None and not background.colour.opaque:
+        return Background(colour=TRANSPARENT)
+    return background
 
 
 def _geometry(image: Any, plan: Plan, step: Step, scaled: bool = False) -> Any:
@@ -308,7 +333,7 @@ def _geometry(image: Any, plan: Plan, step: Step, scaled: bool = False) -> Any:
         box = plan.crop
         image = image.crop(box.left, box.top, box.width, box.height)
     if plan.canvas is not None:
-        image = pixels.place_on_canvas(image, plan.canvas, step.background, source)
+        image = pixels.place_on_canvas(image, plan.canvas, _fill(step), source)
     return image
 
 

@@ -78,8 +78,9 @@ def target(width: int, height: int, step: Step, ctx: Context) -> Target:
     values = variables(ctx, width, height)
     out_w = _length(step.width, width, values)
     out_h = _length(step.height, height, values)
-    if step.width_auto and ctx.client_width:
-        out_w = math.ceil(ctx.client_width / 100) * 100
+    hinted = ctx.client_width if step.width_auto else None  # Sec-CH-Width, device pixels
+    if hinted:
+        out_w = math.ceil(hinted / 100) * 100
     if step.aspect is not None and (out_w is None) != (out_h is None):
         ratio = step.aspect.evaluate(values)
         if ratio <= 0:
@@ -89,6 +90,8 @@ def target(width: int, height: int, step: Step, ctx: Context) -> Target:
         elif out_h is not None:
             out_w = max(1, round(out_h * ratio))
     dpr = step.dpr if step.dpr is not None else (ctx.client_dpr if step.dpr_auto else None)
+    if dpr is not None and hinted and out_w is not None:
+        return _hinted_dpr(out_w, out_h, step, dpr, hinted)
     applied = None
     if dpr is not None and (out_w is not None or out_h is not None):
         scaled = [round(v * dpr) if v is not None else None for v in (out_w, out_h)]
@@ -97,6 +100,19 @@ def target(width: int, height: int, step: Step, ctx: Context) -> Target:
             out_w, out_h = scaled
             applied = dpr
     return Target(out_w, out_h, applied)
+
+
+def _hinted_dpr(out_w: int, out_h: int | None, step: Step, dpr: float,
+               client_width: int) -> Target:
+    """w-auto with a dpr: Sec-CH-Width is in device pixels already, so the width is not
+    multiplied again (ImageKit: `w-auto,dpr-auto` with Sec-CH-Width 600 and Sec-CH-DPR 2 is
+    600 px). Only an h given in the step is; Content-DPR then tells the browser how the
+    width was rounded up: the width delivered / (Sec-CH-Width / DPR), to two decimals."""
+    if out_h is not None and step.height is not None:
+        scaled = round(out_h * dpr)
+        if 1 <= scaled <= DPR_MAX_OUTPUT:  # as below: a dpr past the limits is ignored
+            out_h = scaled
+    return Target(out_w, out_h, round(out_w * dpr / client_width, 2))
 
 
 def _length(value: Expr | None, reference: int, values: dict[str, float]) -> int | None:

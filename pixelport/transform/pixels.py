@@ -261,6 +261,17 @@ def drop_shadow(image: Any, spec: Shadow, max_pixels: int) -> Any:
     return shadow.composite2(base, "over", x=grow_left, y=grow_top).cast("uchar")
 
 
+def underlay(image: Any, colour: Colour) -> Any:
+    """The image laid over a plane of `colour`: its transparent areas take the colour (an
+    opaque colour leaves no alpha; a translucent one keeps it where the colour shows)."""
+    if not image.hasalpha():
+        return image
+    if colour.opaque:
+        return image.flatten(background=colour.rgb).cast("uchar")
+    plane = image[:3].new_from_image(colour.rgba).copy(interpretation="srgb").cast("uchar")
+    return plane.composite2(image, "over").cast("uchar")
+
+
 def set_opacity(image: Any, percent: float) -> Any:
     """o-: scale the alpha band."""
     base = with_alpha(image)

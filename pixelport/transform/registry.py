@@ -97,11 +97,7 @@ def parse_condition(text: str) -> Condition:
         if prop not in CONDITION_PROPERTIES or operator not in CONDITION_OPERATORS:
             raise InvalidRequest(f"Invalid condition {text!r}: expected <w|h|ar|iw|ih|iar>_"
                                  "<eq|ne|gt|gte|lt|lte>_<number>")
-        try:
-            number = -float(value[1:]) if value.startswith("N") else float(value)
-        except ValueError:
-            raise InvalidRequest(f"Invalid number {value!r} in condition {text!r}") from None
-        current.append((prop, operator, number))
+        current.append((prop, operator, _condition_value(prop, value, text)))
         index += 3
         if index == len(tokens):
             break
@@ -114,6 +110,20 @@ def parse_condition(text: str) -> Condition:
         index += 1
     clauses.append(tuple(current))
     return Condition(tuple(clauses), text)
+
+
+def _condition_value(prop: str, value: str, text: str) -> float:
+    """A number (`N` for negative), or for ar/iar also a fraction: ImageKit documents "an
+    aspect ratio of 4:3 can be specified as 4-3" (the grammar leaves the `-` in the value)."""
+    numerator, sep, denominator = value.partition("-")
+    try:
+        if sep and prop in ("ar", "iar"):
+            if float(denominator) <= 0 or float(numerator) < 0:
+                raise ValueError
+            return float(numerator) / float(denominator)
+        return -float(value[1:]) if value.startswith("N") else float(value)
+    except ValueError:
+        raise InvalidRequest(f"Invalid number {value!r} in condition {text!r}") from None
 
 
 def holds(condition: Condition, values: Mapping[str, float]) -> bool:

@@ -18,7 +18,9 @@ OBJECTS = ("person", "car", "bicycle", "motorcycle", "bus", "truck", "dog", "cat
            "horse", "trafficlight", "trafficLight", "bottle", "chair", "cup")
 
 
-def _length(param: Param) -> expr.Expr:
+def _length(param: Param) -> expr.Expr | None:
+    """The size a w/h asks for; None for one above 65,535 px, which ImageKit ignores
+    ("dimensions greater than this in the transformation string will get ignored")."""
     value = expression(param)
     constant = value.constant
     if constant is not None:
@@ -27,7 +29,7 @@ def _length(param: Param) -> expr.Expr:
         if constant >= 1 and constant != int(constant):
             raise InvalidRequest(f"{param}: a size is whole pixels, or a fraction below 1")
         if constant > MAX_DIMENSION:
-            raise InvalidRequest(f"{param} is larger than {MAX_DIMENSION} pixels")
+            return None  # as if not given (an expression is checked once evaluated)
     return value
 
 
