@@ -8,6 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from pixelport.api.purge import PurgeError, matcher
 from pixelport.config import URL_REWRITERS, EndpointConfig
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.request import DeliveryRequest, parse_target
@@ -63,6 +64,7 @@ def ak(query: str) -> tuple[str, str]:
     ("w_400,ar_16:9,c_fill/a.jpg", "w-400,ar-16-9", "a.jpg"),
     ("w_400,ar_1.5,c_fill/a.jpg", "w-400,ar-1.5-1", "a.jpg"),
     ("w_0.5/a.jpg", "w-0.5", "a.jpg"),
+    ("w_auto,c_scale/a.jpg", "w-auto", "a.jpg"),
     ("q_auto/a.jpg", "q-70", "a.jpg"),
     ("q_auto:low/a.jpg", "q-50", "a.jpg"),
     ("q_auto:best/a.jpg", "q-86", "a.jpg"),
@@ -371,3 +373,17 @@ def test_thumbnail_suffix_after_a_rewritten_path() -> None:
     request = parse("/old/video/upload/w_200/clip.mp4/ik-thumbnail.jpg", "cloudinary")
     assert request.transformation == "w-200" and request.file_path == "clip.mp4"
     assert request.derivative == "thumbnail"
+
+
+def test_purge_urls_in_the_vendors_form_name_the_file() -> None:
+    endpoints = [EndpointConfig("", ()), EndpointConfig("cl", (), url_rewriter="cloudinary"),
+                 EndpointConfig("ix", (), url_rewriter="imgix")]
+    table = EndpointTable([Endpoint(e, OriginChain([])) for e in endpoints])
+    exact = matcher(table, "https://cdn.test/cl/image/upload/w_300,c_fill/v12/folder/a.jpg")
+    assert exact("cl", "folder/a.jpg") and not exact("cl", "image/upload/folder/a.jpg")
+    assert matcher(table, "https://cdn.test/cl/folder/a.jpg")("cl", "folder/a.jpg")
+    assert matcher(table, "https://cdn.test/ix/folder/a.jpg?w=300")("ix", "folder/a.jpg")
+    prefix = matcher(table, "https://cdn.test/cl/image/upload/folder/*")
+    assert prefix("cl", "folder/b.jpg") and not prefix("cl", "other/b.jpg")
+    with pytest.raises(PurgeError, match="l_text"):
+        matcher(table, "https://cdn.test/cl/image/upload/l_text:x/a.jpg")
