@@ -61,6 +61,8 @@ def ak(query: str) -> tuple[str, str]:
     ("w_100,h_100,c_thumb,g_face/a.jpg", "w-100,h-100,fo-face", "a.jpg"),
     ("w_100,h_100,c_fill,g_faces,z_0.8/a.jpg", "w-100,h-100,fo-face,z-0.8", "a.jpg"),
     ("w_100,h_100,c_fill,g_auto/a.jpg", "w-100,h-100,fo-auto", "a.jpg"),
+    ("w_100,h_100,c_fill,g_custom/a.jpg", "w-100,h-100,fo-custom", "a.jpg"),
+    ("image/fetch/w_100/https:/x.test/a.jpg", "w-100", "https:/x.test/a.jpg"),
     ("w_400,ar_16:9,c_fill/a.jpg", "w-400,ar-16-9", "a.jpg"),
     ("w_400,ar_1.5,c_fill/a.jpg", "w-400,ar-1.5-1", "a.jpg"),
     ("w_0.5/a.jpg", "w-0.5", "a.jpg"),

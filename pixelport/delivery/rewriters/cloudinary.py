@@ -1,7 +1,8 @@
 """Cloudinary URLs: `/<endpoint>/image/upload/<component>/<component>/v<version>/<path>`.
 
-`image/upload/` (or `video/upload/`, which switches `q_auto` to the video scale) is optional,
-as on ImageKit, where it is the part of the URL one replaces by hand. Each component is one
+`image/upload/` (or `video/upload/`, which switches `q_auto` to the video scale, or
+`image/fetch/` before an absolute URL, for a `web_proxy` origin) is optional, as on ImageKit,
+where it is the part of the URL one replaces by hand. Each component is one
 step of the chain: comma-separated `key_value` parameters, e.g. `w_300,h_200,c_fill,g_north`.
 A segment is a component when its first parameter's key is a Cloudinary key; the version
 (`v1712345678`) ends the components and is dropped; the last segment is always the file.
@@ -37,14 +38,14 @@ KEYS = {"a", "ac", "af", "ar", "b", "bo", "br", "c", "co", "cs", "d", "dl", "dn"
         "so", "sp", "t", "u", "vc", "vs", "w", "x", "y", "z"}
 MAPPED = {"a", "ar", "b", "bo", "c", "dpr", "du", "e", "eo", "f", "fl", "g", "h", "o", "q", "r",
           "so", "t", "w", "x", "y", "z"}
-PREFIXES = (("image", "upload"), ("video", "upload"))
+PREFIXES = (("image", "upload"), ("video", "upload"), ("image", "fetch"))
 VERSION = re.compile(r"^v\d+$")
 _KEY = re.compile(r"^([a-z]{1,3})_")
 
 GRAVITY = {"north": "top", "south": "bottom", "east": "right", "west": "left",
            "north_east": "top_right", "north_west": "top_left", "south_east": "bottom_right",
            "south_west": "bottom_left", "center": "center", "auto": "auto", "face": "face",
-           "faces": "face"}
+           "faces": "face", "custom": "custom"}
 FORMATS = {"auto": "auto", "jpg": "jpg", "jpeg": "jpg", "png": "png", "webp": "webp",
            "gif": "gif", "avif": "avif"}
 VIDEO_FORMATS = {"mp4": "mp4", "webm": "webm"}
