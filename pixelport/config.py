@@ -333,6 +333,7 @@ class EndpointConfig:
     domains: tuple[str, ...] = ()
     library: bool = True
     require_signed_urls: bool | None = None  # None: [security] require_signed_urls decides
+    url_rewriter: str | None = None  # one of URL_REWRITERS: another service's URL syntax
 
 
 @dataclass(frozen=True)
@@ -354,6 +355,8 @@ class Config:
 
 
 ORIGIN_TYPES = tuple(BUILDERS)
+# The rewriters of delivery.rewriters.REWRITERS (named here: the config knows no delivery).
+URL_REWRITERS = ("cloudinary", "imgix", "akamai")
 
 
 def load(path: str | Path) -> Config:
@@ -609,10 +612,13 @@ def _endpoints(root: Section) -> tuple[EndpointConfig, ...]:
         seen.add(identifier)
         domains = tuple(d.lower().rstrip(".") for d in s.strings("domains"))
         signed = s.raw("require_signed_urls")
+        rewriter = s.raw("url_rewriter")
         endpoints.append(EndpointConfig(identifier, s.strings("origins"), domains,
                                         s.flag("library", True),
                                         None if signed is None
-                                        else s.flag("require_signed_urls", False)))
+                                        else s.flag("require_signed_urls", False),
+                                        None if rewriter in (None, "")
+                                        else s.text("url_rewriter", choices=URL_REWRITERS)))
         s.finish()
     return tuple(endpoints)
 

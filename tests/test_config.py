@@ -93,6 +93,10 @@ def test_design_schema_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     ('[video]\njob_timeout = "soon"', "video.job_timeout", ""),
     ('[limits]\nmax_video_bytes = "huge"', "limits.max_video_bytes", "not a size"),
     ("[video]\njobs = 2", "video.jobs", "unknown key"),
+    ('[[endpoint]]\nidentifier = "cl"\nurl_rewriter = "fastly"', "endpoint[0].url_rewriter",
+     "must be one of cloudinary, imgix, akamai"),
+    ('[[endpoint]]\nidentifier = "cl"\nurl_rewriter = 3', "endpoint[0].url_rewriter",
+     "must be a string"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, snippet: str, key: str, what: str) -> None:
     path = tmp_path / "bad.toml"
@@ -124,6 +128,13 @@ def test_webp_effort_is_auto_by_default_or_a_number(monkeypatch: pytest.MonkeyPa
     assert from_dict({"images": {"webp_effort": "auto"}}).images.webp_effort is None
     monkeypatch.setenv("PP_EFFORT", "2")
     assert from_dict({"images": {"webp_effort": "env:PP_EFFORT"}}).images.webp_effort == 2
+
+
+def test_url_rewriter_is_read_per_endpoint() -> None:
+    config = from_dict({"endpoint": [{"identifier": "cl", "url_rewriter": "cloudinary"},
+                                     {"identifier": "ix", "url_rewriter": "imgix"},
+                                     {"identifier": "", "url_rewriter": ""}]})
+    assert [e.url_rewriter for e in config.endpoints] == ["cloudinary", "imgix", None]
 
 
 def test_defaults_without_endpoints_serve_the_library() -> None:

@@ -17,6 +17,8 @@ from urllib.parse import unquote, urlsplit
 
 from pixelport.asgi import Receive, Scope, Send
 from pixelport.delivery.endpoints import EndpointTable
+from pixelport.delivery.rewriters import REWRITERS
+from pixelport.errors import InvalidRequest
 from pixelport.lru import LRU
 from pixelport.security.api_auth import send_json
 from pixelport.security.paths import check_file_path
@@ -47,6 +49,11 @@ def matcher(table: EndpointTable, url: str) -> Callable[[str, str], bool]:
         raise PurgeError("No URL endpoint matches this URL")
     endpoint, used = found
     rest = segments[used:]
+    if endpoint.config.url_rewriter is not None:  # the vendor's URL of the file will do
+        try:
+            rest = REWRITERS[endpoint.config.url_rewriter](rest, parts.query).segments
+        except InvalidRequest as exc:
+            raise PurgeError(exc.message) from None
     if rest and rest[0].lower().startswith("tr:"):
         rest = rest[1:]
     try:

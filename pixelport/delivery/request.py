@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
+from pixelport.delivery.rewriters import REWRITERS
 from pixelport.errors import InvalidRequest, NotFound
 from pixelport.security.paths import check_file_path
 from pixelport.security.signing import split_query
@@ -53,7 +54,12 @@ class DeliveryRequest:
 
 def parse_target(table: EndpointTable, host: str | None, raw_path: str,
                  query_string: str) -> DeliveryRequest:
-    """Split `/<identifier>/tr:<chain>/<file path>?tr=<chain>` into its parts."""
+    """Split `/<identifier>/tr:<chain>/<file path>?tr=<chain>` into its parts.
+
+    On an endpoint with a URL rewriter, the target after the identifier is first rewritten
+    (another service's syntax → a chain, the file's path, the query left); the signature
+    still covers the target as sent.
+    """
     segments = raw_path.lstrip("/").split("/")
     found = table.resolve(host, segments)
     if found is None:
@@ -63,11 +69,17 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
     signed = split_query(query_string)
     signed_target = "/".join(rest) + (f"?{signed.query}" if signed.query else "")
     chains: list[str] = []
+    rest_query = signed.query
+    if endpoint.config.url_rewriter is not None:
+        rewritten = REWRITERS[endpoint.config.url_rewriter](rest, signed.query)
+        rest, rest_query = rewritten.segments, rewritten.query
+        if rewritten.chain:
+            chains.append(rewritten.chain)
     if rest and rest[0][:3].lower() == "tr:":
         chains.append(_decode(rest[0][3:], "transformation"))
         rest = rest[1:]
     try:
-        query = tuple(parse_qsl(signed.query, keep_blank_values=True, strict_parsing=False,
+        query = tuple(parse_qsl(rest_query, keep_blank_values=True, strict_parsing=False,
                                 errors="strict"))
     except UnicodeDecodeError:
         raise InvalidRequest("The query string is not valid UTF-8") from None
@@ -84,7 +96,7 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
         raise NotFound("No file path was given")
     prefix = "".join(f"{segment}/" for segment in segments[:used])
     return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query,
-                           origin_query(signed.query), signed_target, signed.signature,
+                           origin_query(rest_query), signed_target, signed.signature,
                            signed.expiry, prefix, derivative, part)
 
 
