@@ -25,6 +25,11 @@ HANDLERS: dict[str, Handler] = {
 CONDITION_PROPERTIES = ("w", "h", "ar", "iw", "ih", "iar")
 CONDITION_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte")
 NO_NAMED: Mapping[str, str] = {}
+# Keys of a layer's own (layer.py), refused with a pointer when given to the base.
+LAYER_ONLY = frozenset(layer.PLACEMENT + layer.TEXT_STYLE) - {"w", "bg"}
+# What ImageKit's SDKs can emit and pixelport does not do yet (docs/transformations.md).
+NOT_YET = {"dn": "the density of a vector input", "fol": "subtitle outline",
+           "fsh": "subtitle shadow"}
 
 
 def build_step(raw: RawStep) -> Step:
@@ -39,6 +44,11 @@ def build_step(raw: RawStep) -> Step:
         if handler is None:
             if param.key in ("if", "n"):
                 raise InvalidRequest(f"{param} must start a step of its own")
+            if param.key in LAYER_ONLY:
+                raise InvalidRequest(f"{param} applies inside a layer (l-image|l-text,…,"
+                                     f"{param},…,l-end), not to the base image")
+            if param.key in NOT_YET:
+                raise InvalidRequest(f"{param} ({NOT_YET[param.key]}) is not supported yet")
             raise InvalidRequest(f"Unknown transformation parameter {param.key!r} in {param}")
         handler(param, step)
         if param.key == "l":  # every layer counts, in order
