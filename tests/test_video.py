@@ -464,3 +464,41 @@ def test_the_demo_video(serve: Any, tmp_path: Path) -> None:
     assert (frame.width, frame.height) == (300, 169)
     gif = probe_bytes(server.get("/coffee-anim.gif/ik-gif-video.mp4").body, tmp_path)
     assert gif.video_codec == "h264" and gif.frames == 6
+
+
+def test_layers_on_video_and_their_timing(serve: Any, media: Path, tmp_path: Path) -> None:
+    """Image, solid and text layers made by libvips and overlaid by ffmpeg; lso/ldu/leo
+    bound when they show."""
+    import pyvips
+
+    (media / "badge.png").write_bytes(bytes(pyvips.Image.black(40, 20).new_from_image(
+        [0, 0, 255]).cast("uchar").copy(interpretation="srgb").pngsave_buffer()))
+    server = serve(video_config(media))
+    answer = server.get("/silent.mp4?tr=w-160,l-image,i-badge.png,lx-10,ly-10,l-end,"
+                        "l-image,i-ik_canvas,bg-FF0000,w-30,h-30,lx-N0,ly-N0,lso-0.5,ldu-0.5,"
+                        "l-end,du-1.6")
+    assert answer.status == 200, answer.ik_error
+    probed = probe_bytes(answer.body, tmp_path)
+    assert (probed.width, probed.height) == (160, 120)
+    first = frame_pixels(answer.body, tmp_path, 0.1)
+    middle = frame_pixels(answer.body, tmp_path, 0.8)
+    late = frame_pixels(answer.body, tmp_path, 1.4)
+    for frame in (first, middle, late):  # the badge all along (row, column)
+        assert numpy.allclose(frame[20, 30], [0, 0, 255], atol=40)
+    assert numpy.allclose(middle[105, 145], [255, 0, 0], atol=40)  # the block at 0.5-1.0 s
+    assert not numpy.allclose(first[105, 145], [255, 0, 0], atol=40)
+    assert not numpy.allclose(late[105, 145], [255, 0, 0], atol=40)
+    text = server.get("/silent.mp4?tr=w-160,l-text,i-Hello,fs-20,co-FFFFFF,bg-000000,pa-8,"
+                      "lx-0,ly-0,l-end,du-0.3")
+    assert text.status == 200, text.ik_error
+    assert numpy.allclose(frame_pixels(text.body, tmp_path, 0.1)[3, 3], [0, 0, 0], atol=30)
+    thumb = server.get("/silent.mp4/ik-thumbnail.jpg?tr=w-160,l-image,i-badge.png,lx-10,ly-10,"
+                       "l-end,f-png")
+    assert thumb.status == 200, thumb.ik_error
+    assert decode(thumb.body)(30, 20)[:3] == [0, 0, 255]
+    for bad, words in (("l-image,i-ik_canvas,lm-multiply,l-end", "lm-multiply"),
+                       ("l-video,i-clip.mp4,l-end", "l-video"),
+                       ("l-image,i-nowhere.png,l-end", "nowhere.png"),
+                       ("l-image,i-ik_canvas,lso-1,leo-0.5,l-end", "ends before")):
+        refused = server.get(f"/silent.mp4?tr={bad}")
+        assert refused.status in (400, 404) and words in refused.ik_error, refused.ik_error

@@ -26,11 +26,11 @@ from pathlib import Path
 from pixelport.cache.entry import BodyFile, Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import Config
-from pixelport.errors import LimitExceeded, UnsupportedFormat
+from pixelport.errors import LimitExceeded, NotFound, UnsupportedFormat
 from pixelport.http_fields import http_date
 from pixelport.place import alive
 from pixelport.produce.job import Job, NotReady
-from pixelport.transform import engine
+from pixelport.transform import engine, layer, overlay
 from pixelport.transform.budget import Budget
 from pixelport.transform.pool import WorkPool
 from pixelport.transform.step import ChainItem, Step
@@ -43,7 +43,8 @@ from pixelport.video.probe import VideoInfo, probe
 
 # What a thumbnail takes (ImageKit: w, h, ar, c, cm, fo, b, bg, r), with so choosing the frame
 # and the output format and quality, negotiated as for images.
-THUMBNAIL_KEYS = frozenset({"w", "h", "ar", "c", "cm", "fo", "b", "bg", "r", "so", "f", "q"})
+THUMBNAIL_KEYS = frozenset({"w", "h", "ar", "c", "cm", "fo", "b", "bg", "r", "so", "f", "q",
+                            "l"})
 WRITE_BATCH = 1 << 20  # bytes of an original gathered before each write (in a thread)
 DIGEST_CHUNK = 1 << 20
 
@@ -132,9 +133,12 @@ class VideoProducer:
         try:
             async with self._folder() as folder:
                 source = await self._fetch(job, folder)
+                files, private = await self._layer_files(job)
+                if private:  # a private layer makes the result private
+                    source = replace(source, private=True)
                 if job.derivative == "thumbnail":
-                    return await self._thumbnail(job, source, write)
-                return await self._transcode(job, source, folder, write)
+                    return await self._thumbnail(job, source, write, files)
+                return await self._transcode(job, source, folder, write, files)
         finally:
             write.abandon()  # a no-op once the entry is written
 
@@ -245,15 +249,43 @@ class VideoProducer:
                                 f"than {limits.max_input_pixels} pixels (max_input_pixels)")
         return Input(path, demuxer, info, download_ms, last_modified, private)
 
+    async def _layer_files(self, job: Job) -> tuple[dict[str, bytes], bool]:
+        """The files the chain's layers read (images, library fonts), each under
+        max_input_bytes, and whether any is private."""
+        files: dict[str, bytes] = {}
+        private = False
+        cap = self.config.limits.max_input_bytes
+        for path in sorted(layer.inputs(job.steps)):
+            try:
+                original = await job.source.chain.fetch(path, job.fetch)
+            except NotFound as missing:
+                raise NotFound(f"The layer file {path!r} was not found: {missing.message}") \
+                    from None
+            try:
+                if original.size is not None and original.size > cap:
+                    raise LimitExceeded(f"The layer file {path!r} is larger than {cap} bytes")
+                data = bytearray()
+                async for chunk in original.chunks():
+                    data += chunk
+                    if len(data) > cap:
+                        raise LimitExceeded(f"The layer file {path!r} is larger than {cap} "
+                                            "bytes")
+                files[path] = bytes(data)
+                private = private or original.private
+            finally:
+                await original.close()
+        return files, private
+
     async def _transcode(self, job: Job, source: Input, folder: Path,
-                         write: ResultWrite) -> Entry:
+                         write: ResultWrite, files: dict[str, bytes]) -> Entry:
         """ffmpeg on the plan; the result into the cache, its body left on disk."""
         steps = job.steps
         if job.derivative == "gif-video":
             steps = [*steps, _step_of(f="mp4", ac="none")]
-        planned = video_plan.plan(steps, source.info, job.accept,
-                                  self.config.images.best_format,
-                                  self.config.limits.max_output_pixels)
+        # On a thread: layers are made by libvips while planning.
+        planned = await asyncio.to_thread(
+            video_plan.plan, steps, source.info, job.accept, self.config.images.best_format,
+            self.config.limits.max_output_pixels, overlay.Inputs(files, self.config.limits))
         started = time.perf_counter()
         masks = await asyncio.to_thread(video_plan.write_masks, planned.graph.masks, folder)
         target = folder / f"output.{planned.output.container}"
@@ -275,7 +307,8 @@ class VideoProducer:
             entry = replace(entry, body=data, body_file=None)
         return entry
 
-    async def _thumbnail(self, job: Job, source: Input, write: ResultWrite) -> Entry:
+    async def _thumbnail(self, job: Job, source: Input, write: ResultWrite,
+                         files: dict[str, bytes]) -> Entry:
         """The frame at `so` (else the first), through the image pipeline."""
         plain = video_plan.check_keys(job.steps, THUMBNAIL_KEYS, "thumbnails")
         at = 0.0
@@ -289,7 +322,8 @@ class VideoProducer:
         async with self.pool.admit():
             image = await self.pool.run(frames.frame_at, source.path, source.demuxer, at)
             options = engine.RenderOptions(job.accept, self.config.images, self.config.limits,
-                                           budget=Budget(self.config.limits.max_render_seconds))
+                                           budget=Budget(self.config.limits.max_render_seconds),
+                                           layer_files=files)
             rendered = await self.pool.run(engine.render, image, steps, options)
         transform_ms = (time.perf_counter() - started) * 1000
         headers = {"content-type": rendered.content_type}

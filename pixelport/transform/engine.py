@@ -155,7 +155,7 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
     return _encode(frames, info, output, options, data)
 
 
-def _layer_chain(layers: overlay.Inputs) -> overlay.Transform:
+def layer_chain(layers: overlay.Inputs) -> overlay.Transform:
     """Runs a layer's own chain on its image: the steps as for a base, their output settings
     (f, q…) ignored, nested layers drawn in turn."""
     def transform(image: Any, chain: tuple[object, ...], ctx: Context) -> Any:
@@ -247,7 +247,7 @@ def _apply(frames: list[Any], step: Step, ctx: Context, limits: LimitsConfig, ou
         inputs = layers or overlay.Inputs({}, limits)
         first = frames[0]
         image = overlay.made(layer, first.width, first.height, ctx, inputs,
-                             _layer_chain(inputs))
+                             layer_chain(inputs))
         frames = [overlay.put(f, image, layer, ctx) for f in frames]
     return frames
 

@@ -3,8 +3,10 @@
 The same grammar as images (path `tr:` or `?tr=`), with ImageKit's video parameters: w, h, ar,
 c (maintain_ratio, force, at_max, at_least), cm (pad_resize, extract), fo (relative positions),
 bg (a colour, or blurred), b, r, rt (0/90/180/270/360), q, f (auto, mp4, webm), vc, ac, so, eo
-and du. Geometry is the images' own arithmetic (`transform.geometry.plan`: precrop → scale →
-crop → canvas), written as ffmpeg filters; anything else is a 400 naming the parameter.
+and du, and image, text and solid layers (made by libvips as for images, overlaid by ffmpeg,
+shown from `lso` for `ldu` seconds or until `leo`). Geometry is the images' own arithmetic
+(`transform.geometry.plan`: precrop → scale → crop → canvas), written as ffmpeg filters;
+anything else is a 400 naming the parameter.
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from pixelport.config import LimitsConfig
 from pixelport.errors import InvalidRequest, LimitExceeded
-from pixelport.transform import geometry
+from pixelport.transform import engine, geometry, overlay
 from pixelport.transform.colours import BLACK, Colour
 from pixelport.transform.formats import accepts
 from pixelport.transform.geometry import Context
+from pixelport.transform.layer import Layer
 from pixelport.transform.step import POSITIONS, ChainItem, Radius, Step
 from pixelport.video.ffmpeg import input_args
 from pixelport.video.probe import VideoInfo
 
 VIDEO_KEYS = frozenset({"w", "h", "ar", "c", "cm", "fo", "bg", "b", "r", "rt", "q", "f", "vc",
-                        "ac", "so", "eo", "du"})
+                        "ac", "so", "eo", "du", "l"})
 VIDEO_CROPS = ("maintain_ratio", "force", "at_max", "at_least")
 VIDEO_CROP_MODES = ("pad_resize", "extract")
 DEFAULT_QUALITY = 50  # ImageKit's default for video
@@ -75,6 +80,13 @@ class Mask:
     colour: Colour
 
 
+@dataclass(frozen=True)
+class Picture:
+    """A layer made by libvips (overlay.py), drawn over the frames where the graph says."""
+
+    image: Any
+
+
 @dataclass
 class Graph:
     """An ffmpeg filter graph under construction, one labelled chain after another."""
@@ -82,7 +94,7 @@ class Graph:
     parts: list[str] = field(default_factory=list)
     label: str = "0:v"
     count: int = 0
-    masks: list[Mask] = field(default_factory=list)  # inputs 1.. of the command
+    masks: list[Mask | Picture] = field(default_factory=list)  # inputs 1.. of the command
 
     def new(self) -> str:
         """A fresh label."""
@@ -235,8 +247,9 @@ def trim(steps: Sequence[Step], duration: float) -> Trim:
 
 
 def plan(steps: Sequence[ChainItem], info: VideoInfo, accept: str, best_format: bool,
-         max_output_pixels: int) -> VideoPlan:
-    """The whole plan for a transformed video (400 for what videos do not take)."""
+         max_output_pixels: int, layers: overlay.Inputs | None = None) -> VideoPlan:
+    """The whole plan for a transformed video (400 for what videos do not take). Blocking when
+    the chain has layers (libvips makes them): call it on a thread."""
     plain = check_keys(steps, VIDEO_KEYS, "videos")
     output = choose_output(plain, accept, best_format)
     graph = Graph()
@@ -244,6 +257,10 @@ def plan(steps: Sequence[ChainItem], info: VideoInfo, accept: str, best_format: 
     ctx = Context(info.width, info.height)
     for step in plain:
         width, height = _step(graph, step, width, height, ctx)
+        for layer in step.layers:
+            inputs = layers or overlay.Inputs({}, LimitsConfig(
+                max_output_pixels=max_output_pixels))
+            _layer(graph, layer, width, height, ctx, inputs, info.duration)
     if width * height > max_output_pixels:
         raise LimitExceeded(f"The output ({width}x{height}) is larger than "
                             f"{max_output_pixels} pixels (max_output_pixels)")
@@ -309,6 +326,40 @@ def _step(graph: Graph, step: Step, width: int, height: int, ctx: Context) -> tu
     return width, height
 
 
+def _layer(graph: Graph, layer: Layer, width: int, height: int, ctx: Context,
+           inputs: overlay.Inputs, duration: float) -> None:
+    """An image, text or solid layer: made as for an image, overlaid for its time span."""
+    if layer.kind not in ("image", "text", "solid"):
+        raise InvalidRequest(f"l-{layer.kind} layers are not supported yet")
+    if layer.mode is not None:
+        raise InvalidRequest(f"lm-{layer.mode} is not supported for videos: their layers "
+                             "cover what is under them")
+    made = overlay.made(layer, width, height, ctx, inputs, engine.layer_chain(inputs))
+    image = made.image
+    left, top = overlay.place(layer, width, height, image.width, image.height, ctx)
+    graph.masks.append(Picture(image))
+    out = graph.new()
+    graph.parts.append(f"[{graph.label}][{len(graph.masks)}:v]overlay={left}:{top}"
+                       f"{_enable(layer, duration)}[{out}]")
+    graph.label = out
+
+
+def _enable(layer: Layer, duration: float) -> str:
+    """ffmpeg's timeline option for lso/leo/ldu (leo wins over ldu), empty for all along."""
+    values = {"idu": duration, "bdu": duration}
+    start = layer.start.evaluate(values) if layer.start is not None else 0.0
+    end = None
+    if layer.end is not None:
+        end = layer.end.evaluate(values)
+    elif layer.duration is not None:
+        end = start + layer.duration.evaluate(values)
+    if start < 0 or (end is not None and end <= start):
+        raise InvalidRequest(f"The layer {layer.spec} ends before it starts")
+    if end is not None:
+        return f":enable='between(t,{start:.3f},{end:.3f})'"
+    return f":enable='gte(t,{start:.3f})'" if start > 0 else ""
+
+
 def _blurred_pad(graph: Graph, layout: geometry.Plan, amount: int | None,
                  brightness: int) -> None:
     """cm-pad_resize,bg-blurred: the video over a blurred, darkened copy of itself."""
@@ -332,14 +383,19 @@ def _colour(colour: Colour) -> str:
     return f"0x{colour.red:02X}{colour.green:02X}{colour.blue:02X}"
 
 
-def write_masks(masks: Sequence[Mask], folder: Path) -> list[Path]:
-    """Draw each mask as a PNG in `folder` (blocking: libvips)."""
+def write_masks(masks: Sequence[Mask | Picture], folder: Path) -> list[Path]:
+    """Draw each mask, and write each layer, as a PNG in `folder` (blocking: libvips)."""
     import pyvips
 
     from pixelport.transform import pixels
 
     paths = []
     for index, mask in enumerate(masks):
+        if isinstance(mask, Picture):
+            path = folder / f"layer-{index}.png"
+            mask.image.pngsave(str(path), compression=1)
+            paths.append(path)
+            continue
         blank = pyvips.Image.black(mask.width, mask.height, bands=3).copy(interpretation="srgb")
         inside = pixels.round_corners(blank, mask.radius, mask.values)[3]
         colour = blank.new_from_image(mask.colour.rgb).cast("uchar")
