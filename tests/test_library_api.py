@@ -488,6 +488,17 @@ def test_private_files_need_a_signature_or_a_named_transformation(lib: Library) 
     assert lib.get("/tr:w-50/secret.jpg").status == 401
 
 
+def test_a_private_layer_makes_the_result_private(lib: Library) -> None:
+    upload(lib, "base.jpg", use_unique_file_name=False)
+    upload(lib, "mark.jpg", use_unique_file_name=False, is_private_file=True)
+    assert lib.get("/tr:w-50/base.jpg").status == 200
+    layered = [{"width": 50, "overlay": {"type": "image", "input": "mark.jpg"}}]
+    assert lib.get("/tr:w-50,l-image,i-mark.jpg,w-10,l-end/base.jpg").status == 401
+    signed = lib.client.helper.build_url(src="/base.jpg", url_endpoint=lib.pp.url,
+                                         transformation=layered, signed=True)  # type: ignore[list-item]
+    assert lib.get(signed).status == 200
+
+
 def test_privacy_change_applies_at_once(lib: Library) -> None:
     result = upload(lib, "open.jpg", use_unique_file_name=False)
     assert lib.get("/tr:w-50/open.jpg").status == 200  # now cached
