@@ -333,6 +333,28 @@ def test_web_proxy_refuses_other_hosts(pp: Pixelport) -> None:
     assert response.status == 404 and response.ik_error.startswith("ENOENT - ")
 
 
+def test_web_proxy_layers_follow_the_allow_list(pp: Pixelport, web: OriginServer) -> None:
+    import base64
+
+    import pyvips
+
+    web.files["/proxied/base.png"] = make_image(100, 100, ".png")
+    web.files["/proxied/mark.png"] = bytes(pyvips.Image.black(20, 20).new_from_image(
+        [255, 0, 0]).cast("uchar").copy(interpretation="srgb").pngsave_buffer())
+    base = f"http://127.0.0.1:{web.port}/proxied/base.png"
+
+    def layer(url: str) -> str:
+        encoded = base64.b64encode(url.encode()).decode()
+        return f"/proxy/tr:l-image,ie-{encoded},lx-0,ly-0,l-end,f-png/{base}"
+
+    allowed = pp.get(layer(f"http://127.0.0.1:{web.port}/proxied/mark.png"))
+    assert allowed.status == 200, allowed.ik_error
+    assert allowed.image()(10, 10)[:3] == [255, 0, 0]
+    refused = pp.get(layer("https://evil.example.com/mark.png"))
+    assert refused.status == 404 and refused.ik_error.startswith("EACCES - ")
+    assert "allowed_hosts" in refused.ik_error
+
+
 def test_web_proxy_checks_redirect_hops(pp: Pixelport, web: OriginServer) -> None:
     web.redirects["/hop.jpg"] = "http://elsewhere.invalid/x.jpg"
     response = pp.get(f"/proxy/http://127.0.0.1:{web.port}/hop.jpg")

@@ -174,10 +174,9 @@ def _source(kind: str, own: dict[str, Param]) -> str:
 
 
 def _layer_path(path: str) -> str:
-    """A layer's file path stays inside its source: no `..`, no absolute or scheme paths."""
-    if "://" in path or path.startswith("//"):
-        raise InvalidRequest(f"The layer path {path!r} is a URL: layers come from the media "
-                             "library and the endpoint's origins, by path")
+    """A layer's file path stays inside its source: no `..` segment or control character. An
+    absolute URL is a path like any other: a web proxy origin fetches it if its allow-list
+    lets it, every other origin looks it up under its own root."""
     checked = check_file_path(path)
     if not checked:
         raise InvalidRequest("The layer path is empty")
