@@ -250,7 +250,7 @@ class Delivery:
             self.check_private(entry.headers.get("x-private") == "1", plan)
             status, sent = await send_entry(send, entry, plan.headers, timing, request_id,
                                             self.config.server.cache_max_age,
-                                            request.file_path if attach else None, head,
+                                            download_name(request) if attach else None, head,
                                             opened)
         finally:
             if opened is not None:
@@ -356,7 +356,7 @@ class Delivery:
             if original.last_modified is not None:
                 headers["last-modified"] = http_date(original.last_modified)
             if request.flag("ik-attachment") == "true":
-                headers["content-disposition"] = attachment(request.file_path)
+                headers["content-disposition"] = attachment(download_name(request))
             await send_stream(send, original.status, headers, original.chunks(), head)
         finally:
             await original.close()
@@ -423,6 +423,11 @@ def _only_named(plan: Plan) -> bool:
     """Whether the chain is named transformations alone (`n-thumb`, `n-a:n-b`), each a step."""
     steps = split_chain(plan.request.transformation)
     return bool(steps) and all(len(step) == 1 and step[0].key == "n" for step in steps)
+
+
+def download_name(request: DeliveryRequest) -> str:
+    """What a download (`ik-attachment=true`) is named: the URL's SEO name where it has one."""
+    return request.seo_name or request.file_path
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

@@ -1,0 +1,71 @@
+"""`/ik-seo/<path without extension>/<seo name>.<ext>` serves `<path>.<ext>`, over real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from imagekitio import ImageKit
+
+from tests.test_delivery import config
+
+pytestmark = pytest.mark.integration
+KEY = "seo_private_key"
+
+
+def test_seo_name_serves_the_file(serve: Any, library: Path) -> None:
+    pp = serve(config(library, endpoints=[{"identifier": "", "origins": []},
+                                          {"identifier": "media", "origins": []}]))
+    original = pp.get("/photo.jpg").body  # as delivered (re-encoded, metadata stripped)
+    for target in ("/ik-seo/photo/my-lovely-photo.jpg", "/media/ik-seo/photo/another-name.jpg",
+                   "/ik-seo/photo/n%C3%A4me%20with%20spaces.jpg"):
+        response = pp.get(target)
+        assert response.status == 200, (target, response.ik_error)
+        assert response.body == original
+        assert response.headers["content-type"] == "image/jpeg"
+    # The file's folders stay: sub dir/ünï cödé (1)+%.jpg under any SEO name.
+    nested = pp.get("/ik-seo/sub%20dir/%C3%BCn%C3%AF%20c%C3%B6d%C3%A9%20(1)+%25/x.jpg")
+    assert nested.status == 200 and nested.image().width == 320
+    # The SEO name's extension is the file's: another extension is another (absent) file.
+    assert pp.get("/ik-seo/photo/my-lovely-photo.png").status == 404
+    missing = pp.get("/ik-seo/just-a-name.jpg")
+    assert missing.status == 404 and missing.ik_error.startswith("ENOENT")
+
+
+def test_seo_name_with_transformations(serve: Any, library: Path) -> None:
+    pp = serve(config(library))
+    for target in ("/tr:w-100/ik-seo/photo/lovely.jpg", "/ik-seo/tr:w-100/photo/lovely.jpg",
+                   "/ik-seo/photo/lovely.jpg?tr=w-100"):
+        response = pp.get(target)
+        assert response.status == 200, (target, response.ik_error)
+        assert response.image().width == 100
+    # The same result as the plain URL: the SEO name is not part of what is made.
+    plain = pp.get("/tr:w-100/photo.jpg")
+    assert pp.get("/tr:w-100/ik-seo/photo/other.jpg").body == plain.body
+
+
+def test_seo_name_names_the_download(serve: Any, library: Path) -> None:
+    pp = serve(config(library))
+    response = pp.get("/ik-seo/photo/my-lovely-photo.jpg?ik-attachment=true")
+    assert response.status == 200
+    assert 'filename="my-lovely-photo.jpg"' in response.headers["content-disposition"]
+
+
+@pytest.mark.parametrize("position", ["path", "query"])
+def test_signed_seo_urls_from_the_sdk(serve: Any, library: Path, position: str) -> None:
+    pp = serve(config(library, security={"allow_private_networks": True, "private_key": KEY,
+                                         "require_signed_urls": True}))
+    client = ImageKit(private_key=KEY)
+    url = client.helper.build_url(src="/ik-seo/photo/lovely photo.jpg", url_endpoint=pp.url,
+                                  transformation=[{"width": 60}],
+                                  transformation_position=position, signed=True,
+                                  expires_in=300)
+    target = url.removeprefix(pp.url)
+    response = pp.get(target)
+    assert response.status == 200, (target, response.ik_error)
+    assert response.image().width == 60
+    # The signature covers the URL as requested, SEO name included.
+    tampered = target.replace("lovely%20photo", "other-name")
+    assert pp.get(tampered).status == 401
+    assert pp.get("/ik-seo/photo/lovely%20photo.jpg?tr=w-60").status == 401
