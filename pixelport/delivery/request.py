@@ -111,7 +111,7 @@ def _without_seo_name(rest: list[str]) -> tuple[list[str], str]:
     name = rest[-1]
     dot = name.rfind(".")
     extension = name[dot:] if dot > 0 else ""
-    return rest[:-2] + [rest[-2] + extension], _decode(name, "SEO name")
+    return [*rest[:-2], rest[-2] + extension], _decode(name, "SEO name")
 
 
 def origin_query(query_string: str) -> str:
