@@ -166,7 +166,8 @@ class Delivery:
             canonical += f"|{plan.derivative}"  # a thumbnail is not the video, nor its GIF
         return keys.result_key(request.endpoint.identifier, request.file_path, canonical,
                                variant, request.flag("ik-attachment") == "true",
-                               canonical_query(request.origin_query), self.origin_host(plan))
+                               canonical_query(request.origin_query), self.origin_host(plan),
+                               request.version)
 
     def ladder_id(self, plan: Plan) -> str:
         """The name of the stream a manifest request's ladder makes (both protocols share
@@ -175,7 +176,7 @@ class Delivery:
         ladder_key = keys.result_key(request.endpoint.identifier, request.file_path,
                                      plan.canonical + "|abs", "", False,
                                      canonical_query(request.origin_query),
-                                     self.origin_host(plan))
+                                     self.origin_host(plan), request.version)
         return keys.ladder_id(ladder_key, self.config.security.private_key)
 
     def origin_host(self, plan: Plan) -> str | None:
@@ -187,7 +188,8 @@ class Delivery:
         """What the production layer is to make for a planned request."""
         request, inputs = plan.request, plan.inputs
         return Job(key=key, source=request.endpoint, path=request.file_path,
-                   fetch=FetchOptions(host=self.origin_host(plan), query=request.origin_query),
+                   fetch=FetchOptions(host=self.origin_host(plan), query=request.origin_query,
+                                      version=request.version),
                    steps=plan.steps, transforming=plan.transforming,
                    original_only=plan.original_only, rasterise=plan.rasterise,
                    maybe_image=plan.maybe_image, accept=inputs.accept,
@@ -327,7 +329,7 @@ class Delivery:
         """A large file straight from the origin, Range forwarded; never buffered or cached."""
         request = plan.request
         options = FetchOptions(host=self.origin_host(plan), byte_range=plan.headers.get("range"),
-                               query=request.origin_query)
+                               query=request.origin_query, version=request.version)
         started = time.perf_counter()
         original = await request.endpoint.chain.fetch(request.file_path, options)
         try:

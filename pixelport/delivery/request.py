@@ -46,6 +46,11 @@ class DeliveryRequest:
     # download (`ik-attachment=true`) is named after; the file is `<path>.<ext>`.
     seo_name: str | None = None
 
+    @property
+    def version(self) -> str | None:
+        """`ik-obj-version`: the media library file's version asked for, else None."""
+        return self.flag("ik-obj-version") or None
+
     def flag(self, name: str) -> str | None:
         """The last value of an `ik-*` (or other) query parameter."""
         value = None

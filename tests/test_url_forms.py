@@ -1,4 +1,6 @@
-"""`/ik-seo/<path without extension>/<seo name>.<ext>` serves `<path>.<ext>`, over real HTTP."""
+"""ImageKit's URL forms over real HTTP: `/ik-seo/<path without extension>/<seo name>.<ext>`
+serves `<path>.<ext>`; `ik-obj-version` is ignored by origins without versions (the media
+library's versions are tested in test_library_api.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from typing import Any
 import pytest
 from imagekitio import ImageKit
 
-from tests.test_delivery import config
+from tests.helpers import OriginServer, make_image
+from tests.test_delivery import config, web_origin
 
 pytestmark = pytest.mark.integration
 KEY = "seo_private_key"
@@ -69,3 +72,12 @@ def test_signed_seo_urls_from_the_sdk(serve: Any, library: Path, position: str) 
     tampered = target.replace("lovely%20photo", "other-name")
     assert pp.get(tampered).status == 401
     assert pp.get("/ik-seo/photo/lovely%20photo.jpg?tr=w-60").status == 401
+
+
+def test_obj_version_is_ignored_by_other_origins(serve: Any, origin: OriginServer) -> None:
+    origin.files["/web.jpg"] = make_image(120, 90)
+    pp = serve(config(None, [web_origin("web", origin)]))
+    response = pp.get("/tr:w-60/web.jpg?ik-obj-version=0123456789abcdef01234567")
+    assert response.status == 200, response.ik_error
+    assert response.image().width == 60
+    assert all("ik-obj-version" not in r.query for r in origin.requests)
