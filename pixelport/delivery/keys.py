@@ -92,6 +92,12 @@ def result_key(endpoint: str, path: str, canonical: str, variant_text: str,
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
 
 
+def encoded_key(key: str, encoding: str) -> str:
+    """The key of result `key`'s form compressed as `encoding` (produce/compress.py)."""
+    text = f"{key}\0encoding\0{encoding}"
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
+
+
 def ladder_id(ladder_key: str, secret: str | None) -> str:
     """The name of an adaptive bitrate stream's parts (`ik-abs/<id>/`): a MAC of its key, so
     only whoever was given the manifest can name them (a signed manifest's parts need no
