@@ -254,3 +254,17 @@ def test_what_is_compressible() -> None:
     assert not compress.compressible(jpeg)
     assert compress.compressible(text)
     assert not compress.compressible(Entry(b"x" * 100, dict(text.headers), '"c"', "", "b.js"))
+
+
+def test_a_full_pool_sends_the_bytes_as_they_are(pp: Pixelport) -> None:
+    pool = pp.app.pool
+    capacity, pool.capacity = pool.capacity, 0  # every job refused (Busy) from now on
+    try:
+        response = pp.get("/app.js", {"Accept-Encoding": "br"})
+        assert response.status == 200
+        assert "content-encoding" not in response.headers and response.body == SCRIPT
+    finally:
+        pool.capacity = capacity
+    later = pp.get("/app.js", {"Accept-Encoding": "br"})
+    assert later.headers["content-encoding"] == "br"
+    assert brotli.decompress(later.body) == SCRIPT

@@ -284,7 +284,11 @@ class Delivery:
         finally:
             if opened is not None:
                 opened.close()
-        if status == 200 and not head and self.hot is not None and entry.body_file is None:
+        # Not an identity answer to a client that takes an encoding (sent so while the pool
+        # was full): repeated, it would keep that client from the encoded form.
+        stopgap = coding is not None and sent_key == key and compress.compressible(entry)
+        if (status == 200 and not head and self.hot is not None and entry.body_file is None
+                and not stopgap):
             self.remember_hot(scope, sent, entry, sent_key, request.expiry)
 
     async def send_part(self, plan: Plan, send: Send, request_id: str, timing: Timing,

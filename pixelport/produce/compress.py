@@ -11,6 +11,7 @@ import brotli
 
 from pixelport.cache.entry import Entry, body_digest
 from pixelport.cache.results import ResultCache
+from pixelport.errors import Busy
 from pixelport.produce.job import Job
 from pixelport.transform.pool import WorkPool
 
@@ -115,7 +116,13 @@ class Compressor:
             if entry is None or not compressible(entry):
                 write.abandon()
                 return entry
-            encoded = await self.encoded(entry, job.encoding)
+            try:
+                encoded = await self.encoded(entry, job.encoding)
+            except Busy:
+                # The pool's queue is full: the bytes as they are beat a 503 (the encoded
+                # form is made by a later request).
+                write.abandon()
+                return entry
         except BaseException:
             write.abandon()
             raise
