@@ -162,6 +162,27 @@ def test_obj_version_serves_that_version(lib: Library) -> None:
     assert lib.get(f"/tr:w-100/ov.jpg?ik-obj-version={old}").status == 404
 
 
+def test_obj_version_with_saved_originals(tmp_path: Path, database_url: str) -> None:
+    """Saved originals keep a version apart from the file's current bytes."""
+    root = tmp_path / "saved"
+    root.mkdir()
+    pp = Pixelport(library_config(root, database_url, cache={"save_originals": True}),
+                   base=tmp_path)
+    try:
+        saved = Library(pp, root, client(pp), database_url)
+        first = upload(saved, "sv.jpg", make_image(300, 200), use_unique_file_name=False)
+        upload(saved, "sv.jpg", make_image(300, 100), use_unique_file_name=False)
+        old = first.version_info.id
+        for _ in range(2):
+            for target, height in ((f"/tr:w-30/sv.jpg?ik-obj-version={old}", 20),
+                                   ("/tr:w-30/sv.jpg", 10),
+                                   (f"/tr:w-60/sv.jpg?ik-obj-version={old}", 40),
+                                   ("/tr:w-60/sv.jpg", 20)):
+                assert decode(saved.get(target).body).height == height, target
+    finally:
+        pp.stop()
+
+
 def test_client_side_upload_signature(lib: Library) -> None:
     def signed(token: str, expire: int, signature: str | None = None) -> httpx.Response:
         sig = signature or hmac.new(PRIVATE_KEY.encode(), f"{token}{expire}".encode(),
