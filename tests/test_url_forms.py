@@ -12,6 +12,7 @@ from imagekitio import ImageKit
 
 from tests.helpers import OriginServer, make_image
 from tests.test_delivery import config, web_origin
+from tests.test_signing import parse
 
 pytestmark = pytest.mark.integration
 KEY = "seo_private_key"
@@ -81,3 +82,26 @@ def test_obj_version_is_ignored_by_other_origins(serve: Any, origin: OriginServe
     assert response.status == 200, response.ik_error
     assert response.image().width == 60
     assert all("ik-obj-version" not in r.query for r in origin.requests)
+
+
+@pytest.mark.parametrize(("target", "path", "seo", "chain"), [
+    ("/ik-seo/photos/cat/my-lovely-cat.jpg", "photos/cat.jpg", "my-lovely-cat.jpg", ""),
+    ("/tr:w-10/ik-seo/a/b.c.png", "a.png", "b.c.png", "w-10"),
+    ("/ik-seo/tr:w-10/a/nice.jpg?tr=h-5", "a.jpg", "nice.jpg", "w-10:h-5"),
+    ("/ik-seo/clip/nice.mp4/ik-thumbnail.jpg", "clip.mp4", "nice.mp4", ""),
+    ("/ik-seo/https://example.com/img/cat/seo-name.jpg", "https://example.com/img/cat.jpg",
+     "seo-name.jpg", ""),
+    ("/ik-seo/noext/seo-name", "noext", "seo-name", ""),
+    ("/photos/ik-seo/cat.jpg", "photos/ik-seo/cat.jpg", None, ""),  # only right after tr:
+])
+def test_seo_targets(target: str, path: str, seo: str | None, chain: str) -> None:
+    request = parse(target)
+    assert (request.file_path, request.seo_name, request.transformation) == (path, seo, chain)
+    # What is signed is the target as requested, SEO name included.
+    assert request.signed_target == target.lstrip("/")
+
+
+def test_obj_version_is_read_from_the_query() -> None:
+    assert parse("/a.jpg?ik-obj-version=abc&v=2").version == "abc"
+    assert parse("/a.jpg?ik-obj-version=").version is None
+    assert parse("/a.jpg?ik-obj-version=abc&v=2").origin_query == "v=2"
