@@ -17,8 +17,8 @@ import pytest
 from pixelport.cache.entry import Entry
 from pixelport.delivery.encoding import negotiate
 from pixelport.produce import compress
-from tests.helpers import Pixelport, make_image
-from tests.test_delivery import config
+from tests.helpers import OriginServer, Pixelport, make_image
+from tests.test_delivery import config, web_origin
 
 pytestmark = pytest.mark.integration
 
@@ -268,3 +268,21 @@ def test_a_full_pool_sends_the_bytes_as_they_are(pp: Pixelport) -> None:
     later = pp.get("/app.js", {"Accept-Encoding": "br"})
     assert later.headers["content-encoding"] == "br"
     assert brotli.decompress(later.body) == SCRIPT
+
+
+def test_web_origin_types_decide(serve: Any, origin: OriginServer) -> None:
+    """A file without an extension is compressed by the type its origin declares."""
+    origin.files["/styles"] = FILES["style.css"]
+    origin.extra_headers["/styles"] = {"Content-Type": "text/css"}
+    origin.files["/picture"] = make_image(300, 200)
+    origin.extra_headers["/picture"] = {"Content-Type": "image/jpeg"}
+    pp = serve(config(None, [web_origin("web", origin)]))
+    styles = pp.get("/styles", {"Accept-Encoding": "gzip"})
+    assert styles.status == 200, styles.ik_error
+    assert styles.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(styles.body) == FILES["style.css"]
+    for _ in range(2):
+        picture = pp.get("/picture", {"Accept-Encoding": "gzip, br"})
+        assert picture.status == 200 and "content-encoding" not in picture.headers
+        assert picture.image().width == 300
+    assert origin.paths().count("/styles") == 1 and origin.paths().count("/picture") == 1
