@@ -22,6 +22,7 @@ from pixelport.origins.http import HttpClient
 from pixelport.origins.library import LibraryOrigin
 from pixelport.origins.registry import build_all
 from pixelport.place import ALONE, Place
+from pixelport.produce.compress import Compressor
 from pixelport.produce.image import ImageProducer
 from pixelport.produce.originals import Originals
 from pixelport.produce.production import Production
@@ -85,7 +86,10 @@ class App:
         video_folder = (cache.dir / "video" if cache.dir
                         else Path(tempfile.mkdtemp(prefix="pixelport-video-")))
         self.videos = VideoProducer(config, self.pool, self.results, video_folder)
-        self.production = Production([self.videos, self.images])
+        # Encoded forms first: they are made from (and ask production for) the identity form.
+        self.compressor = Compressor(self.pool, self.results,
+                                     lambda job: self.production.make(job))
+        self.production = Production([self.compressor, self.videos, self.images])
         self.delivery = Delivery(config, table, self.results, self.production, self.hot)
         self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
         self.api = ApiGate(config.security.keys)

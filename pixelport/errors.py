@@ -31,6 +31,14 @@ class NotFound(PixelportError):
     """The file is in no source."""
 
     code = "ENOENT"
+    final = False  # True: the origin chain stops here instead of asking the next origin
+
+
+class VersionNotFound(NotFound):
+    """`ik-obj-version` names no version of a media library file. Final: the library has the
+    file, so no later origin is asked for it (one would ignore the version)."""
+
+    final = True
 
 
 class AccessDenied(PixelportError):

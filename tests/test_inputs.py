@@ -25,7 +25,7 @@ TARGETS = ["/a.jpg", "/tr:w-auto/a.jpg", "/tr:w-10,dpr-auto/a.jpg", "/tr:f-auto/
            "/tr:w-10,f-png/a.jpg", "/app.js", "/a.jpg?v=2&tr=w-5", "/tr:orig-true/a.jpg",
            "/tr:if-iw_gt_5,w-auto,if-end/a.jpg"]
 BASE = {"host": "pixelport.test", "accept": "image/webp,*/*", "sec-ch-width": "300",
-        "sec-ch-dpr": "2"}
+        "sec-ch-dpr": "2", "accept-encoding": "gzip, br"}
 # For each declared input: a request, and another value of that header alone that must give
 # another result key.
 CHANGES = {
@@ -35,6 +35,7 @@ CHANGES = {
     "width": ("/tr:w-auto/a.jpg", "1900"),
     "sec-ch-dpr": ("/tr:w-10,dpr-auto/a.jpg", "3"),
     "dpr": ("/tr:w-10,dpr-auto/a.jpg", "1.5"),
+    "accept-encoding": ("/app.js", "gzip"),
 }
 
 
@@ -79,10 +80,11 @@ def scope(target: str, headers: dict[str, str]) -> Scope:
 
 
 def result_key(app: App, target: str, headers: dict[str, str]) -> str:
+    """The key the answer is cached under: its encoded form's where one is negotiated."""
     plan = app.delivery.plan(scope(target, headers))
     key = app.delivery.key(plan)
-    app.delivery.job(plan, key)
-    return key
+    encoding = app.delivery.encoding(plan)
+    return app.delivery.job(plan, key, encoding).key
 
 
 def test_planning_reads_only_the_declared_inputs(app: App,

@@ -137,6 +137,52 @@ def test_versions_get_restore_delete(lib: Library) -> None:
         lib.client.files.versions.get("0" * 24, file_id=first.file_id)
 
 
+def test_obj_version_serves_that_version(lib: Library) -> None:
+    first = upload(lib, "ov.jpg", make_image(400, 300), use_unique_file_name=False)
+    second = upload(lib, "ov.jpg", make_image(400, 200), use_unique_file_name=False)
+    old, current = first.version_info.id, second.version_info.id
+    assert old != current
+    assert decode(lib.get("/tr:w-100/ov.jpg").body).height == 50
+    for _ in range(2):  # made, then from the cache: the version is part of the result's key
+        versioned = lib.get(f"/tr:w-100/ov.jpg?ik-obj-version={old}")
+        assert versioned.status == 200, versioned.headers.get("ik-error")
+        assert decode(versioned.body).height == 75
+        assert decode(lib.get("/tr:w-100/ov.jpg").body).height == 50
+    original = lib.get(f"/ov.jpg?tr=orig-true&ik-obj-version={old}")
+    assert (decode(original.body).width, decode(original.body).height) == (400, 300)
+    assert decode(lib.get(f"/ov.jpg?ik-obj-version={current}&tr=w-100").body).height == 50
+    unknown = lib.get("/ov.jpg?ik-obj-version=" + "0" * 24)
+    assert unknown.status == 404
+    assert unknown.headers["ik-error"].startswith("ENOENT - ") and "version" in \
+        unknown.headers["ik-error"]
+    # A file of the folder the API never indexed has no versions: the parameter is ignored.
+    assert lib.get("/legacy.jpg?ik-obj-version=" + old).status == 200
+    # A deleted version is gone from delivery too (its cached results are purged).
+    lib.client.files.versions.delete(old, file_id=first.file_id)
+    assert lib.get(f"/tr:w-100/ov.jpg?ik-obj-version={old}").status == 404
+
+
+def test_obj_version_with_saved_originals(tmp_path: Path, database_url: str) -> None:
+    """Saved originals keep a version apart from the file's current bytes."""
+    root = tmp_path / "saved"
+    root.mkdir()
+    pp = Pixelport(library_config(root, database_url, cache={"save_originals": True}),
+                   base=tmp_path)
+    try:
+        saved = Library(pp, root, client(pp), database_url)
+        first = upload(saved, "sv.jpg", make_image(300, 200), use_unique_file_name=False)
+        upload(saved, "sv.jpg", make_image(300, 100), use_unique_file_name=False)
+        old = first.version_info.id
+        for _ in range(2):
+            for target, height in ((f"/tr:w-30/sv.jpg?ik-obj-version={old}", 20),
+                                   ("/tr:w-30/sv.jpg", 10),
+                                   (f"/tr:w-60/sv.jpg?ik-obj-version={old}", 40),
+                                   ("/tr:w-60/sv.jpg", 20)):
+                assert decode(saved.get(target).body).height == height, target
+    finally:
+        pp.stop()
+
+
 def test_client_side_upload_signature(lib: Library) -> None:
     def signed(token: str, expire: int, signature: str | None = None) -> httpx.Response:
         sig = signature or hmac.new(PRIVATE_KEY.encode(), f"{token}{expire}".encode(),

@@ -23,6 +23,7 @@ from pixelport.cache.entry import Entry
 from pixelport.cache.results import ResultCache
 from pixelport.config import Config
 from pixelport.delivery import keys
+from pixelport.delivery.encoding import negotiate
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.delivery.hot import HotAnswers
 from pixelport.delivery.hot import request_key as hot_key
@@ -40,7 +41,7 @@ from pixelport.errors import (
 from pixelport.http_fields import http_date
 from pixelport.lru import LRU
 from pixelport.origins.base import FetchOptions
-from pixelport.produce import mime
+from pixelport.produce import compress, mime
 from pixelport.produce.job import Job, NotReady
 from pixelport.produce.production import Production
 from pixelport.security import signing
@@ -166,7 +167,8 @@ class Delivery:
             canonical += f"|{plan.derivative}"  # a thumbnail is not the video, nor its GIF
         return keys.result_key(request.endpoint.identifier, request.file_path, canonical,
                                variant, request.flag("ik-attachment") == "true",
-                               canonical_query(request.origin_query), self.origin_host(plan))
+                               canonical_query(request.origin_query), self.origin_host(plan),
+                               request.version)
 
     def ladder_id(self, plan: Plan) -> str:
         """The name of the stream a manifest request's ladder makes (both protocols share
@@ -175,7 +177,7 @@ class Delivery:
         ladder_key = keys.result_key(request.endpoint.identifier, request.file_path,
                                      plan.canonical + "|abs", "", False,
                                      canonical_query(request.origin_query),
-                                     self.origin_host(plan))
+                                     self.origin_host(plan), request.version)
         return keys.ladder_id(ladder_key, self.config.security.private_key)
 
     def origin_host(self, plan: Plan) -> str | None:
@@ -183,11 +185,28 @@ class Delivery:
         forwards it (then part of every key), else none."""
         return plan.inputs.host if plan.request.endpoint.chain.forwards_host else None
 
-    def job(self, plan: Plan, key: str) -> Job:
-        """What the production layer is to make for a planned request."""
+    def encodable(self, plan: Plan) -> bool:
+        """Whether the answer may be encoded (if the file turns out compressible): never for
+        video or what is made from it, nor for a file whose name says it is of a type that
+        is never compressed (images: no lookup of an encoded form on their hot path)."""
+        if plan.video or plan.derivative is not None:
+            return False
+        return not plan.by_extension or compress.compressible_type(plan.by_extension)
+
+    def encoding(self, plan: Plan) -> str | None:
+        """The content coding (br, gzip) the answer takes if the file is compressible, from
+        the client's Accept-Encoding; None: the identity."""
+        return negotiate(plan.inputs.accept_encoding) if self.encodable(plan) else None
+
+    def job(self, plan: Plan, key: str, encoding: str | None = None) -> Job:
+        """What the production layer is to make for a planned request (`encoding`: the
+        result's form compressed so, produce/compress.py)."""
         request, inputs = plan.request, plan.inputs
-        return Job(key=key, source=request.endpoint, path=request.file_path,
-                   fetch=FetchOptions(host=self.origin_host(plan), query=request.origin_query),
+        return Job(key=keys.encoded_key(key, encoding) if encoding else key,
+                   identity_key=key, encoding=encoding,
+                   source=request.endpoint, path=request.file_path,
+                   fetch=FetchOptions(host=self.origin_host(plan), query=request.origin_query,
+                                      version=request.version),
                    steps=plan.steps, transforming=plan.transforming,
                    original_only=plan.original_only, rasterise=plan.rasterise,
                    maybe_image=plan.maybe_image, accept=inputs.accept,
@@ -224,7 +243,14 @@ class Delivery:
             return
         attach = request.flag("ik-attachment") == "true"
         key = self.key(plan)
-        entry = self.results.get_memory(key) or await self.results.get(key)
+        # A Range is of the identity form: a ranged request is never answered encoded.
+        coding = None if "range" in plan.headers else self.encoding(plan)
+        sent_key = keys.encoded_key(key, coding) if coding else key
+        entry = self.results.get_memory(sent_key) or await self.results.get(sent_key)
+        if entry is None and coding is not None:
+            plain = self.results.get_memory(key) or await self.results.get(key)
+            if plain is not None and not compress.compressible(plain):
+                entry, sent_key = plain, key  # sent as it is (an image, a small file)
         opened = await open_body(entry) if entry is not None else None
         if entry is not None and entry.body_file is not None and opened is None:
             entry = None  # its file went (evicted, purged) after the entry was read
@@ -232,13 +258,16 @@ class Delivery:
             timing.describe("cache", "hit")
         else:
             try:
-                entry = await unless_gone(receive, self.production.make(self.job(plan, key)))
+                entry = await unless_gone(receive,
+                                          self.production.make(self.job(plan, key, coding)))
             except NotReady as pending:
                 await self.send_not_ready(send, plan, pending, request_id, head)
                 return
             if entry is None:  # too large to buffer: stream it instead
                 await self.stream(plan, send, request_id, timing, head)
                 return
+            if "content-encoding" not in entry.headers:
+                sent_key = key  # the file is not compressed: its identity form came back
             opened = await open_body(entry)
             if entry.body_file is not None and opened is None:
                 raise Unexpected(f"The result went before it was sent; request id {request_id}")
@@ -250,13 +279,17 @@ class Delivery:
             self.check_private(entry.headers.get("x-private") == "1", plan)
             status, sent = await send_entry(send, entry, plan.headers, timing, request_id,
                                             self.config.server.cache_max_age,
-                                            request.file_path if attach else None, head,
-                                            opened)
+                                            download_name(request) if attach else None, head,
+                                            opened, self.encodable(plan))
         finally:
             if opened is not None:
                 opened.close()
-        if status == 200 and not head and self.hot is not None and entry.body_file is None:
-            self.remember_hot(scope, sent, entry, key, request.expiry)
+        # Not an identity answer to a client that takes an encoding (sent so while the pool
+        # was full): repeated, it would keep that client from the encoded form.
+        stopgap = coding is not None and sent_key == key and compress.compressible(entry)
+        if (status == 200 and not head and self.hot is not None and entry.body_file is None
+                and not stopgap):
+            self.remember_hot(scope, sent, entry, sent_key, request.expiry)
 
     async def send_part(self, plan: Plan, send: Send, request_id: str, timing: Timing,
                         head: bool) -> None:
@@ -327,7 +360,7 @@ class Delivery:
         """A large file straight from the origin, Range forwarded; never buffered or cached."""
         request = plan.request
         options = FetchOptions(host=self.origin_host(plan), byte_range=plan.headers.get("range"),
-                               query=request.origin_query)
+                               query=request.origin_query, version=request.version)
         started = time.perf_counter()
         original = await request.endpoint.chain.fetch(request.file_path, options)
         try:
@@ -356,7 +389,7 @@ class Delivery:
             if original.last_modified is not None:
                 headers["last-modified"] = http_date(original.last_modified)
             if request.flag("ik-attachment") == "true":
-                headers["content-disposition"] = attachment(request.file_path)
+                headers["content-disposition"] = attachment(download_name(request))
             await send_stream(send, original.status, headers, original.chunks(), head)
         finally:
             await original.close()
@@ -423,6 +456,11 @@ def _only_named(plan: Plan) -> bool:
     """Whether the chain is named transformations alone (`n-thumb`, `n-a:n-b`), each a step."""
     steps = split_chain(plan.request.transformation)
     return bool(steps) and all(len(step) == 1 and step[0].key == "n" for step in steps)
+
+
+def download_name(request: DeliveryRequest) -> str:
+    """What a download (`ik-attachment=true`) is named: the URL's SEO name where it has one."""
+    return request.seo_name or request.file_path
 
 
 def request_headers(scope: Scope) -> dict[str, str]:

@@ -10,6 +10,8 @@ what each contributes where it can change the bytes:
   accept          the format class (AVIF, WebP) where the format is negotiated
   sec-ch-width    w-auto's client width, and `width`, the older spelling
   sec-ch-dpr      dpr-auto's device pixel ratio, and `dpr`, the older spelling
+  accept-encoding the content coding (br, gzip) of a compressible file's answer, whose
+                  encoded form has a key of its own (keys.encoded_key)
 Headers that change only how an answer is sent, not what it is (Range, conditionals), are
 read by `respond.py` and take requests off the hot path (`hot.BYPASS`).
 """
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-INPUTS = ("host", "accept", "sec-ch-width", "width", "sec-ch-dpr", "dpr")
+INPUTS = ("host", "accept", "sec-ch-width", "width", "sec-ch-dpr", "dpr", "accept-encoding")
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class RequestInputs:
     accept: str
     client_width: int | None  # Sec-CH-Width (or Width) within sane bounds
     client_dpr: float | None  # Sec-CH-DPR (or DPR) within sane bounds
+    accept_encoding: str = ""  # Accept-Encoding, as sent
 
     @classmethod
     def read(cls, headers: Mapping[str, str]) -> RequestInputs:
@@ -40,6 +43,7 @@ class RequestInputs:
             accept=headers.get("accept", ""),
             client_width=_hint(headers, "sec-ch-width", "width", integer=True),
             client_dpr=_hint(headers, "sec-ch-dpr", "dpr", integer=False),
+            accept_encoding=headers.get("accept-encoding", ""),
         )
 
 

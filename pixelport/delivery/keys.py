@@ -85,14 +85,23 @@ def _uses(steps: list[ChainItem], images: ImagesConfig) -> set[str]:
 
 
 def result_key(endpoint: str, path: str, canonical: str, variant_text: str,
-               attachment: bool, query: str = "", host: str | None = None) -> str:
+               attachment: bool, query: str = "", host: str | None = None,
+               version: str | None = None) -> str:
     """A fixed-length key for the result cache (`query`: canonical, see request.py; `host`:
-    the Host sent on to the origin, where one is)."""
+    the Host sent on to the origin, where one is; `version`: `ik-obj-version`, where asked)."""
     parts = [endpoint, path, canonical, variant_text, "attachment" if attachment else "", query]
     if host is not None:
         parts.append(host.lower())
+    if version is not None:
+        parts.append(f"version\0{version}")
     text = "\0".join(parts)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+
+
+def encoded_key(key: str, encoding: str) -> str:
+    """The key of result `key`'s form compressed as `encoding` (produce/compress.py)."""
+    text = f"{key}\0encoding\0{encoding}"
+    return hashlib.blake2b(text.encode(), digest_size=20).hexdigest()
 
 
 def ladder_id(ladder_key: str, secret: str | None) -> str:

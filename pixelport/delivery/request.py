@@ -20,6 +20,7 @@ DERIVATIVES = {
     "ik-master.m3u8": "hls",  # adaptive bitrate streaming (sr-)
     "ik-master.mpd": "dash",
 }
+SEO = "ik-seo"  # `/ik-seo/<path without extension>/<seo name>.<ext>` (ImageKit's SEO names)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,14 @@ class DeliveryRequest:
     # `<file>/ik-abs/<ladder id>/<name>`: a part of an adaptive bitrate stream (then the
     # derivative is "abs-part").
     part: tuple[str, str] | None = None
+    # `/ik-seo/<path without extension>/<seo name>.<ext>`: the SEO name (decoded), which a
+    # download (`ik-attachment=true`) is named after; the file is `<path>.<ext>`.
+    seo_name: str | None = None
+
+    @property
+    def version(self) -> str | None:
+        """`ik-obj-version`: the media library file's version asked for, else None."""
+        return self.flag("ik-obj-version") or None
 
     def flag(self, name: str) -> str | None:
         """The last value of an `ik-*` (or other) query parameter."""
@@ -75,9 +84,16 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
         rest, rest_query = rewritten.segments, rewritten.query
         if rewritten.chain:
             chains.append(rewritten.chain)
+    # ik-seo comes before the path, on either side of a path `tr:` (the SDKs put `tr:` right
+    # after the endpoint and the path after it; ImageKit's docs show `ik-seo/tr:…/`).
+    seo = bool(rest) and rest[0] == SEO
+    if seo:
+        rest = rest[1:]
     if rest and rest[0][:3].lower() == "tr:":
         chains.append(_decode(rest[0][3:], "transformation"))
         rest = rest[1:]
+    if not seo and rest and rest[0] == SEO:
+        seo, rest = True, rest[1:]
     try:
         query = tuple(parse_qsl(rest_query, keep_blank_values=True, strict_parsing=False,
                                 errors="strict"))
@@ -90,6 +106,9 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
         rest = rest[:-1]
     elif len(rest) > 3 and rest[-3] == "ik-abs":
         derivative, part, rest = "abs-part", (rest[-2], rest[-1]), rest[:-3]
+    seo_name = None
+    if seo:
+        rest, seo_name = _without_seo_name(rest)
     raw_file = "/".join(rest)
     file_path = check_file_path(_decode(raw_file, "file path"))
     if not file_path:
@@ -97,7 +116,19 @@ def parse_target(table: EndpointTable, host: str | None, raw_path: str,
     prefix = "".join(f"{segment}/" for segment in segments[:used])
     return DeliveryRequest(endpoint, file_path, raw_file, ":".join(chains), query,
                            origin_query(rest_query), signed_target, signed.signature,
-                           signed.expiry, prefix, derivative, part)
+                           signed.expiry, prefix, derivative, part, seo_name)
+
+
+def _without_seo_name(rest: list[str]) -> tuple[list[str], str]:
+    """`[<path without extension>..., <seo name>.<ext>]` → (`<path>.<ext>` segments, the
+    decoded SEO name): ImageKit serves the file at the path, with the SEO name's extension."""
+    if len(rest) < 2 or not rest[-2]:
+        raise NotFound("An ik-seo URL names the file's path without its extension, then an "
+                       "SEO name: /ik-seo/<path>/<seo name>.<ext>")
+    name = rest[-1]
+    dot = name.rfind(".")
+    extension = name[dot:] if dot > 0 else ""
+    return [*rest[:-2], rest[-2] + extension], _decode(name, "SEO name")
 
 
 def origin_query(query_string: str) -> str:

@@ -12,6 +12,7 @@ from pixelport.cache.entry import Entry
 from pixelport.delivery.http import not_modified
 from pixelport.http_fields import parse_range
 from pixelport.origins.http import parse_http_date
+from pixelport.produce.compress import compressible, with_vary
 
 CHUNK = 256 * 1024  # bytes read (in a thread) and sent at a time from a body on disk
 
@@ -37,9 +38,11 @@ class Timing:
 
 async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
                      timing: Timing, request_id: str, max_age: int, attachment_name: str | None,
-                     head: bool, opened: BinaryIO | None = None) -> tuple[int, dict[str, str]]:
+                     head: bool, opened: BinaryIO | None = None,
+                     encodable: bool = False) -> tuple[int, dict[str, str]]:
     """Answer with `entry`: 200, 304 or 206/416; returns the status and headers sent.
-    `opened`: the body's file (`open_body`), for an entry whose body stays on disk."""
+    `opened`: the body's file (`open_body`), for an entry whose body stays on disk;
+    `encodable`: other requests for it may be answered with an encoded form of it."""
     headers = dict(entry.headers)
     headers.pop("x-private", None)  # internal marker, not for clients
     headers["etag"] = entry.etag
@@ -48,6 +51,9 @@ async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
     headers["x-request-id"] = request_id
     if attachment_name is not None:
         headers["content-disposition"] = attachment(attachment_name)
+    if encodable and compressible(entry):
+        # Sent as it is (no coding accepted, or a Range), but others get it encoded.
+        with_vary(headers, "Accept-Encoding")
     conditional = "if-none-match" in request_headers or "if-modified-since" in request_headers
     if conditional and not_modified(request_headers, entry.etag,
                                     parse_http_date(headers.get("last-modified"))):
@@ -55,7 +61,9 @@ async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
         return 304, headers
     length = entry.length
     status, first, last = 200, 0, length - 1
-    if "accept-ranges" in headers and "range" in request_headers:
+    if ("accept-ranges" in headers and "range" in request_headers
+            and _range_applies(request_headers.get("if-range"), entry.etag,
+                               headers.get("last-modified"))):
         wanted = parse_range(request_headers["range"], length)
         if wanted is False:
             headers["content-range"] = f"bytes */{length}"
@@ -73,6 +81,18 @@ async def send_entry(send: Send, entry: Entry, request_headers: dict[str, str],
         body = entry.body if status == 200 else entry.body[first:last + 1]
         await send_bytes(send, status, headers, body, head)
     return status, headers
+
+
+def _range_applies(if_range: str | None, etag: str, last_modified: str | None) -> bool:
+    """Whether a Range is honoured: without If-Range, or when it names this representation
+    (its strong ETag or its exact Last-Modified; RFC 9110 §13.1.5). Otherwise the whole
+    body is sent: the client's partial copy is of other bytes (an encoded form, say)."""
+    if if_range is None:
+        return True
+    if_range = if_range.strip()
+    if if_range.startswith(("\"", "W/")):
+        return if_range == etag
+    return last_modified is not None and if_range == last_modified
 
 
 async def open_body(entry: Entry) -> BinaryIO | None:

@@ -109,6 +109,12 @@ class Library:
             found: File | None = await session.scalar(select(File).where(File.path == path))
             return found
 
+    async def file_version(self, file_id: str, version_id: str) -> FileVersion | None:
+        """One version of a file, or None (`ik-obj-version` on delivery)."""
+        async with self.db.read() as session:
+            version = await session.get(FileVersion, version_id)
+            return version if version is not None and version.file_id == file_id else None
+
     async def is_retired(self, path: str) -> bool:
         """Whether the API has deleted, moved or renamed the folder file at `path`."""
         async with self.db.read() as session:
@@ -422,8 +428,9 @@ class Library:
         raise ApiNotFound("The requested file version does not exist.")
 
     async def delete_version(self, file_id: str, version_id: str) -> None:
-        """Delete a version that is not the current one (400 for the current one)."""
-        def work(session: Session) -> list[str]:
+        """Delete a version that is not the current one (400 for the current one); results
+        made from it (`ik-obj-version`) are purged."""
+        def work(session: Session) -> tuple[list[str], str]:
             row = _locked_id(session, file_id)
             version = session.get(FileVersion, version_id)
             if version is None or version.file_id != file_id:
@@ -432,9 +439,11 @@ class Library:
                 raise ApiError("The current version of a file cannot be deleted.")
             session.delete(version)
             session.flush()
-            return unreferenced(session, [version.storage_key])
+            return unreferenced(session, [version.storage_key]), row.path
 
-        await self.drop_bytes(await self.db.retrying(work))
+        keys, path = await self.db.retrying(work)
+        await self.changed([path])
+        await self.drop_bytes(keys)
 
     async def restore_version(self, file_id: str, version_id: str) -> File:
         """Make an older version current again (its bytes and its fields)."""

@@ -2,17 +2,19 @@
 put in the folder before they were indexed (served by path until `pixelport library scan`).
 
 A row's file is served with its privacy (a private file needs a signed URL) and its custom
-coordinates (fo-custom); an unpublished file is not served. A path the API has deleted, moved
-or renamed is never served from the folder again.
+coordinates (fo-custom); an unpublished file is not served. `ik-obj-version` asks for one of
+a row's versions (its bytes and the facts it had); a folder file has none and is served as
+is. A path the API has deleted, moved or renamed is never served from the folder again.
 """
 
 from __future__ import annotations
 
-from pixelport.errors import NotFound
+from pixelport.errors import NotFound, VersionNotFound
 from pixelport.library.files import Library
 from pixelport.library.storage import INTERNAL
 from pixelport.origins.base import FetchOptions, Original
 from pixelport.origins.library import LibraryOrigin
+from pixelport.state.models import File
 
 
 class LibraryFiles:
@@ -36,11 +38,28 @@ class LibraryFiles:
             return await self.folder.fetch(path, options)
         if not row.is_published:
             raise NotFound(f"The file at {path!r} is not published")
+        if options.version and options.version != row.version_id:
+            return await self._version(row, path, options.version, options)
         original = await self.folder.fetch(row.storage_key, options)
         original.private = row.is_private
         original.custom_coordinates = row.custom_coordinates
         original.content_type = row.mime or original.content_type
         original.last_modified = row.updated_at
+        return original
+
+    async def _version(self, row: File, path: str, version_id: str,
+                       options: FetchOptions) -> Original:
+        """An older version's bytes, with the custom coordinates and type it had; private if
+        the file is private now or was then."""
+        version = await self.library.file_version(row.id, version_id)
+        if version is None:
+            raise VersionNotFound(f"The file at {path!r} has no version {version_id!r}")
+        kept = version.snapshot
+        original = await self.folder.fetch(version.storage_key, options)
+        original.private = row.is_private or bool(kept.get("is_private"))
+        original.custom_coordinates = kept.get("custom_coordinates")
+        original.content_type = kept.get("mime") or original.content_type
+        original.last_modified = version.created_at
         return original
 
     async def aclose(self) -> None:

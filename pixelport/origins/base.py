@@ -24,6 +24,7 @@ class FetchOptions:
     if_none_match: str | None = None
     if_modified_since: str | None = None
     query: str = ""  # the request's own query parameters, for web origins that forward them
+    version: str | None = None  # `ik-obj-version`: a library file's version (others ignore it)
 
 T = TypeVar("T")
 

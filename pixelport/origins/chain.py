@@ -29,7 +29,9 @@ class OriginChain:
         for source in self.sources:
             try:
                 return await source.fetch(path, options)
-            except NotFound:
+            except NotFound as exc:
+                if exc.final:
+                    raise
                 continue
             except PixelportError as exc:
                 log.warning("origin %s failed for %r: %s", source.name, path, exc.header)

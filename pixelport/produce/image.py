@@ -110,7 +110,9 @@ class ImageProducer:
             fallback = next((s.default_image for s in reversed(plain) if s.default_image), None)
             if fallback is None:
                 raise
-            return await self.originals.fetch(job.source, fallback, job.fetch, job.transforming)
+            # The default image is the library's current one, whatever version was asked.
+            return await self.originals.fetch(job.source, fallback,
+                                              replace(job.fetch, version=None), job.transforming)
 
     async def _layer_files(self, job: Job) -> tuple[dict[str, bytes], bool]:
         """The files the chain's layers read (images, library fonts), fetched as originals

@@ -32,6 +32,10 @@ class Job:
     # "gif-video" (ik-gif-video.mp4), "hls"/"dash" (ik-master.m3u8/.mpd: an ABS ladder)
     derivative: str | None = None
     ladder: str | None = None  # "hls"/"dash": the stream's name (keys.ladder_id)
+    # "br"/"gzip": the result's encoded form is asked (produce/compress.py), `key` is that
+    # form's and `identity_key` the result's own.
+    encoding: str | None = None
+    identity_key: str = ""
 
 
 class NotReady(Exception):

@@ -13,7 +13,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -102,7 +102,7 @@ class Originals:
         # The Host is part of the key: origins that forward it may answer differently per host.
         # A transformation's fetch is capped differently from one served as it is.
         key = (f"{endpoint.identifier}\0{path}\0{options.host or ''}\0"
-               f"{'t' if transforming else ''}\0{options.query}")
+               f"{'t' if transforming else ''}\0{options.query}\0{options.version or ''}")
         now = time.monotonic()
         self._prune(now)
         held = self.recent.get(key)
@@ -165,14 +165,15 @@ class Originals:
 
     async def _load(self, endpoint: Source, path: str, options: FetchOptions,
                     transforming: bool) -> Fetched:
-        saved = (await self.store.get(endpoint.identifier, path, options.query, options.host)
+        # A version (`ik-obj-version`) is saved apart from the file's current bytes.
+        stored_as = options.query + (f"\0version\0{options.version}" if options.version else "")
+        saved = (await self.store.get(endpoint.identifier, path, stored_as, options.host)
                  if self.store else None)
         if saved is not None and self.store is not None and self.store.fresh(saved):
             return _from_saved(saved)
         if saved is not None:
-            options = FetchOptions(host=options.host, if_none_match=saved.etag or None,
-                                   if_modified_since=saved.headers.get("last-modified"),
-                                   query=options.query)
+            options = replace(options, if_none_match=saved.etag or None,
+                              if_modified_since=saved.headers.get("last-modified"))
         started = time.perf_counter()
         try:
             original = await endpoint.chain.fetch(path, options)
@@ -186,14 +187,14 @@ class Originals:
         try:
             if original.status == 304 and saved is not None and self.store is not None:
                 saved.created = time.time()
-                await self.store.put(saved, options.query, options.host)
+                await self.store.put(saved, stored_as, options.host)
                 return _from_saved(saved)
             fetched = await self._read(original, transforming)
         finally:
             await original.close()
         fetched.download_ms = (time.perf_counter() - started) * 1000
         if self.store is not None and not fetched.too_large:
-            await self.store.put(_to_saved(fetched, endpoint.identifier, path), options.query,
+            await self.store.put(_to_saved(fetched, endpoint.identifier, path), stored_as,
                                  options.host)
         return fetched
 
