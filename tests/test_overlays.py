@@ -14,8 +14,13 @@ from urllib.parse import quote
 
 import pytest
 import pyvips
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from imagekitio import ImageKit
 
+from pixelport.config import ImagesConfig, LimitsConfig
+from pixelport.errors import PixelportError
+from pixelport.transform import engine, registry
 from pixelport.transform import text as text_layers
 from tests.helpers import Pixelport, Response
 
@@ -37,6 +42,12 @@ def framed_logo() -> bytes:
     square = pyvips.Image.black(40, 40).new_from_image([0, 255, 0, 255]).cast("uchar")
     framed = square.embed(10, 10, 60, 60, extend="background", background=[0, 0, 0, 0])
     return bytes(framed.copy(interpretation="srgb").pngsave_buffer())
+
+
+BASE_PNG = solid(120, 80, BLUE)
+RENDER_OPTIONS = engine.RenderOptions(
+    "image/png", ImagesConfig(), LimitsConfig(max_output_pixels=4_000_000),
+    layer_files={"logo.png": framed_logo()})
 
 
 @pytest.fixture(scope="module")
@@ -280,6 +291,9 @@ def test_text_limits(pp: Pixelport) -> None:
     ("l-video,i-clip.mp4,l-end", ["videos"]),
     ("l-image,i-notes.txt,l-end", ["notes.txt"]),
     ("l-image,i-ik_canvas,w-0.0001,l-end", ["below one pixel"]),
+    ("l-image,i-logo.png,fs-20,l-end", ["fs-20 applies to text layers"]),
+    ("l-text,i-Hi,w-50:lx-5,l-end", ["lx-5 goes in its layer's first step"]),
+    ("fs-20", ["applies inside a layer"]),
 ])
 def test_bad_layers_are_400_naming_the_problem(pp: Pixelport, tr: str, words: list[str]) -> None:
     response = failure(pp, f"/tr:{tr}/blue.png")
@@ -363,3 +377,28 @@ def test_node_sdk_overlay_urls(pp: Pixelport, node_sdk: object) -> None:
         assert "l-end" in url
         img = image(pp, url.removeprefix(pp.url))
         assert near(pixel(img, *at), colour), (url, pixel(img, *at))
+
+
+# --- no layer chain crashes the render: it renders, or is a PixelportError -------------------
+
+RENDER_PIECES = [
+    "l-image", "l-text", "l-end", "i-logo.png", "i-ik_canvas", "i-nothing.png", "ie-SGk=",
+    "i-Hello", "lx-10", "ly-N5", "lx-N0", "lxc-bw_div_2", "lyc-N3", "lfo-bottom", "lap-center",
+    "lm-multiply", "lm-displace", "lm-cutout", "lm-cutter", "fs-20", "fs-0.5", "fs-bh",
+    "ff-PT_Mono", "co-FF000080", "pa-1_2_3", "pa-N5", "tg-b_i", "tg-strikethrough", "al-5",
+    "lh-30", "w-100", "w-0.5", "h-3", "bg-00FF00", "t-false", "o-50", "rt-45", "r-max", "x-5",
+    "y-N5", "bl-3", "e-grayscale", "b-2_red", "cm-pad_resize", "c-force", "ia-center", "w-1",
+    "lso-1", "f-png", "q-50",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(RENDER_PIECES), st.sampled_from([",", ",", ":"])),
+                min_size=1, max_size=12))
+def test_generated_layer_chains_render_or_fail_cleanly(pieces: list[tuple[str, str]]) -> None:
+    text = "".join(p + s for p, s in pieces)
+    try:
+        chain = registry.parse(text)
+        engine.render(BASE_PNG, chain, RENDER_OPTIONS)
+    except PixelportError as error:
+        assert error.status in (400, 404), (text, error)

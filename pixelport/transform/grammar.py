@@ -80,8 +80,8 @@ def _split_layered(text: str, offset: int, depth: int) -> list[RawStep]:
             raise InvalidRequest(f"{error} at position {position}") from None
         if param.key in RETIRED:
             raise InvalidRequest(f"{param} at position {position}: the overlay syntax "
-                                 "oi-/ot-/o…- was retired; write layers as l-image,i-<path>,"
-                                 "…,l-end or l-text,i-<text>,…,l-end")
+                                 "oi-/ot-/o...- was retired; write layers as l-image,i-<path>,"
+                                 "...,l-end or l-text,i-<text>,...,l-end")
         if param.key == "l" and param.value == "end":
             raise InvalidRequest(f"l-end at position {position} closes no layer")
         if param.key == "l":

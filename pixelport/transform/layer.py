@@ -134,9 +134,23 @@ def parse(value: str, build_item: BuildItem) -> Layer:
                       else colours.BLACK,
                       alpha=_alpha(style.get("al")))
     fields["trim"] = Param("t", "false") not in rest
+    _check_keys(kind, [tuple(rest), *steps[1:]])
     chain = ([tuple(rest)] if rest else []) + steps[1:]
     items = tuple(build_item(raw) for raw in chain)
     return Layer(kind, source, items, spec=spec, **fields)  # type: ignore[arg-type]
+
+
+def _check_keys(kind: str, chain: list[RawStep]) -> None:
+    """A layer key out of place names the place it belongs (the registry would only say it
+    belongs inside a layer)."""
+    text_only = set(TEXT_STYLE) - {"w", "bg"}
+    for index, raw in enumerate(chain):
+        for param in raw:
+            if param.key in text_only and kind != "text":
+                raise InvalidRequest(f"{param} applies to text layers (l-text), not to an "
+                                     f"l-{'image' if kind == 'solid' else kind} layer")
+            if param.key in PLACEMENT and index > 0:
+                raise InvalidRequest(f"{param} goes in its layer's first step, before any ':'")
 
 
 def _source(kind: str, own: dict[str, Param]) -> str:
@@ -163,7 +177,7 @@ def _source(kind: str, own: dict[str, Param]) -> str:
         else:
             text = text.replace("@@", "/")
     else:
-        raise InvalidRequest(f"The l-{kind} layer has no input: give i-<…> or ie-<base64>")
+        raise InvalidRequest(f"The l-{kind} layer has no input: give i-<...> or ie-<base64>")
     if kind == "text":
         if not text:
             raise InvalidRequest("The text layer's text is empty")

@@ -45,8 +45,8 @@ def build_step(raw: RawStep) -> Step:
             if param.key in ("if", "n"):
                 raise InvalidRequest(f"{param} must start a step of its own")
             if param.key in LAYER_ONLY:
-                raise InvalidRequest(f"{param} applies inside a layer (l-image|l-text,…,"
-                                     f"{param},…,l-end), not to the base image")
+                raise InvalidRequest(f"{param} applies inside a layer (l-image|l-text,...,"
+                                     f"{param},...,l-end), not to the base image")
             if param.key in NOT_YET:
                 raise InvalidRequest(f"{param} ({NOT_YET[param.key]}) is not supported yet")
             raise InvalidRequest(f"Unknown transformation parameter {param.key!r} in {param}")
@@ -79,7 +79,7 @@ def build_item(raw: RawStep) -> ChainItem:
         return build_step(raw)
     keys = [p.value for p in raw if p.key == "if"]
     if raw[-1] != Param("if", "end") or keys.count("end") != 1 or keys.count("else") > 1:
-        raise InvalidRequest("A conditional must read if-<condition>,…[,if-else,…],if-end "
+        raise InvalidRequest("A conditional must read if-<condition>,...[,if-else,...],if-end "
                              "as one whole step")
     body = list(raw[1:-1])
     split = next((i for i, p in enumerate(body) if p == Param("if", "else")), len(body))
