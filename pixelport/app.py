@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from pixelport.api import openapi
 from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Delivered, Message, Receive, Scope, Send, send_bytes
 from pixelport.cache.originals import OriginalStore
@@ -98,6 +99,7 @@ class App:
         self.siblings = Siblings(place)
         self.purges = PurgeApi(table, purgers, self.siblings)
         self.api.route("/v1/files/purge", self.purges)
+        self.api.route("/v1/openapi.json", openapi.serve)
         if self.media is not None:
             routes = self.media.mount(table, self.purges, self.siblings)
             self.media.named.listeners.append(

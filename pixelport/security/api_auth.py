@@ -18,8 +18,11 @@ from pixelport.asgi import Receive, Scope, Send, send_bytes
 
 ApiHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
 PREFIXES = ("/v1/", "/api/v1/", "/api/v2/")
-# Routes that authenticate themselves: uploads may be signed on the client instead.
-SELF_AUTHENTICATED = ("/api/v1/files/upload", "/api/v2/files/upload")
+# Routes that authenticate themselves (uploads may be signed on the client instead), or need
+# no key.
+SELF_AUTHENTICATED = ("/api/v1/files/upload", "/api/v2/files/upload",
+                      # and what anyone may read: the API's description (api/openapi.py)
+                      "/v1/openapi.json")
 UNAUTHORIZED = ("Your request could not be authenticated: send the private API key as the "
                 "HTTP Basic user name.")
 
