@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from pathlib import Path
@@ -13,7 +14,7 @@ from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Delivered, Message, Receive, Scope, Send, send_bytes
 from pixelport.cache.originals import OriginalStore
 from pixelport.cache.results import ResultCache
-from pixelport.config import Config
+from pixelport.config import Config, EndpointConfig
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
@@ -38,6 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pixelport")
 RECENT_ORIGINALS = 64 * 2**20  # fetched originals kept a few seconds, for their other variants
+# An origin the accounts API replaced or deleted is closed this long after: a request that
+# began on it (a large file streaming) has that long to finish.
+RETIRE_SECONDS = 120.0
+
+
 
 
 class App:
@@ -61,11 +67,15 @@ class App:
             library.append(self.media.origin)
         elif config.library_dir is not None:
             library.append(LibraryOrigin(config.library_dir))
-        endpoints = [
+        self.library_sources = library
+        self.base_endpoints = [
             Endpoint(e, OriginChain((library if e.library else [])
                                     + [self.origins[name] for name in e.origins]))
             for e in config.endpoints
         ]
+        endpoints = list(self.base_endpoints)
+        self.account_origins: dict[str, Origin] = {}  # built from the accounts API's rows
+        self.retiring: dict[Origin, asyncio.Task[None]] = {}  # replaced, closed a while later
         self.pool = WorkPool(config.server.processing_threads, config.server.processing_queue)
         cache = config.cache
         self.results = ResultCache(cache.memory_size, cache.dir / "results" if cache.dir else None,
@@ -75,7 +85,7 @@ class App:
                           if cache.save_originals and cache.dir else None)
         # Answers the HTTP protocol repeats itself (pixelport.server), while their entry lives.
         self.hot = HotAnswers(self.results.memory, cache.ttl) if hot_answers else None
-        table = EndpointTable(endpoints)
+        table = self.table = EndpointTable(endpoints)
         self.sources = Originals(config.limits.max_input_bytes, self.originals,
                                  recent_bytes=RECENT_ORIGINALS // place.count,
                                  recent_ttl=(min(10.0, cache.originals_ttl) if self.originals
@@ -107,8 +117,35 @@ class App:
             )
             self.media.produce = self.produce
             self.media.deliver = self.deliver
+            self.media.rebuild = self.rebuild_endpoints
             self.api.route("/v1", routes)
             self.api.route("/api", routes)
+
+    async def rebuild_endpoints(self) -> None:
+        """The config's endpoints, then the accounts API's, built anew and swapped in at once.
+        Origins replaced are closed a while later: requests in flight finish on them."""
+        from pixelport.library.accounts import CONFIG_PREFIX
+
+        assert self.media is not None
+        accounts = self.media.accounts
+        built = {row.id: accounts.built(row) for row in await accounts.origin_rows()}
+        by_id = {**{CONFIG_PREFIX + name: o for name, o in self.origins.items()}, **built}
+        extra = [
+            Endpoint(EndpointConfig(e.url_prefix, e.origins, e.domains,
+                                    url_rewriter=e.url_rewriter),
+                     OriginChain(self.library_sources + [by_id[i] for i in e.origins
+                                                         if i in by_id]))
+            for e in await accounts.endpoint_rows()
+        ]
+        self.table.replace(self.base_endpoints + extra)
+        retired, self.account_origins = list(self.account_origins.values()), built
+        for origin in retired:
+            self.retiring[origin] = asyncio.create_task(self._retire(origin))
+
+    async def _retire(self, origin: Origin) -> None:
+        await asyncio.sleep(RETIRE_SECONDS)
+        del self.retiring[origin]
+        await origin.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route a request: health checks, the API, else delivery."""
@@ -206,7 +243,10 @@ class App:
         await self.results.close()
         if self.originals is not None:
             self.originals.close()
-        for origin in self.origins.values():
+        for task in self.retiring.values():
+            task.cancel()
+        for origin in [*self.origins.values(), *self.account_origins.values(),
+                       *self.retiring]:
             await origin.aclose()
         await self.http.aclose()
         self.pool.shutdown()

@@ -236,6 +236,9 @@ class SecurityConfig:
     private_keys: tuple[str, ...] = field(default=(), repr=False)  # more keys, for rotation
     # Client-side uploads name it (`publicKey`, and the `kid` of v2 upload tokens); not secret.
     public_key: str | None = None
+    # Encrypts origin credentials stored through the accounts API (security/secrets.py);
+    # also read from PIXELPORT_SECRETS_KEY.
+    secrets_key: str | None = field(default=None, repr=False)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -433,9 +436,22 @@ def _security(s: Section) -> SecurityConfig:
         allow_private_networks=s.flag("allow_private_networks", False),
         private_keys=_keys(s, "private_keys"),
         public_key=s.optional_text("public_key"),
+        secrets_key=_secrets_key(s),
     )
     s.finish()
     return cfg
+
+
+SECRETS_KEY_ENV = "PIXELPORT_SECRETS_KEY"
+MIN_SECRETS_KEY = 16
+
+
+def _secrets_key(s: Section) -> str | None:
+    key = s.optional_text("secrets_key") or os.environ.get(SECRETS_KEY_ENV) or None
+    if key is not None and len(key) < MIN_SECRETS_KEY:
+        raise s.error("secrets_key", f"must be at least {MIN_SECRETS_KEY} characters "
+                      f"(or set {SECRETS_KEY_ENV})")
+    return key
 
 
 def _keys(s: Section, key: str) -> tuple[str, ...]:

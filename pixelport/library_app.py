@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pixelport.api.accounts import AccountRoutes
 from pixelport.api.files import Files
 from pixelport.api.folders import FolderRoutes
 from pixelport.api.purge import PurgeApi
@@ -19,6 +20,7 @@ from pixelport.asgi import Delivered, Receive, Scope, Send
 from pixelport.config import Config
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.errors import ApiError, ApiUnavailable, PixelportError, UploadTooLarge
+from pixelport.library.accounts import Accounts
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Library
 from pixelport.library.folders import Folders
@@ -27,6 +29,7 @@ from pixelport.library.origin import LibraryFiles
 from pixelport.library.records import Urls
 from pixelport.library.storage import FolderStorage
 from pixelport.origins import http1
+from pixelport.origins.base import Shared
 from pixelport.origins.http import HttpClient, check_status
 from pixelport.origins.library import LibraryOrigin
 from pixelport.siblings import Siblings, Unreachable
@@ -50,6 +53,10 @@ class MediaLibrary:
         self.fields = MetadataFields(self.db)
         self.folders = Folders(self.library)
         self.named = NamedTransformations(self.db, config.transformations)
+        self.accounts = Accounts(self.db, config, Shared(config, http))
+        # Applies the config's and the database's origins and endpoints to delivery (the app's
+        # `rebuild_endpoints`, set before `start`).
+        self.rebuild: Callable[[], Awaitable[None]] | None = None
         self.http = http
         self.router: Any = None
         # Runs a delivery GET of a target and drops the answer (`App.produce`).
@@ -75,6 +82,15 @@ class MediaLibrary:
             await self.named.load()
             await siblings.tell({"named": True})
 
+        async def accounts_changed() -> None:
+            await self.apply_accounts()
+            try:
+                await siblings.tell({"accounts": True})
+            except Unreachable as exc:
+                log.error("origins or endpoints changed: %s", exc)
+                raise ApiUnavailable("The change was saved, but not every worker process has "
+                                     "applied it yet; it will at its next start.") from None
+
         self.library.on_change = changed
         urls_for = _urls_for(table)
         security = self.config.security
@@ -84,7 +100,8 @@ class MediaLibrary:
         files = Files(self.library, self.fields, urls_for, purges.request_id,
                       _path_of_url(table), self.delivered)
         self.router = build(uploads, files, FolderRoutes(self.folders),
-                            SettingRoutes(self.fields, self.named, named_changed))
+                            SettingRoutes(self.fields, self.named, named_changed),
+                            AccountRoutes(self.accounts, accounts_changed))
         return self.router  # type: ignore[no-any-return]
 
     async def delivered(self, url: str) -> Delivered:
@@ -107,6 +124,7 @@ class MediaLibrary:
         """Migrate the schema, load named transformations, start the sweeper."""
         await self.db.migrate()
         await self.named.load()
+        await self.apply_accounts()
         self.sweeper = asyncio.create_task(self._sweep_forever())
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
@@ -114,7 +132,15 @@ class MediaLibrary:
         if message.get("named"):
             await self.named.load()
             return {}
+        if message.get("accounts"):
+            await self.apply_accounts()
+            return {}
         return None
+
+    async def apply_accounts(self) -> None:
+        """Rebuild delivery's endpoints from the config and the database (this worker)."""
+        if self.rebuild is not None:
+            await self.rebuild()
 
     async def fetch_url(self, url: str, path: Path, limit: int, timeout: float) -> None:
         """An upload's `file` given as a URL: fetched through the address guard, within

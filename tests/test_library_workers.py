@@ -73,3 +73,32 @@ def test_a_change_through_one_worker_is_seen_through_the_other(tmp_path: Path,
         assert statuses == {404}
     finally:
         _stop(process)
+
+
+def test_an_endpoint_made_through_one_worker_serves_through_both(
+        tmp_path: Path, database_url: str) -> None:
+    """The accounts API applies a change in every worker before it answers."""
+    from tests.helpers import OriginServer
+
+    origin = OriginServer().start()
+    config = _config(tmp_path, database_url)
+    config.write_text(config.read_text() + 'secrets_key = "a key of sixteen characters or more"\n'
+                      "allow_private_networks = true\n")
+    process, url = _serve_config(config, workers=2)
+    try:
+        origin.files["/shop/item.jpg"] = make_image(90, 60)
+        made = httpx.post(f"{url}/v1/accounts/origins", auth=(PRIVATE_KEY, ""),
+                          json={"type": "WEB_FOLDER", "name": "Shop",
+                                "baseUrl": f"http://127.0.0.1:{origin.port}/shop"})
+        assert made.status_code == 201, made.text
+        endpoint = httpx.post(f"{url}/v1/accounts/url-endpoints", auth=(PRIVATE_KEY, ""),
+                              json={"description": "shop", "urlPrefix": "shop",
+                                    "origins": [made.json()["id"]]})
+        assert endpoint.status_code == 201, endpoint.text
+        # New connections each: the kernel spreads them over both workers.
+        widths = {decode(httpx.get(f"{url}/shop/tr:w-{20 + i}/item.jpg").content).width - i
+                  for i in range(16)}
+        assert widths == {20}
+    finally:
+        _stop(process)
+        origin.stop()

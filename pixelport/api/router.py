@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from pixelport.api.accounts import AccountRoutes
 from pixelport.api.common import answer
 from pixelport.api.files import Files
 from pixelport.api.folders import FolderRoutes
@@ -28,9 +29,20 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def build(uploads: Uploads, files: Files, folders: FolderRoutes,
-          settings: SettingRoutes) -> Router:
+          settings: SettingRoutes, accounts: AccountRoutes) -> Router:
     """Every library route, as one ASGI app."""
+    origin, endpoint = "/v1/accounts/origins", "/v1/accounts/url-endpoints"
     routes = [
+        Route(origin, accounts.list_origins, methods=["GET"]),
+        Route(origin, accounts.create_origin, methods=["POST"]),
+        Route(origin + "/{origin_id}", accounts.get_origin, methods=["GET"]),
+        Route(origin + "/{origin_id}", accounts.update_origin, methods=["PUT"]),
+        Route(origin + "/{origin_id}", accounts.delete_origin, methods=["DELETE"]),
+        Route(endpoint, accounts.list_endpoints, methods=["GET"]),
+        Route(endpoint, accounts.create_endpoint, methods=["POST"]),
+        Route(endpoint + "/{endpoint_id}", accounts.get_endpoint, methods=["GET"]),
+        Route(endpoint + "/{endpoint_id}", accounts.update_endpoint, methods=["PUT"]),
+        Route(endpoint + "/{endpoint_id}", accounts.delete_endpoint, methods=["DELETE"]),
         Route("/api/v1/files/upload", uploads.v1, methods=["POST"]),
         Route("/api/v2/files/upload", uploads.v2, methods=["POST"]),
         Route("/v1/files", files.list, methods=["GET"]),

@@ -21,28 +21,49 @@ class Endpoint:
         return self.config.identifier
 
 
+Index = tuple[dict[str, Endpoint], list[tuple[tuple[str, ...], Endpoint]]]
+
+
 class EndpointTable:
-    """Finds the endpoint of a request."""
+    """Finds the endpoint of a request; `replace` swaps every endpoint at once (the accounts
+    API), while a request already resolved keeps the endpoint it found."""
 
     def __init__(self, endpoints: list[Endpoint]) -> None:
-        self.by_domain = {d: e for e in endpoints for d in e.config.domains}
-        # Longest identifier first, counted in segments, so `a/b` wins over `a`.
-        self.by_prefix = sorted(
-            ((tuple(e.identifier.split("/")) if e.identifier else (), e) for e in endpoints),
-            key=lambda item: -len(item[0]),
-        )
+        self.endpoints = list(endpoints)
+        self.index: Index = _index(self.endpoints)
+
+    def replace(self, endpoints: list[Endpoint]) -> None:
+        """Use `endpoints` from now on (one assignment: never half of each)."""
+        index = _index(endpoints)
+        self.endpoints, self.index = list(endpoints), index
+
+    @property
+    def by_prefix(self) -> list[tuple[tuple[str, ...], Endpoint]]:
+        """(identifier segments, endpoint), longest first."""
+        return self.index[1]
 
     def resolve(self, host: str | None, segments: list[str]) -> tuple[Endpoint, int] | None:
         """The endpoint and how many leading path segments its identifier used."""
+        by_domain, by_prefix = self.index
         if host:
             name = _host_name(host)
-            endpoint = self.by_domain.get(name)
+            endpoint = by_domain.get(name)
             if endpoint is not None:
                 return endpoint, 0
-        for prefix, endpoint in self.by_prefix:
+        for prefix, endpoint in by_prefix:
             if tuple(segments[: len(prefix)]) == prefix:
                 return endpoint, len(prefix)
         return None
+
+
+def _index(endpoints: list[Endpoint]) -> Index:
+    by_domain = {d: e for e in endpoints for d in e.config.domains}
+    # Longest identifier first, counted in segments, so `a/b` wins over `a`.
+    by_prefix = sorted(
+        ((tuple(e.identifier.split("/")) if e.identifier else (), e) for e in endpoints),
+        key=lambda item: -len(item[0]),
+    )
+    return by_domain, by_prefix
 
 
 def _host_name(host: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -222,3 +223,36 @@ class RetiredPath(Base):
 
     path: Mapped[str] = mapped_column(String(PATH_LENGTH), primary_key=True)
     retired_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class AccountOrigin(Base):
+    """An origin made through the accounts API (the config's are read-only, not stored).
+
+    `settings` holds ImageKit's non-secret fields as JSON; `secrets` the secret ones
+    (`secretKey`, `sasToken`, `privateKey`), sealed by security/secrets.py.
+    """
+
+    __tablename__ = "account_origins"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(32))  # ImageKit's: S3, S3_COMPATIBLE, WEB_FOLDER…
+    settings: Mapped[str] = mapped_column(Text)
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class AccountEndpoint(Base):
+    """A URL endpoint made through the accounts API: a prefix (or domains) and its origins."""
+
+    __tablename__ = "account_url_endpoints"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    description: Mapped[str] = mapped_column(Text)
+    url_prefix: Mapped[str] = mapped_column(String(255), unique=True)
+    origins: Mapped[str] = mapped_column(Text)  # JSON: origin ids, in order
+    url_rewriter: Mapped[str | None] = mapped_column(String(32))  # CLOUDINARY | IMGIX | AKAMAI
+    domains: Mapped[str] = mapped_column(Text, default="[]")  # JSON: custom domains
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    updated_at: Mapped[datetime] = mapped_column(default=now)
