@@ -111,7 +111,7 @@ class App:
         self.api.route("/v1/files/purge", self.purges)
         self.api.route("/v1/openapi.json", openapi.serve)
         if self.media is not None:
-            routes = self.media.mount(table, self.purges, self.siblings)
+            routes = self.media.mount(table, self.purges, self.siblings, self.origins)
             self.media.named.listeners.append(
                 lambda: self.delivery.use_named(self.media.named.mapping)  # type: ignore[union-attr]
             )

@@ -29,7 +29,7 @@ from pixelport.library.origin import LibraryFiles
 from pixelport.library.records import Urls
 from pixelport.library.storage import FolderStorage
 from pixelport.origins import http1
-from pixelport.origins.base import Shared
+from pixelport.origins.base import Origin, Shared
 from pixelport.origins.http import HttpClient, check_status
 from pixelport.origins.library import LibraryOrigin
 from pixelport.siblings import Siblings, Unreachable
@@ -66,8 +66,8 @@ class MediaLibrary:
         self.warming: set[asyncio.Task[None]] = set()
         self.sweeper: asyncio.Task[None] | None = None
 
-    def mount(self, table: EndpointTable, purges: PurgeApi,
-              siblings: Siblings) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
+    def mount(self, table: EndpointTable, purges: PurgeApi, siblings: Siblings,
+              origins: dict[str, Origin]) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
         """The API routes, with caches purged in every worker on every change."""
         async def changed(paths: Sequence[str]) -> None:
             try:
@@ -101,7 +101,7 @@ class MediaLibrary:
                       _path_of_url(table), self.delivered)
         self.router = build(uploads, files, FolderRoutes(self.folders),
                             SettingRoutes(self.fields, self.named, named_changed),
-                            AccountRoutes(self.accounts, accounts_changed))
+                            AccountRoutes(self.accounts, accounts_changed, origins))
         return self.router  # type: ignore[no-any-return]
 
     async def delivered(self, url: str) -> Delivered:

@@ -185,3 +185,29 @@ def test_secrets_need_a_key_and_a_sealed_database_needs_it_at_start(
     with pytest.raises(WrongKey, match="secrets_key"):
         asyncio.run(start("another key of enough length"))
     asyncio.run(start(SECRETS_KEY))
+
+
+def test_trying_an_origin_reports_the_outcome(serve: Any, tmp_path: Path, database_url: str,
+                                              origin: OriginServer) -> None:
+    origin.files["/configured/photo.jpg"] = make_image(60, 40)
+    root = tmp_path / "library"
+    root.mkdir()
+    pp = serve(accounts_config(root, database_url, origin))
+
+    def attempt(origin_id: str, path: str) -> dict[str, Any]:
+        answer = httpx.post(f"{pp.url}/v1/accounts/origins/{origin_id}/test",
+                            json={"path": path}, auth=AUTH)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    found = attempt("config:web", "photo.jpg")
+    assert found["ok"] is True and found["size"] == len(origin.files["/configured/photo.jpg"])
+    missing = attempt("config:web", "nope.jpg")
+    assert missing["ok"] is False and missing["ikError"].startswith("ENOENT")
+    made = httpx.post(f"{pp.url}/v1/accounts/origins", auth=AUTH,
+                      json={"type": "WEB_FOLDER", "name": "closed",
+                            "baseUrl": "http://127.0.0.1:9/"}).json()
+    closed = attempt(made["id"], "x.jpg")
+    assert closed["ok"] is False and closed["ikError"].startswith("ECONNREFUSED")
+    assert httpx.post(f"{pp.url}/v1/accounts/origins/{made['id']}/test", json={"path": "../x"},
+                      auth=AUTH).status_code == 400

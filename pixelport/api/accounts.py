@@ -12,15 +12,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from pixelport.api.common import answer, json_body, route
+from pixelport.errors import ApiError
 from pixelport.library.accounts import Accounts
+from pixelport.origins.base import Origin
 
 
 class AccountRoutes:
     """Origins and URL endpoints."""
 
-    def __init__(self, accounts: Accounts, changed: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, accounts: Accounts, changed: Callable[[], Awaitable[None]],
+                 configured: dict[str, Origin]) -> None:
         self.accounts = accounts
         self.changed = changed  # rebuilds every worker's endpoints from config and database
+        self.configured = configured  # the config's origins, by name
 
     @route
     async def list_origins(self, request: Request) -> Response:
@@ -53,6 +57,16 @@ class AccountRoutes:
         await self.accounts.delete_origin(request.path_params["origin_id"])
         await self.changed()
         return answer(204, None)
+
+    @route
+    async def try_origin(self, request: Request) -> Response:
+        """POST /v1/accounts/origins/{id}/test {"path": …}: fetch a file through it."""
+        body = await json_body(request)
+        path = body.get("path")
+        if not isinstance(path, str):
+            raise ApiError("path is required: a file the origin should have.")
+        return answer(200, await self.accounts.try_origin(request.path_params["origin_id"],
+                                                          path, self.configured))
 
     @route
     async def list_endpoints(self, request: Request) -> Response:

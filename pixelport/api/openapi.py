@@ -257,6 +257,12 @@ OPERATIONS = (
               "keep their values)", body=ref("OriginRequest"), answer=ref("Origin")),
     Operation("delete", "/v1/accounts/origins/{id}", "Delete an origin no endpoint uses",
               status=204),
+    Operation("post", "/v1/accounts/origins/{id}/test", "Fetch a file through one origin "
+              "alone and report the outcome with its ik-error code (pixelport's addition)",
+              body=obj(("path",), path=STRING),
+              answer=obj(("ok", "path"), ok=BOOLEAN, path=STRING, status=INTEGER,
+                         ikError=STRING, contentType=NULLABLE_STRING,
+                         size={"type": ["integer", "null"]}, milliseconds=NUMBER)),
     Operation("get", "/v1/accounts/url-endpoints", "URL endpoints: the config's (read-only) "
               "and the API's", answer=array(ref("URLEndpoint"))),
     Operation("post", "/v1/accounts/url-endpoints", "Create a URL endpoint",

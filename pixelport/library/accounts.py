@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pixelport.config import URL_REWRITERS, Config, ConfigError, OriginConfig, Section
-from pixelport.errors import ApiError, ApiNotFound
+from pixelport.errors import ApiError, ApiNotFound, PixelportError
 from pixelport.origins import imagekit_fields as fields_of
-from pixelport.origins.base import Origin, Shared
+from pixelport.origins.base import FetchOptions, Origin, Shared
 from pixelport.origins.registry import build_origin
+from pixelport.security.paths import check_file_path
 from pixelport.security.secrets import SecretBox
 from pixelport.state.db import Database
 from pixelport.state.models import AccountEndpoint, AccountOrigin, new_id, now
@@ -147,6 +149,37 @@ class Accounts:
         """A stored origin's object, its secrets opened."""
         public = json.loads(row.settings)
         return self.build(row.id, row.type, public, self._open(row))
+
+    async def try_origin(self, origin_id: str, path: str,
+                         configured: dict[str, Origin]) -> dict[str, Any]:
+        """"Test this origin": fetch `path` through it alone and report what happened, with
+        the ik-error code a delivery would answer (the body is not read past its start)."""
+        checked = check_file_path(path)  # 400 for `..` and the like, before any fetch
+        if not checked:
+            raise ApiError("path is required: a file the origin should have.")
+        if origin_id.startswith(CONFIG_PREFIX):
+            origin = configured.get(origin_id.removeprefix(CONFIG_PREFIX))
+            if origin is None:
+                raise ApiNotFound("No origin with this id.")
+            owned = False
+        else:
+            origin, owned = self.built(await self._row(origin_id)), True
+        began = time.perf_counter()
+        try:
+            got = await origin.fetch(checked, FetchOptions())
+            try:
+                report: dict[str, Any] = {"ok": True, "contentType": got.content_type,
+                                          "size": got.size}
+            finally:
+                await got.close()
+        except PixelportError as error:
+            report = {"ok": False, "status": error.status, "ikError": error.header}
+        finally:
+            if owned:
+                await origin.aclose()
+        report["path"] = path
+        report["milliseconds"] = round((time.perf_counter() - began) * 1000, 1)
+        return report
 
     def _split(self, body: dict[str, Any], kept: dict[str, str] | None = None
                ) -> tuple[str, dict[str, Any], dict[str, str]]:
