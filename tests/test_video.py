@@ -453,7 +453,10 @@ def test_signed_streams_parts_need_no_signature(serve: Any, tmp_path: Path) -> N
 def test_the_demo_video(serve: Any, tmp_path: Path) -> None:
     """The demo library's clip (demo/library, read in place) and GIF, as the README shows."""
     demo = Path(__file__).resolve().parent.parent / "demo" / "library"
-    server = serve({"library": {"dir": str(demo)}})
+    # The database in the test's folder: the default (beside the library) would write
+    # demo/library.db into the checkout.
+    server = serve({"library": {"dir": str(demo)},
+                    "database": {"url": f"sqlite:///{tmp_path / 'library.db'}"}})
     small = server.get("/clip.mp4?tr=w-480,so-1,du-3")
     assert small.status == 200, small.ik_error
     probed = probe_bytes(small.body, tmp_path)
