@@ -58,6 +58,7 @@ class App:
         self.origins = build_all(Shared(config, self.http))
         library: list[Origin] = []
         self.media: MediaLibrary | None = None
+        self.dashboard: Any = None  # the dashboard's ASGI app (with the media library)
         if config.library_dir is not None and config.database.url:
             # Imported only when there is a library: its stack (SQLAlchemy, OpenCV, lark...)
             # is ~70 MB of a worker's memory that a library-less deployment never uses.
@@ -120,6 +121,11 @@ class App:
             self.media.rebuild = self.rebuild_endpoints
             self.api.route("/v1", routes)
             self.api.route("/api", routes)
+            from pixelport.dashboard.app import build_dashboard
+
+            assert self.media.accounts_changed is not None
+            self.dashboard = build_dashboard(config, self.media.accounts,
+                                             self.media.accounts_changed, self.origins)
 
     async def rebuild_endpoints(self) -> None:
         """The config's endpoints, then the accounts API's, built anew and swapped in at once.
@@ -161,6 +167,13 @@ class App:
             return
         if is_api_path(path):
             await self.api(scope, receive, send)
+            return
+        if path == "/dashboard" or path.startswith("/dashboard/"):
+            if self.dashboard is not None:
+                await self.dashboard(scope, receive, send)
+            else:
+                await send_bytes(send, 404, {"content-type": "text/plain; charset=utf-8"},
+                                 b"The dashboard needs the media library: [library] dir.\n")
             return
         await self.timed_delivery(scope, receive, send)
 

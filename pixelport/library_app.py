@@ -57,6 +57,7 @@ class MediaLibrary:
         # Applies the config's and the database's origins and endpoints to delivery (the app's
         # `rebuild_endpoints`, set before `start`).
         self.rebuild: Callable[[], Awaitable[None]] | None = None
+        self.accounts_changed: Callable[[], Awaitable[None]] | None = None  # set by `mount`
         self.http = http
         self.router: Any = None
         # Runs a delivery GET of a target and drops the answer (`App.produce`).
@@ -91,6 +92,7 @@ class MediaLibrary:
                 raise ApiUnavailable("The change was saved, but not every worker process has "
                                      "applied it yet; it will at its next start.") from None
 
+        self.accounts_changed = accounts_changed
         self.library.on_change = changed
         urls_for = _urls_for(table)
         security = self.config.security

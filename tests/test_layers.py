@@ -15,7 +15,8 @@ LOWER = ("pixelport.transform", "pixelport.origins", "pixelport.cache", "pixelpo
          "pixelport.video",
          "pixelport.place", "pixelport.errors", "pixelport.config", "pixelport.asgi",
          "pixelport.http_fields", "pixelport.lru", "pixelport.threadnames")
-UPPER = ("pixelport.delivery", "pixelport.produce", "pixelport.api", "pixelport.app",
+UPPER = ("pixelport.delivery", "pixelport.produce", "pixelport.api", "pixelport.dashboard",
+         "pixelport.app",
          "pixelport.cli", "pixelport.server", "pixelport.workers", "pixelport.siblings")
 
 

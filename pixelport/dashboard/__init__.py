@@ -1,0 +1,1 @@
+"""The dashboard (`/dashboard`): server-rendered pages over the accounts API and library."""
