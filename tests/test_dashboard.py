@@ -93,11 +93,38 @@ def test_add_an_origin_and_an_endpoint_and_see_an_image(board: Any, origin: Orig
     assert f"/shop{width}" in page.content()
     page.screenshot(path=str(SHOTS / f"endpoints-{width}.png"), full_page=True)
 
-    # The image is served through the new endpoint, at once.
-    natural = page.evaluate("""async (src) => {
-        const img = new Image(); img.src = src; await img.decode(); return img.naturalWidth;
-    }""", f"{board.url}/shop{width}/tr:w-300/item.jpg")
-    assert natural == 300
+    # The URL builder: the file through the new endpoint at w-300, previewed, then purged.
+    page.get_by_role("link", name="URL builder").click()
+    page.get_by_label("URL endpoint").select_option(f"shop{width}")
+    page.get_by_label("File path").fill("item.jpg")
+    page.get_by_label("Width (w)").fill("300")
+    preview = page.locator("#preview")
+    page.wait_for_function("() => { const u = document.getElementById('built-url');"
+                           " const i = document.getElementById('preview');"
+                           " return u && u.value.endsWith('w-300') && i && i.complete"
+                           " && i.naturalWidth > 0; }")
+    assert preview.evaluate("i => i.naturalWidth") == 300
+    built = page.get_by_label("URL", exact=True).input_value()
+    assert built == f"{board.url}/shop{width}/item.jpg?tr=w-300"
+    page.screenshot(path=str(SHOTS / f"builder-{width}.png"), full_page=True)
+    page.get_by_role("button", name="Purge this URL").click()
+    page.wait_for_function("() => document.getElementById('purged')"
+                           " && document.getElementById('purged').textContent.trim()")
+    assert page.locator("#purged").inner_text().startswith(f"Purged {built}"), \
+        page.locator("#purged").inner_text()
+    page.get_by_label("Signed URL", exact=True).check()
+    page.get_by_label(re.compile("^Expires in seconds")).fill("600")
+    page.wait_for_function("() => document.getElementById('built-url')"
+                           " && document.getElementById('built-url').value.includes('ik-s=')")
+    signed = page.get_by_label("URL", exact=True).input_value()
+    assert "ik-t=" in signed and httpx.get(signed).status_code == 200
+    page.get_by_role("link", name="Purge").click()
+    page.get_by_label(re.compile("^URL, or a prefix")).fill(f"{board.url}/shop{width}/item.jpg*")
+    page.get_by_role("button", name="Purge", exact=True).click()
+    page.wait_for_load_state()
+    status = page.get_by_role("status").inner_text()
+    assert status.startswith("Purged"), status
+    page.screenshot(path=str(SHOTS / f"purge-{width}.png"), full_page=True)
     assert problems == [], problems
     page.close()
 

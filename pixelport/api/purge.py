@@ -107,22 +107,31 @@ class PurgeApi:
         if not isinstance(url, str) or not url:
             await send_json(send, 400, {"message": "Send JSON {\"url\": \"...\"}."})
             return
+        try:
+            request_id = await self.purge_url(url)
+        except PurgeError as exc:
+            await send_json(send, 400, {"message": str(exc)})
+            return
+        except Unreachable:
+            await send_json(send, 503, {"message": "The purge did not reach every worker "
+                                                   "process; send it again."})
+            return
+        await send_json(send, 201, {"requestId": request_id})
+
+    async def purge_url(self, url: str) -> str:
+        """Purge one URL (or `*` prefix) in every worker; its request id (PurgeError for a URL
+        of no endpoint, Unreachable when a worker did not answer)."""
         request_id = uuid.uuid4().hex
         try:
             removed = await self.apply(url, request_id)
             if self.siblings is not None:
                 replies = await self.siblings.tell({"purge": url, "id": request_id})
                 removed += sum(int(reply.get("removed", 0)) for reply in replies)
-        except PurgeError as exc:
-            await send_json(send, 400, {"message": str(exc)})
-            return
         except Unreachable as exc:
             log.error("purge %s: %s reached only some workers: %s", request_id, url, exc)
-            await send_json(send, 503, {"message": "The purge did not reach every worker "
-                                                   "process; send it again."})
-            return
+            raise
         log.info("purge %s: %s (%d cached items removed)", request_id, url, removed)
-        await send_json(send, 201, {"requestId": request_id})
+        return request_id
 
     async def apply(self, url: str, request_id: str) -> int:
         """Purge `url` from this worker's caches and record the id; how many items went."""

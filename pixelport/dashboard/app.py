@@ -3,9 +3,10 @@
 Log-in with a private key; the session is a signed cookie (Starlette's SessionMiddleware:
 HttpOnly, SameSite=Strict) whose secret is derived from the private key, so every worker
 process honours it; every form carries the session's CSRF token; failed log-ins are slowed
-down (guard.py). Pages so far: overview, external storage (origins: list, add, test, delete)
-and URL endpoints (list, add, delete), over the accounts API's own code (library/accounts.py),
-each change applied in every worker as the API's are.
+down (guard.py). Pages so far: overview, external storage (origins: list, add, test, delete),
+URL endpoints (list, add, delete), the URL builder (live preview, signed URLs) and purge, over
+the API's own code (library/accounts.py, api/purge.py), each change applied in every worker as
+the API's are.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,15 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from pixelport import __version__
+from pixelport.api.purge import PurgeApi, PurgeError
 from pixelport.config import Config
 from pixelport.dashboard.guard import LoginThrottle
 from pixelport.errors import PixelportError
 from pixelport.library.accounts import REWRITERS, Accounts
 from pixelport.origins import imagekit_fields
 from pixelport.origins.base import Origin
+from pixelport.security.signing import sign_url
+from pixelport.siblings import Unreachable
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -43,8 +48,9 @@ class Dashboard:
     """The dashboard's routes, over the accounts API's objects."""
 
     def __init__(self, config: Config, accounts: Accounts, changed: Changed,
-                 configured: dict[str, Origin]) -> None:
+                 configured: dict[str, Origin], purges: PurgeApi) -> None:
         self.config = config
+        self.purges = purges
         self.accounts = accounts
         self.changed = changed  # applies an origin or endpoint change in every worker
         self.configured = configured
@@ -203,6 +209,65 @@ class Dashboard:
         await self.changed()
         return RedirectResponse("/dashboard/endpoints", status_code=303)
 
+    async def builder(self, request: Request) -> Response:
+        """GET /dashboard/builder: the URL builder."""
+        if (denied := await self.denied(request)) is not None:
+            return denied
+        prefixes = [e["urlPrefix"] for e in await self.accounts.endpoints()]
+        return self.page(request, "builder.html", prefixes=prefixes, crops=BUILDER_CROPS,
+                         formats=BUILDER_FORMATS)
+
+    async def built_url(self, request: Request) -> Response:
+        """GET /dashboard/builder/url (htmx): the URL of the form's settings, signed if asked,
+        with a preview."""
+        if (denied := await self.denied(request)) is not None:
+            return denied
+        form = request.query_params
+        prefix = form.get("endpoint", "").strip("/")
+        path = form.get("path", "").strip().lstrip("/")
+        if not path:
+            return HTMLResponse('<p class="help">Give a file path.</p>')
+        steps = []
+        for key in ("w", "h", "q"):
+            value = form.get(key, "").strip()
+            if value.isdigit() and int(value) > 0:
+                steps.append(f"{key}-{value}")
+        for key in ("c", "f"):
+            if form.get(key, "") in (BUILDER_CROPS if key == "c" else BUILDER_FORMATS):
+                steps.append(f"{key}-{form[key]}")
+        base = f"{request.url.scheme}://{request.url.netloc}/"
+        head = base + (f"{prefix}/" if prefix else "")
+        url = head + path + (f"?tr={','.join(steps)}" if steps else "")
+        if form.get("signed") == "on":
+            seconds = form.get("expires", "").strip()
+            expires = int(time.time()) + int(seconds) if seconds.isdigit() else None
+            key = self.config.security.keys[0]
+            url = sign_url(url, head, key, expires)
+        return self.page(request, "built_url.html", url=url)
+
+    async def purge_form(self, request: Request) -> Response:
+        """GET /dashboard/purge."""
+        if (denied := await self.denied(request)) is not None:
+            return denied
+        return self.page(request, "purge.html", result=None)
+
+    async def purge(self, request: Request) -> Response:
+        """POST /dashboard/purge: a URL, or a prefix ending in `*` (htmx or a plain form)."""
+        form = await request.form()
+        if (denied := await self.denied(request, form)) is not None:
+            return denied
+        url = str(form.get("url", "")).strip()
+        try:
+            request_id = await self.purges.purge_url(url)
+            result = {"ok": True, "text": f"Purged {url} (request {request_id})."}
+        except PurgeError as error:
+            result = {"ok": False, "text": str(error)}
+        except Unreachable:
+            result = {"ok": False, "text": "Not every worker process answered: try again."}
+        if request.headers.get("hx-request"):
+            return self.page(request, "purge_result.html", result=result)
+        return self.page(request, "purge.html", 200 if result["ok"] else 400, result=result)
+
     async def static(self, request: Request) -> Response:
         """GET /dashboard/static/{name}: the vendored htmx and the stylesheet."""
         name = request.path_params["name"]
@@ -211,6 +276,9 @@ class Dashboard:
         return FileResponse(HERE / "static" / name,
                             headers={"cache-control": "public, max-age=3600"})
 
+
+BUILDER_CROPS = ("maintain_ratio", "force", "at_max", "at_least")
+BUILDER_FORMATS = ("auto", "jpg", "png", "webp", "avif")
 
 # The add-origin form's fields, in order, with their help (ImageKit's field names).
 FORM_FIELDS = [
@@ -234,9 +302,9 @@ FORM_FIELDS = [
 
 
 def build_dashboard(config: Config, accounts: Accounts, changed: Changed,
-                    configured: dict[str, Origin]) -> Starlette:
+                    configured: dict[str, Origin], purges: PurgeApi) -> Starlette:
     """The dashboard as an ASGI app, mounted at /dashboard."""
-    board = Dashboard(config, accounts, changed, configured)
+    board = Dashboard(config, accounts, changed, configured, purges)
     key = (config.security.keys or ("",))[0]
     secret = hmac.new(key.encode(), b"pixelport dashboard session", hashlib.sha256).hexdigest()
     routes = [
@@ -252,6 +320,10 @@ def build_dashboard(config: Config, accounts: Accounts, changed: Changed,
         Route("/dashboard/endpoints", board.add_endpoint, methods=["POST"]),
         Route("/dashboard/endpoints/{endpoint_id}/delete", board.delete_endpoint,
               methods=["POST"]),
+        Route("/dashboard/builder", board.builder, methods=["GET"]),
+        Route("/dashboard/builder/url", board.built_url, methods=["GET"]),
+        Route("/dashboard/purge", board.purge_form, methods=["GET"]),
+        Route("/dashboard/purge", board.purge, methods=["POST"]),
         Route("/dashboard/static/{name}", board.static, methods=["GET"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(
