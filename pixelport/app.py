@@ -126,7 +126,7 @@ class App:
             assert self.media.accounts_changed is not None
             self.dashboard = build_dashboard(config, self.media.accounts,
                                              self.media.accounts_changed, self.origins,
-                                             self.purges)
+                                             self.purges, self.media.listing)
 
     async def rebuild_endpoints(self) -> None:
         """The config's endpoints, then the accounts API's, built anew and swapped in at once.

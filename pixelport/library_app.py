@@ -24,6 +24,7 @@ from pixelport.library.accounts import Accounts
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Library
 from pixelport.library.folders import Folders
+from pixelport.library.listing import Query, list_assets
 from pixelport.library.named import NamedTransformations
 from pixelport.library.origin import LibraryFiles
 from pixelport.library.records import Urls
@@ -58,6 +59,7 @@ class MediaLibrary:
         # `rebuild_endpoints`, set before `start`).
         self.rebuild: Callable[[], Awaitable[None]] | None = None
         self.accounts_changed: Callable[[], Awaitable[None]] | None = None  # set by `mount`
+        self.urls_for: Callable[[str | None, str], Urls] = _urls_for(EndpointTable([]))
         self.http = http
         self.router: Any = None
         # Runs a delivery GET of a target and drops the answer (`App.produce`).
@@ -94,7 +96,7 @@ class MediaLibrary:
 
         self.accounts_changed = accounts_changed
         self.library.on_change = changed
-        urls_for = _urls_for(table)
+        urls_for = self.urls_for = _urls_for(table)
         security = self.config.security
         uploads = Uploads(self.library, self.fields, security.keys, security.public_key,
                           self.config.limits.max_upload_bytes, urls_for, self.fetch_url,
@@ -138,6 +140,12 @@ class MediaLibrary:
             await self.apply_accounts()
             return {}
         return None
+
+    async def listing(self, path: str, host: str | None, scheme: str) -> list[dict[str, Any]]:
+        """A folder's folders and files, as `GET /v1/files?path=` answers them (the
+        dashboard's library page)."""
+        query = Query.parse({"path": path or "/", "limit": "1000"})
+        return await list_assets(self.db, query, self.urls_for(host, scheme))
 
     async def apply_accounts(self) -> None:
         """Rebuild delivery's endpoints from the config and the database (this worker)."""

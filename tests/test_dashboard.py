@@ -93,6 +93,23 @@ def test_add_an_origin_and_an_endpoint_and_see_an_image(board: Any, origin: Orig
     assert f"/shop{width}" in page.content()
     page.screenshot(path=str(SHOTS / f"endpoints-{width}.png"), full_page=True)
 
+    # The media library: two files uploaded from the page, then in the grid with thumbnails.
+    page.get_by_role("link", name="Media library").click()
+    page.get_by_label("Files", exact=True).set_input_files([
+        {"name": f"up-{width}-a.jpg", "mimeType": "image/jpeg", "buffer": make_image(320, 240)},
+        {"name": f"up-{width}-b.png", "mimeType": "image/png",
+         "buffer": make_image(200, 100, ".png")}])
+    with page.expect_navigation():  # reloaded once both are in
+        page.get_by_role("button", name="Upload").click()
+    grid = page.get_by_role("list", name="Folders and files in /")
+    for name in (f"up-{width}-a.jpg", f"up-{width}-b.png"):
+        tile = grid.get_by_role("listitem").filter(has_text=name)
+        image = tile.get_by_role("img", name=name)
+        image.wait_for()
+        page.wait_for_function("(i) => i.complete && i.naturalWidth > 0",
+                               arg=image.element_handle())
+    page.screenshot(path=str(SHOTS / f"library-{width}.png"), full_page=True)
+
     # The URL builder: the file through the new endpoint at w-300, previewed, then purged.
     page.get_by_role("link", name="URL builder").click()
     page.get_by_label("URL endpoint").select_option(f"shop{width}")

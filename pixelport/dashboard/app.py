@@ -23,7 +23,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -42,15 +48,19 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 SESSION_HOURS = 8
 Changed = Callable[[], Awaitable[None]]
+# A folder's folders and files (MediaLibrary.listing): path, Host, scheme.
+Listing = Callable[[str, str | None, str], Awaitable[list[dict[str, Any]]]]
+UPLOAD_SIGNATURE_SECONDS = 600
 
 
 class Dashboard:
     """The dashboard's routes, over the accounts API's objects."""
 
     def __init__(self, config: Config, accounts: Accounts, changed: Changed,
-                 configured: dict[str, Origin], purges: PurgeApi) -> None:
+                 configured: dict[str, Origin], purges: PurgeApi, listing: Listing) -> None:
         self.config = config
         self.purges = purges
+        self.listing = listing
         self.accounts = accounts
         self.changed = changed  # applies an origin or endpoint change in every worker
         self.configured = configured
@@ -268,10 +278,44 @@ class Dashboard:
             return self.page(request, "purge_result.html", result=result)
         return self.page(request, "purge.html", 200 if result["ok"] else 400, result=result)
 
+    async def library(self, request: Request) -> Response:
+        """GET /dashboard/library?path=/folder: folders, a grid of thumbnails, uploads."""
+        if (denied := await self.denied(request)) is not None:
+            return denied
+        path = "/" + request.query_params.get("path", "/").strip("/")
+        try:
+            items = await self.listing(path, request.headers.get("host"),
+                                       request.url.scheme)
+        except PixelportError as error:
+            items, path = [], "/"
+            return self.page(request, "library.html", 400, items=items, path=path,
+                             parent=None, error=error.message,
+                             uploads=bool(self.config.security.public_key))
+        parent = None if path == "/" else "/" + path.strip("/").rpartition("/")[0]
+        return self.page(request, "library.html", items=items, path=path, parent=parent,
+                         uploads=bool(self.config.security.public_key), error=None)
+
+    async def upload_signature(self, request: Request) -> Response:
+        """GET /dashboard/library/signature: ImageKit's client-side upload parameters (a
+        single-use token, its expiry, their signature), for the page's uploads."""
+        if (denied := await self.denied(request)) is not None:
+            return denied
+        public_key = self.config.security.public_key
+        if not public_key:
+            return JSONResponse({"message": "Set [security] public_key to upload from the "
+                                            "dashboard."}, status_code=400)
+        token = secrets.token_hex(16)
+        expire = str(int(time.time()) + UPLOAD_SIGNATURE_SECONDS)
+        key = self.config.security.keys[0]
+        signature = hmac.new(key.encode(), (token + expire).encode(), hashlib.sha1).hexdigest()
+        return JSONResponse({"token": token, "expire": expire, "signature": signature,
+                             "publicKey": public_key},
+                            headers={"cache-control": "no-store"})
+
     async def static(self, request: Request) -> Response:
         """GET /dashboard/static/{name}: the vendored htmx and the stylesheet."""
         name = request.path_params["name"]
-        if name not in ("htmx.min.js", "dashboard.css"):
+        if name not in ("htmx.min.js", "dashboard.css", "upload.js"):
             return HTMLResponse("Not Found", status_code=404)
         return FileResponse(HERE / "static" / name,
                             headers={"cache-control": "public, max-age=3600"})
@@ -302,9 +346,10 @@ FORM_FIELDS = [
 
 
 def build_dashboard(config: Config, accounts: Accounts, changed: Changed,
-                    configured: dict[str, Origin], purges: PurgeApi) -> Starlette:
+                    configured: dict[str, Origin], purges: PurgeApi,
+                    listing: Listing) -> Starlette:
     """The dashboard as an ASGI app, mounted at /dashboard."""
-    board = Dashboard(config, accounts, changed, configured, purges)
+    board = Dashboard(config, accounts, changed, configured, purges, listing)
     key = (config.security.keys or ("",))[0]
     secret = hmac.new(key.encode(), b"pixelport dashboard session", hashlib.sha256).hexdigest()
     routes = [
@@ -320,6 +365,8 @@ def build_dashboard(config: Config, accounts: Accounts, changed: Changed,
         Route("/dashboard/endpoints", board.add_endpoint, methods=["POST"]),
         Route("/dashboard/endpoints/{endpoint_id}/delete", board.delete_endpoint,
               methods=["POST"]),
+        Route("/dashboard/library", board.library, methods=["GET"]),
+        Route("/dashboard/library/signature", board.upload_signature, methods=["GET"]),
         Route("/dashboard/builder", board.builder, methods=["GET"]),
         Route("/dashboard/builder/url", board.built_url, methods=["GET"]),
         Route("/dashboard/purge", board.purge_form, methods=["GET"]),
