@@ -97,7 +97,7 @@ class App:
         # Video jobs work and claim keys in a folder the worker processes share.
         video_folder = (cache.dir / "video" if cache.dir
                         else Path(tempfile.mkdtemp(prefix="pixelport-video-")))
-        self.videos = VideoProducer(config, self.pool, self.results, video_folder)
+        self.videos = VideoProducer(config, self.pool, self.results, video_folder, self.sources)
         # Encoded forms first: they are made from (and ask production for) the identity form.
         self.compressor = Compressor(self.pool, self.results,
                                      lambda job: self.production.make(job))

@@ -169,6 +169,16 @@ def test_guards(board: Any) -> None:
                                                        "type": "WEB_FOLDER", "name": "x",
                                                        "baseUrl": "ftp://nope"})
         assert bad.status_code == 400 and "base_url" in bad.text  # the error, on the page
+        made = visitor.post("/dashboard/origins", data={"csrf": token.group(1),
+                                                        "type": "WEB_FOLDER", "name": "to go",
+                                                        "baseUrl": "http://example.com"})
+        assert made.status_code == 303 and "to go" in visitor.get("/dashboard/origins").text
+        origin_id = re.search(r'action="/dashboard/origins/([0-9a-f]+)/delete"',
+                              visitor.get("/dashboard/origins").text)
+        assert origin_id is not None
+        gone = visitor.post(f"/dashboard/origins/{origin_id.group(1)}/delete",
+                            data={"csrf": token.group(1)})
+        assert gone.status_code == 303 and "to go" not in visitor.get("/dashboard/origins").text
 
 
 def test_failed_log_ins_are_slowed_down() -> None:

@@ -51,6 +51,7 @@ Changed = Callable[[], Awaitable[None]]
 # A folder's folders and files (MediaLibrary.listing): path, Host, scheme.
 Listing = Callable[[str, str | None, str], Awaitable[list[dict[str, Any]]]]
 UPLOAD_SIGNATURE_SECONDS = 600
+ORIGINS, ENDPOINTS = "/dashboard/origins", "/dashboard/endpoints"
 
 
 class Dashboard:
@@ -148,23 +149,27 @@ class Dashboard:
                     body[field] = hosts
             elif str(form.get(field, "")).strip():
                 body[field] = str(form.get(field)).strip()
+        return await self.change(request, self.accounts.create_origin(body), self.origins,
+                                 ORIGINS)
+
+    async def change(self, request: Request, work: Awaitable[object],
+                     page: Callable[..., Awaitable[Response]], back: str) -> Response:
+        """Make an origin or endpoint change, apply it in every worker, and go back to `back`;
+        a refused change shows `page` again with the error (400)."""
         try:
-            await self.accounts.create_origin(body)
+            await work
         except PixelportError as error:
-            return await self.origins(request, error=error.message, status=400)
+            return await page(request, error=error.message, status=400)
         await self.changed()
-        return RedirectResponse("/dashboard/origins", status_code=303)
+        return RedirectResponse(back, status_code=303)
 
     async def delete_origin(self, request: Request) -> Response:
         """POST /dashboard/origins/{id}/delete."""
         if (denied := await self.denied(request)) is not None:
             return denied
-        try:
-            await self.accounts.delete_origin(request.path_params["origin_id"])
-        except PixelportError as error:
-            return await self.origins(request, error=error.message, status=400)
-        await self.changed()
-        return RedirectResponse("/dashboard/origins", status_code=303)
+        return await self.change(
+            request, self.accounts.delete_origin(request.path_params["origin_id"]),
+            self.origins, ORIGINS)
 
     async def test_origin(self, request: Request) -> Response:
         """POST /dashboard/origins/{id}/test (htmx): the outcome, as a fragment."""
@@ -201,23 +206,16 @@ class Dashboard:
                         if d.strip()]}
         if form.get("urlRewriter"):
             body["urlRewriter"] = {"type": str(form.get("urlRewriter"))}
-        try:
-            await self.accounts.save_endpoint(body)
-        except PixelportError as error:
-            return await self.endpoints(request, error=error.message, status=400)
-        await self.changed()
-        return RedirectResponse("/dashboard/endpoints", status_code=303)
+        return await self.change(request, self.accounts.save_endpoint(body), self.endpoints,
+                                 ENDPOINTS)
 
     async def delete_endpoint(self, request: Request) -> Response:
         """POST /dashboard/endpoints/{id}/delete."""
         if (denied := await self.denied(request)) is not None:
             return denied
-        try:
-            await self.accounts.delete_endpoint(request.path_params["endpoint_id"])
-        except PixelportError as error:
-            return await self.endpoints(request, error=error.message, status=400)
-        await self.changed()
-        return RedirectResponse("/dashboard/endpoints", status_code=303)
+        return await self.change(
+            request, self.accounts.delete_endpoint(request.path_params["endpoint_id"]),
+            self.endpoints, ENDPOINTS)
 
     async def builder(self, request: Request) -> Response:
         """GET /dashboard/builder: the URL builder."""

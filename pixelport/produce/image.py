@@ -18,7 +18,7 @@ from pathlib import Path
 from pixelport.cache.entry import Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import ImagesConfig, LimitsConfig
-from pixelport.errors import LimitExceeded, NotFound, UnsupportedFormat
+from pixelport.errors import NotFound, UnsupportedFormat
 from pixelport.http_fields import http_date
 from pixelport.produce import mime
 from pixelport.produce.job import Job
@@ -26,7 +26,7 @@ from pixelport.produce.mezzanine import Mezzanines, Pending, Sharing
 from pixelport.produce.originals import Fetched, Originals
 from pixelport.security.headers import is_svg, passthrough_headers
 from pixelport.security.svg import sanitize_svg
-from pixelport.transform import engine, layer
+from pixelport.transform import engine
 from pixelport.transform.budget import ABANDONED, SHUTDOWN, Budget
 from pixelport.transform.formats import CONTENT_TYPES
 from pixelport.transform.pool import Stages, WorkPool
@@ -80,7 +80,8 @@ class ImageProducer:
         if fetched.too_large:
             write.abandon()
             return None
-        layer_files, private = await self._layer_files(job)
+        layer_files, private = await self.originals.layer_files(job.source, job.steps,
+                                                                job.fetch)
         if private and not fetched.private:  # a private layer makes the result private
             fetched = replace(fetched, private=True)
         if stages is not None:
@@ -113,25 +114,6 @@ class ImageProducer:
             # The default image is the library's current one, whatever version was asked.
             return await self.originals.fetch(job.source, fallback,
                                               replace(job.fetch, version=None), job.transforming)
-
-    async def _layer_files(self, job: Job) -> tuple[dict[str, bytes], bool]:
-        """The files the chain's layers read (images, library fonts), fetched as originals
-        are (saved copies, one shared fetch, the same limits), and whether any is private."""
-        paths = sorted(layer.inputs(job.steps))
-        if not paths:
-            return {}, False
-        found = await asyncio.gather(*(self._layer_file(job, path) for path in paths))
-        return ({path: f.data for path, f in zip(paths, found, strict=True)},
-                any(f.private for f in found))
-
-    async def _layer_file(self, job: Job, path: str) -> Fetched:
-        try:
-            fetched = await self.originals.fetch(job.source, path, job.fetch, True)
-        except NotFound as missing:
-            raise NotFound(f"The layer file {path!r} was not found: {missing.message}") from None
-        if fetched.too_large:
-            raise LimitExceeded(f"The layer file {path!r} is too large")
-        return fetched
 
     async def _render(self, job: Job, fetched: Fetched, write: ResultWrite,
                       layer_files: dict[str, bytes] | None = None) -> Entry:

@@ -9,10 +9,11 @@ a larger one is TOO_LARGE: the caller streams it as it is.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
@@ -26,7 +27,9 @@ from pixelport.lru import LRU
 from pixelport.origins.base import FetchOptions, Original
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import parse_http_date
+from pixelport.transform import layer
 from pixelport.transform.formats import sniff
+from pixelport.transform.step import ChainItem
 
 log = logging.getLogger("pixelport.produce")
 BUFFER_LIMIT = 8 * 1024 * 1024  # non-image files up to this size are buffered and cached
@@ -91,6 +94,28 @@ class Originals:
         fetched = await self._fetch(endpoint, path, options, transforming)
         if transforming and len(fetched.data) > self.max_input_bytes:  # a saved or held copy
             raise self._too_large()
+        return fetched
+
+    async def layer_files(self, endpoint: Source, steps: Sequence[ChainItem],
+                          options: FetchOptions) -> tuple[dict[str, bytes], bool]:
+        """The files a chain's layers read (images, library fonts), fetched as originals to
+        transform are (saved copies, one shared fetch, max_input_bytes); and whether any is
+        private (the result then is too)."""
+        paths = sorted(layer.inputs(steps))
+        if not paths:
+            return {}, False
+        found = await asyncio.gather(*(self._layer_file(endpoint, p, options) for p in paths))
+        return ({path: f.data for path, f in zip(paths, found, strict=True)},
+                any(f.private for f in found))
+
+    async def _layer_file(self, endpoint: Source, path: str,
+                          options: FetchOptions) -> Fetched:
+        try:
+            fetched = await self.fetch(endpoint, path, options, True)
+        except NotFound as missing:
+            raise NotFound(f"The layer file {path!r} was not found: {missing.message}") from None
+        if fetched.too_large:
+            raise LimitExceeded(f"The layer file {path!r} is too large")
         return fetched
 
     def _too_large(self) -> LimitExceeded:

@@ -26,11 +26,12 @@ from pathlib import Path
 from pixelport.cache.entry import BodyFile, Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import Config
-from pixelport.errors import LimitExceeded, NotFound, UnsupportedFormat
+from pixelport.errors import LimitExceeded, UnsupportedFormat
 from pixelport.http_fields import http_date
 from pixelport.place import alive
 from pixelport.produce.job import Job, NotReady
-from pixelport.transform import engine, layer, overlay
+from pixelport.produce.originals import Originals
+from pixelport.transform import engine, overlay
 from pixelport.transform.budget import Budget
 from pixelport.transform.pool import WorkPool
 from pixelport.transform.step import ChainItem, Step
@@ -65,9 +66,11 @@ class VideoProducer:
     """Makes the results of video jobs (`Job.video`)."""
 
     def __init__(self, config: Config, pool: WorkPool, results: ResultCache,
-                 folder: Path) -> None:
-        """`folder`: where jobs work and claim (shared by the worker processes)."""
+                 folder: Path, originals: Originals) -> None:
+        """`folder`: where jobs work and claim (shared by the worker processes);
+        `originals`: where layers' files come from, as for images."""
         self.config = config
+        self.originals = originals
         self.pool = pool
         self.results = results
         self.work = folder / "work"
@@ -133,7 +136,8 @@ class VideoProducer:
         try:
             async with self._folder() as folder:
                 source = await self._fetch(job, folder)
-                files, private = await self._layer_files(job)
+                files, private = await self.originals.layer_files(job.source, job.steps,
+                                                                  job.fetch)
                 if private:  # a private layer makes the result private
                     source = replace(source, private=True)
                 if job.derivative == "thumbnail":
@@ -248,33 +252,6 @@ class VideoProducer:
             raise LimitExceeded(f"The video's frames ({info.width}x{info.height}) are larger "
                                 f"than {limits.max_input_pixels} pixels (max_input_pixels)")
         return Input(path, demuxer, info, download_ms, last_modified, private)
-
-    async def _layer_files(self, job: Job) -> tuple[dict[str, bytes], bool]:
-        """The files the chain's layers read (images, library fonts), each under
-        max_input_bytes, and whether any is private."""
-        files: dict[str, bytes] = {}
-        private = False
-        cap = self.config.limits.max_input_bytes
-        for path in sorted(layer.inputs(job.steps)):
-            try:
-                original = await job.source.chain.fetch(path, job.fetch)
-            except NotFound as missing:
-                raise NotFound(f"The layer file {path!r} was not found: {missing.message}") \
-                    from None
-            try:
-                if original.size is not None and original.size > cap:
-                    raise LimitExceeded(f"The layer file {path!r} is larger than {cap} bytes")
-                data = bytearray()
-                async for chunk in original.chunks():
-                    data += chunk
-                    if len(data) > cap:
-                        raise LimitExceeded(f"The layer file {path!r} is larger than {cap} "
-                                            "bytes")
-                files[path] = bytes(data)
-                private = private or original.private
-            finally:
-                await original.close()
-        return files, private
 
     async def _transcode(self, job: Job, source: Input, folder: Path,
                          write: ResultWrite, files: dict[str, bytes]) -> Entry:

@@ -29,7 +29,7 @@ from pixelport.transform.budget import Budget
 from pixelport.transform.colours import TRANSPARENT, WHITE, Colour
 from pixelport.transform.geometry import Context, Plan
 from pixelport.transform.sharing import Sharing
-from pixelport.transform.step import Background, ChainItem, Conditional, Step
+from pixelport.transform.step import Background, ChainItem, Step
 
 WEBP_MAX = 16_383
 JPEG_MAX = 65_535
@@ -158,10 +158,9 @@ def _render(data: bytes, chain: list[ChainItem], options: RenderOptions) -> Rend
 def layer_chain(layers: overlay.Inputs) -> overlay.Transform:
     """Runs a layer's own chain on its image: the steps as for a base, their output settings
     (f, q…) ignored, nested layers drawn in turn."""
-    def transform(image: Any, chain: tuple[object, ...], ctx: Context) -> Any:
+    def transform(image: Any, chain: tuple[ChainItem, ...], ctx: Context) -> Any:
         frames = [image]
         for item in chain:
-            assert isinstance(item, (Step, Conditional))
             step = _resolve(item, frames[0], ctx)
             if step.focus == "custom":
                 raise InvalidRequest("fo-custom applies to the base image, not to a layer")

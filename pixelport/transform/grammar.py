@@ -53,7 +53,8 @@ def split_chain(text: str) -> list[RawStep]:
 
 
 def _retired_in(text: str) -> bool:
-    return any(f"{key}-" in text for key in ("oi", "ot"))
+    """Whether a retired overlay key may be in `text` (then the slow path names it)."""
+    return any(f"{key}-" in text for key in RETIRED)
 
 
 def _split_layered(text: str, offset: int, depth: int) -> list[RawStep]:

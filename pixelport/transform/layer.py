@@ -21,7 +21,7 @@ from pixelport.transform import colours, expr
 from pixelport.transform.colours import Colour
 from pixelport.transform.expr import Expr
 from pixelport.transform.grammar import Param, RawStep, split_chain
-from pixelport.transform.step import Conditional, Step
+from pixelport.transform.step import ChainItem, Step
 
 KINDS = ("image", "text", "video", "subtitles")
 CANVAS = "ik_canvas"  # l-image,i-ik_canvas,bg-<colour>: a solid block
@@ -35,10 +35,11 @@ TYPOGRAPHY = ("b", "i", "strikethrough")
 # The keys of the layer itself (the rest of its first step is its transformation chain).
 PLACEMENT = ("i", "ie", "lx", "ly", "lxc", "lyc", "lfo", "lap", "lm", "lso", "leo", "ldu")
 TEXT_STYLE = ("fs", "ff", "co", "ia", "pa", "al", "tg", "lh", "w", "bg")
+TEXT_ONLY = frozenset(TEXT_STYLE) - {"w", "bg"}  # keys no other chain takes
 SOLID_STYLE = ("w", "h", "bg", "al")
 DEFAULT_FONT_SIZE = 45
 
-BuildItem = Callable[[RawStep], object]  # registry.build_item, passed in (no import cycle)
+BuildItem = Callable[[RawStep], ChainItem]  # registry.build_item, passed in (no import cycle)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class Layer:
 
     kind: str  # image | text | solid | video | subtitles
     source: str  # the image's path, or the text
-    steps: tuple[object, ...] = ()  # the layer's own ChainItems
+    steps: tuple[ChainItem, ...] = ()  # the layer's own chain
     x: Expr | None = None
     y: Expr | None = None
     xc: Expr | None = None
@@ -143,10 +144,9 @@ def parse(value: str, build_item: BuildItem) -> Layer:
 def _check_keys(kind: str, chain: list[RawStep]) -> None:
     """A layer key out of place names the place it belongs (the registry would only say it
     belongs inside a layer)."""
-    text_only = set(TEXT_STYLE) - {"w", "bg"}
     for index, raw in enumerate(chain):
         for param in raw:
-            if param.key in text_only and kind != "text":
+            if param.key in TEXT_ONLY and kind != "text":
                 raise InvalidRequest(f"{param} applies to text layers (l-text), not to an "
                                      f"l-{'image' if kind == 'solid' else kind} layer")
             if param.key in PLACEMENT and index > 0:
@@ -258,18 +258,23 @@ def _alpha(param: Param | None) -> int | None:
     return int(param.value)
 
 
-def inputs(items: Sequence[object]) -> set[str]:
+def inputs(items: Sequence[ChainItem]) -> set[str]:
     """Every library/origin path a chain's layers read (images and font files), nested too."""
     found: set[str] = set()
     for item in items:
-        steps = [item] if isinstance(item, Step) else (
-            [s for s in (item.then, item.otherwise) if s is not None]
-            if isinstance(item, Conditional) else [])
+        steps = [item] if isinstance(item, Step) else [
+            s for s in (item.then, item.otherwise) if s is not None]
         for step in steps:
             for layer in step.layers:
-                if layer.kind == "image":
-                    found.add(layer.source)
-                if layer.text is not None and layer.text.font_path:
-                    found.add(layer.text.font_path)
-                found |= inputs(layer.steps)
+                found |= files(layer)
+    return found
+
+
+def files(layer: Layer) -> set[str]:
+    """The paths one layer reads: its image or font file, and its nested layers'."""
+    found = inputs(layer.steps)
+    if layer.kind == "image":
+        found.add(layer.source)
+    if layer.text is not None and layer.text.font_path:
+        found.add(layer.text.font_path)
     return found

@@ -25,11 +25,11 @@ from pixelport.lru import LRU
 from pixelport.transform import geometry, load, pixels, text
 from pixelport.transform.expr import Expr
 from pixelport.transform.geometry import Context
-from pixelport.transform.layer import Layer
-from pixelport.transform.layer import inputs as layer_inputs
+from pixelport.transform.layer import Layer, files
+from pixelport.transform.step import ChainItem, Step
 
 # Runs a layer's own chain on its image (engine.py's, passed in: no import cycle).
-Transform = Callable[[Any, tuple[object, ...], Context], Any]
+Transform = Callable[[Any, tuple[ChainItem, ...], Context], Any]
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,8 @@ _made_lock = threading.Lock()
 def made(layer: Layer, base_w: int, base_h: int, ctx: Context, inputs: Inputs,
          transform: Transform) -> Made:
     """`make`'s image in memory, from the kept ones when the same layer was made before."""
-    files = sorted(layer_inputs([_holder(layer)]))
     digest = hashlib.blake2b(digest_size=16)
-    for path in files:
+    for path in sorted(files(layer)):
         digest.update(path.encode() + b"\0" + hashlib.blake2b(inputs.files.get(path, b""))
                       .digest())
     key = (layer.spec, base_w, base_h, ctx.input_width, ctx.input_height, ctx.base_width,
@@ -98,13 +97,6 @@ def made(layer: Layer, base_w: int, base_h: int, ctx: Context, inputs: Inputs,
         with _made_lock:
             _made.put(key, image)
     return image
-
-
-def _holder(layer: Layer) -> Any:
-    """A step holding only `layer`, so `layer.inputs` lists what it reads."""
-    from pixelport.transform.step import Step
-
-    return Step(layers=[layer])
 
 
 def make(layer: Layer, base_w: int, base_h: int, ctx: Context, inputs: Inputs,
@@ -252,13 +244,12 @@ def _over_opaque(base: Any, made_image: Made, left: int, top: int) -> Any:
 def _displace(base: Any, layer_image: Any, left: int, top: int, layer: Layer) -> Any:
     """lm-displace: the layer's red band moves the base's pixels across, its green band down,
     by up to the layer's x-/y- pixels (128 moves nothing)."""
-    step = next((s for s in layer.steps if getattr(s, "x", None) is not None
-                 or getattr(s, "y", None) is not None), None)
+    plain = [s for s in layer.steps if isinstance(s, Step)]
+    step = next((s for s in plain if s.x is not None or s.y is not None), None)
     if step is None:
         raise InvalidRequest(f"lm-displace needs x- or y- in the layer {layer.spec} to set how "
                              "far it moves the base's pixels")
-    amount_x = _constant(getattr(step, "x", None))
-    amount_y = _constant(getattr(step, "y", None))
+    amount_x, amount_y = _constant(step.x), _constant(step.y)
     region = layer_image.embed(left, top, base.width, base.height, extend="background",
                                background=[128, 128, 128, 0])
     shift = (region.extract_band(0, n=2).cast("float") - 128) / 128

@@ -26,7 +26,7 @@ CONDITION_PROPERTIES = ("w", "h", "ar", "iw", "ih", "iar")
 CONDITION_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte")
 NO_NAMED: Mapping[str, str] = {}
 # Keys of a layer's own (layer.py), refused with a pointer when given to the base.
-LAYER_ONLY = frozenset(layer.PLACEMENT + layer.TEXT_STYLE) - {"w", "bg"}
+LAYER_ONLY = frozenset(layer.PLACEMENT) | layer.TEXT_ONLY
 # What ImageKit's SDKs can emit and pixelport does not do yet (docs/transformations.md).
 NOT_YET = {"dn": "the density of a vector input", "fol": "subtitle outline",
            "fsh": "subtitle shadow"}
