@@ -14,7 +14,8 @@ from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Delivered, Message, Receive, Scope, Send, send_bytes
 from pixelport.cache.originals import OriginalStore
 from pixelport.cache.results import ResultCache
-from pixelport.config import Config, EndpointConfig
+from pixelport.config import AccountConfig, Config, EndpointConfig
+from pixelport.delivery.account import DEFAULT
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
@@ -29,12 +30,14 @@ from pixelport.produce.image import ImageProducer
 from pixelport.produce.originals import Originals
 from pixelport.produce.production import Production
 from pixelport.produce.video import VideoProducer
-from pixelport.security.api_auth import ApiGate, is_api_path
+from pixelport.security.api_auth import ApiGate, ApiRoutes, is_api_path
 from pixelport.security.deadline import with_deadline
 from pixelport.siblings import Siblings
+from pixelport.tenancy import Tenant, account_config, account_of, elsewhere
 from pixelport.transform.pool import WorkPool
 
 if TYPE_CHECKING:
+    from pixelport.api.upload import Uploads
     from pixelport.library_app import MediaLibrary
 
 log = logging.getLogger("pixelport")
@@ -75,7 +78,6 @@ class App:
             for e in config.endpoints
         ]
         endpoints = list(self.base_endpoints)
-        self.account_origins: dict[str, Origin] = {}  # built from the accounts API's rows
         self.retiring: dict[Origin, asyncio.Task[None]] = {}  # replaced, closed a while later
         self.pool = WorkPool(config.server.processing_threads, config.server.processing_queue)
         cache = config.cache
@@ -105,22 +107,20 @@ class App:
         self.delivery = Delivery(config, table, self.results, self.production, self.hot)
         self.timed_delivery = with_deadline(self.delivery, config.server.request_timeout)
         self.api = ApiGate(config.security.keys)
-        purgers = [self.results.purge, self.sources.purge] + (
+        self.purgers = [self.results.purge, self.sources.purge] + (
             [self.originals.purge] if self.originals else [])
         self.siblings = Siblings(place)
-        self.purges = PurgeApi(table, purgers, self.siblings)
+        self.purges = PurgeApi(table, self.purgers, self.siblings)
         self.api.route("/v1/files/purge", self.purges)
         self.api.route("/v1/openapi.json", openapi.serve)
+        # Every account by name ("" the default): its library, keys, endpoints (tenancy.py).
+        self.tenants: dict[str, Tenant] = {}
         if self.media is not None:
-            routes = self.media.mount(table, self.purges, self.siblings, self.origins)
-            self.media.named.listeners.append(
-                lambda: self.delivery.use_named(self.media.named.mapping)  # type: ignore[union-attr]
-            )
-            self.media.produce = self.produce
-            self.media.deliver = self.deliver
-            self.media.rebuild = self.rebuild_endpoints
-            self.api.route("/v1", routes)
-            self.api.route("/api", routes)
+            self.tenants[""] = Tenant(DEFAULT, self.media, self.purges, self.api.default,
+                                      self.base_endpoints, library, self.origins)
+            self.mount(self.tenants[""])
+            for spec in config.accounts:
+                self.add_tenant(spec)
             from pixelport.dashboard.app import build_dashboard
 
             assert self.media.accounts_changed is not None
@@ -128,24 +128,58 @@ class App:
                                              self.media.accounts_changed, self.origins,
                                              self.purges, self.media.listing)
 
-    async def rebuild_endpoints(self) -> None:
-        """The config's endpoints, then the accounts API's, built anew and swapped in at once.
-        Origins replaced are closed a while later: requests in flight finish on them."""
-        from pixelport.library.accounts import CONFIG_PREFIX
+    def mount(self, tenant: Tenant) -> None:
+        """Wire an account's library to delivery, its API routes to its keys."""
+        media, account = tenant.media, tenant.account
+        router = media.mount(self.table, tenant.purges, self.siblings, tenant.configured)
+        media.named.listeners.append(
+            lambda: self.delivery.use_named(media.named.mapping, account))
+        media.produce = self.produce
+        media.deliver = self.deliver
+        media.rebuild = self.rebuild_endpoints
+        media.accounts.elsewhere = lambda: elsewhere(account, self.tenants.values(),
+                                                     self.table.endpoints)
+        if tenant.routes is not self.api.default:
+            tenant.routes.route("/v1/files/purge", tenant.purges)
+        tenant.routes.route("/v1", router)
+        tenant.routes.route("/api", router)
+        assert media.uploads is not None
+        if account is DEFAULT:
+            media.uploads.by_public_key = self.uploads_of
 
-        assert self.media is not None
-        accounts = self.media.accounts
-        built = {row.id: accounts.built(row) for row in await accounts.origin_rows()}
-        by_id = {**{CONFIG_PREFIX + name: o for name, o in self.origins.items()}, **built}
-        extra = [
-            Endpoint(EndpointConfig(e.url_prefix, e.origins, e.domains,
-                                    url_rewriter=e.url_rewriter),
-                     OriginChain(self.library_sources + [by_id[i] for i in e.origins
-                                                         if i in by_id]))
-            for e in await accounts.endpoint_rows()
-        ]
-        self.table.replace(self.base_endpoints + extra)
-        retired, self.account_origins = list(self.account_origins.values()), built
+    def uploads_of(self, public_key: str) -> Uploads | None:
+        """The uploads of the account whose public key this is (signed client-side uploads
+        name their account only by it)."""
+        for tenant in self.tenants.values():
+            if public_key and tenant.media.config.security.public_key == public_key:
+                return tenant.media.uploads
+        return None
+
+    def add_tenant(self, spec: AccountConfig) -> Tenant:
+        """A sub-account's library, keys, purge scope and default endpoint (its prefix)."""
+        from pixelport.library_app import MediaLibrary
+
+        tenant_config = account_config(self.config, spec)
+        account = account_of(spec, tenant_config)
+        media = MediaLibrary(tenant_config, spec.library_dir, self.http, account)
+        default = Endpoint(EndpointConfig(spec.prefix, ()), OriginChain([media.origin]), account)
+        tenant = Tenant(account, media, PurgeApi(self.table, self.purgers, self.siblings, account),
+                        ApiRoutes(tenant_config.security.keys), [default], [media.origin])
+        self.api.accounts[spec.name] = tenant.routes
+        self.tenants[spec.name] = tenant
+        self.mount(tenant)
+        return tenant
+
+    async def rebuild_endpoints(self) -> None:
+        """Every account's endpoints (the config's, then its accounts API's), built anew and
+        swapped in at once. Origins replaced are closed a while later: requests in flight
+        finish on them."""
+        endpoints: list[Endpoint] = []
+        retired: list[Origin] = []
+        for tenant in self.tenants.values():
+            retired += tenant.built.values()
+            endpoints += await tenant.endpoints()
+        self.table.replace(endpoints)
         for origin in retired:
             self.retiring[origin] = asyncio.create_task(self._retire(origin))
 
@@ -187,8 +221,8 @@ class App:
                 await self.videos.start()
                 if self.originals is not None:
                     await self.originals.start()
-                if self.media is not None:
-                    await self.media.start()
+                for tenant in self.tenants.values():
+                    await tenant.media.start()
                 await self.siblings.start(self.on_message)
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
@@ -237,11 +271,13 @@ class App:
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
         """A message from another worker: a library change, else a purge."""
-        if self.media is not None:
-            reply = await self.media.on_message(message)
-            if reply is not None:
-                return reply
-        return await self.purges.on_message(message)
+        tenant = self.tenants.get(str(message.get("account", "")))
+        if tenant is None:
+            return await self.purges.on_message(message)
+        reply = await tenant.media.on_message(message)
+        if reply is not None:
+            return reply
+        return await tenant.purges.on_message(message)
 
     def drain(self, seconds: float) -> None:
         """Shutting down: renders under way, and any started from now, end within `seconds`."""
@@ -252,15 +288,15 @@ class App:
         self.images.stop()  # renders still running end at their next tile
         await self.videos.stop()  # ffmpeg processes are killed
         await self.siblings.close()
-        if self.media is not None:
-            await self.media.aclose()
+        for tenant in self.tenants.values():
+            await tenant.media.aclose()
         await self.results.close()
         if self.originals is not None:
             self.originals.close()
         for task in self.retiring.values():
             task.cancel()
-        for origin in [*self.origins.values(), *self.account_origins.values(),
-                       *self.retiring]:
+        built = [o for tenant in self.tenants.values() for o in tenant.built.values()]
+        for origin in [*self.origins.values(), *built, *self.retiring]:
             await origin.aclose()
         await self.http.aclose()
         self.pool.shutdown()

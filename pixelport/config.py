@@ -299,6 +299,9 @@ class DatabaseConfig:
 
     # "sqlite+aiosqlite:///…" (embedded, one node) or "postgresql+asyncpg://…" (many nodes).
     url: str = field(default="", repr=False)  # the URL may carry a password
+    # PostgreSQL: the schema the tables live in (a sub-account's, in the default account's
+    # database); None: the server's default search path.
+    schema: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -340,6 +343,22 @@ class EndpointConfig:
 
 
 @dataclass(frozen=True)
+class AccountConfig:
+    """One `[[account]]`: a sub-account with its own keys, media library, origins, endpoints,
+    named transformations and purge scope (pixelport/tenancy.py), reached under its `prefix`
+    (`/<prefix>/<endpoint>/...`) or on its own `domains` without it."""
+
+    name: str
+    prefix: str
+    private_key: str = field(repr=False)
+    public_key: str | None = None
+    domains: tuple[str, ...] = ()
+    library_dir: Path = Path("accounts")
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    source: str = "config"  # "config", or "database" for one made in the dashboard
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -354,6 +373,9 @@ class Config:
     transformations: Mapping[str, str] = field(default_factory=dict)
     origins: tuple[OriginConfig, ...] = ()
     endpoints: tuple[EndpointConfig, ...] = (EndpointConfig("", ()),)
+    accounts: tuple[AccountConfig, ...] = ()
+    # Where sub-accounts made in the dashboard keep their libraries (`[library] accounts_dir`).
+    accounts_dir: Path | None = None
     source: str = "<defaults>"
 
 
@@ -381,19 +403,22 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
               base: Path | None = None) -> Config:
     """Validate an already-parsed config mapping."""
     root = Section(data, "", source, base or Path.cwd())
-    library_dir = _library(root.table("library"))
+    library_dir, accounts_dir = _library(root.table("library"))
+    database = _database(root.table("database"), library_dir)
     config = Config(
         server=_server(root.table("server")),
         security=_security(root.table("security")),
         limits=_limits(root.table("limits")),
         cache=_cache(root.table("cache")),
         library_dir=library_dir,
-        database=_database(root.table("database"), library_dir),
+        database=database,
         images=_images(root.table("images")),
         video=_video(root.table("video")),
         transformations=_named(root.table("transformations")),
         origins=_origins(root),
         endpoints=_endpoints(root),
+        accounts=_accounts(root, database, accounts_dir),
+        accounts_dir=accounts_dir,
         source=source,
     )
     root.finish()
@@ -512,10 +537,12 @@ def _video(s: Section) -> VideoConfig:
     return cfg
 
 
-def _library(s: Section) -> Path | None:
+def _library(s: Section) -> tuple[Path | None, Path | None]:
     path = s.path("dir", "data/library")
+    # Sub-accounts' libraries: beside the default one (data/library → data/accounts/<name>).
+    accounts = s.path("accounts_dir", str(path.parent / "accounts") if path else None)
     s.finish()
-    return path
+    return path, accounts
 
 
 def _database(s: Section, library_dir: Path | None) -> DatabaseConfig:
@@ -529,6 +556,14 @@ def _database(s: Section, library_dir: Path | None) -> DatabaseConfig:
         return DatabaseConfig(database_url(url, s.base))
     except ValueError as exc:
         raise s.error("url", str(exc)) from None
+
+
+def account_database(main: DatabaseConfig, name: str, library_dir: Path) -> DatabaseConfig:
+    """A sub-account's database by default: on SQLite a file beside its library; on
+    PostgreSQL a schema of its own (`account_<name>`) in the default account's database."""
+    if main.dialect == "postgresql":
+        return DatabaseConfig(main.url, "account_" + name.replace("-", "_"))
+    return DatabaseConfig(f"sqlite+aiosqlite:///{library_dir}.db")
 
 
 def database_url(url: str, base: Path) -> str:
@@ -639,6 +674,70 @@ def _endpoints(root: Section) -> tuple[EndpointConfig, ...]:
     return tuple(endpoints)
 
 
+ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+# First path segments that are never an account's prefix: the API's, the dashboard's, health.
+RESERVED_PREFIXES = frozenset({"v1", "api", "dashboard", "healthz", "readyz", "metrics"})
+
+
+def _accounts(root: Section, main: DatabaseConfig,
+              accounts_dir: Path | None) -> tuple[AccountConfig, ...]:
+    accounts: list[AccountConfig] = []
+    for s in _array(root, "account"):
+        name = s.text("name")
+        if not ACCOUNT_NAME.fullmatch(name):
+            raise s.error("name", "must be 1-40 lower-case letters, digits and '-'")
+        prefix = s.text("prefix", name).strip("/")
+        if not _NAME_RE.fullmatch(prefix) or "_" in prefix or prefix in RESERVED_PREFIXES:
+            raise s.error("prefix", "must be one path segment of letters, digits and '-', "
+                          "other than " + ", ".join(sorted(RESERVED_PREFIXES)))
+        private = s.optional_text("private_key")
+        if not private:
+            raise s.error("private_key", "is required: the account's API key and URL signer")
+        if not main.url or accounts_dir is None:
+            raise s.error("name", "sub-accounts need the media library ([library] dir)")
+        folder = s.path("dir", str(accounts_dir / name))
+        assert folder is not None
+        url = s.optional_text("database_url")
+        try:
+            database = (DatabaseConfig(database_url(url, s.base)) if url
+                        else account_database(main, name, folder))
+        except ValueError as exc:
+            raise s.error("database_url", str(exc)) from None
+        accounts.append(AccountConfig(
+            name=name, prefix=prefix, private_key=private,
+            public_key=s.optional_text("public_key"),
+            domains=tuple(d.lower().rstrip(".") for d in s.strings("domains")),
+            library_dir=folder, database=database))
+        s.finish()
+    return tuple(accounts)
+
+
+def _cross_check_accounts(config: Config, source: str) -> None:
+    keys = set(config.security.keys)
+    publics = {config.security.public_key} - {None}
+    names: set[str] = set()
+    prefixes = {e.identifier.split("/", 1)[0] for e in config.endpoints if e.identifier}
+    domains = {d for e in config.endpoints for d in e.domains}
+    for i, account in enumerate(config.accounts):
+        where = f"{source}: account[{i}]"
+        if account.name in names:
+            raise ConfigError(f"{where}.name: account {account.name!r} is defined twice")
+        if account.prefix in prefixes:
+            raise ConfigError(f"{where}.prefix: {account.prefix!r} is already the first "
+                              f"segment of an endpoint or another account's prefix")
+        if account.private_key in keys or account.public_key in publics:
+            raise ConfigError(f"{where}: each account needs keys of its own")
+        for domain in account.domains:
+            if domain in domains:
+                raise ConfigError(f"{where}.domains: {domain!r} is already bound")
+            domains.add(domain)
+        names.add(account.name)
+        prefixes.add(account.prefix)
+        keys.add(account.private_key)
+        publics.add(account.public_key)
+        publics.discard(None)
+
+
 def _cross_check(config: Config, root: Section) -> None:
     names = {o.name for o in config.origins}
     domains: dict[str, str] = {}
@@ -652,6 +751,7 @@ def _cross_check(config: Config, root: Section) -> None:
                     f"{root.source}: endpoint[{i}].domains: {domain!r} is already bound to "
                     f"endpoint {domains[domain]!r}")
             domains[domain] = endpoint.identifier
+    _cross_check_accounts(config, root.source)
 
 
 def parse_listen(listen: str) -> tuple[str, int]:

@@ -18,6 +18,7 @@ from pixelport.api.settings import SettingRoutes
 from pixelport.api.upload import Uploads
 from pixelport.asgi import Delivered, Receive, Scope, Send
 from pixelport.config import Config
+from pixelport.delivery.account import DEFAULT, Account
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.errors import ApiError, ApiUnavailable, PixelportError, UploadTooLarge
 from pixelport.library.accounts import Accounts
@@ -45,9 +46,13 @@ ORPHAN_AGE = 3600.0  # unreferenced bytes younger than this may belong to a comm
 class MediaLibrary:
     """The library's parts in one worker: database, storage, files, folders, API routes."""
 
-    def __init__(self, config: Config, root: Path, http: HttpClient) -> None:
+    def __init__(self, config: Config, root: Path, http: HttpClient,
+                 account: Account = DEFAULT) -> None:
+        """`account`: whose library this is (a sub-account's `config` carries its keys,
+        folder and database; pixelport/tenancy.py)."""
         self.config = config
-        self.db = Database(config.database.url)
+        self.account = account
+        self.db = Database(config.database.url, schema=config.database.schema)
         self.storage = FolderStorage(root)
         self.library = Library(self.db, self.storage)
         self.origin = LibraryFiles(self.library, LibraryOrigin(root))
@@ -59,7 +64,9 @@ class MediaLibrary:
         # `rebuild_endpoints`, set before `start`).
         self.rebuild: Callable[[], Awaitable[None]] | None = None
         self.accounts_changed: Callable[[], Awaitable[None]] | None = None  # set by `mount`
-        self.urls_for: Callable[[str | None, str], Urls] = _urls_for(EndpointTable([]))
+        self.urls_for: Callable[[str | None, str], Urls] = _urls_for(EndpointTable([]),
+                                                                     account)
+        self.uploads: Uploads | None = None  # set by `mount`
         self.http = http
         self.router: Any = None
         # Runs a delivery GET of a target and drops the answer (`App.produce`).
@@ -83,12 +90,12 @@ class MediaLibrary:
 
         async def named_changed() -> None:
             await self.named.load()
-            await siblings.tell({"named": True})
+            await siblings.tell({"named": True, "account": self.account.name})
 
         async def accounts_changed() -> None:
             await self.apply_accounts()
             try:
-                await siblings.tell({"accounts": True})
+                await siblings.tell({"accounts": True, "account": self.account.name})
             except Unreachable as exc:
                 log.error("origins or endpoints changed: %s", exc)
                 raise ApiUnavailable("The change was saved, but not every worker process has "
@@ -96,13 +103,14 @@ class MediaLibrary:
 
         self.accounts_changed = accounts_changed
         self.library.on_change = changed
-        urls_for = self.urls_for = _urls_for(table)
+        urls_for = self.urls_for = _urls_for(table, self.account)
         security = self.config.security
-        uploads = Uploads(self.library, self.fields, security.keys, security.public_key,
-                          self.config.limits.max_upload_bytes, urls_for, self.fetch_url,
-                          self.named, self.config.images, self.config.limits, self.warm)
+        uploads = self.uploads = Uploads(
+            self.library, self.fields, security.keys, security.public_key,
+            self.config.limits.max_upload_bytes, urls_for, self.fetch_url, self.named,
+            self.config.images, self.config.limits, self.warm)
         files = Files(self.library, self.fields, urls_for, purges.request_id,
-                      _path_of_url(table), self.delivered)
+                      _path_of_url(table, self.account), self.delivered)
         self.router = build(uploads, files, FolderRoutes(self.folders),
                             SettingRoutes(self.fields, self.named, named_changed),
                             AccountRoutes(self.accounts, accounts_changed, origins))
@@ -120,6 +128,8 @@ class MediaLibrary:
         """Have a delivery target produced in the background (`produce`, set by the app)."""
         if self.produce is None:
             return
+        if self.account.prefix:  # a sub-account's files are under its prefix
+            target = f"/{self.account.prefix}{target}"
         task = asyncio.create_task(self.produce(target))
         self.warming.add(task)
         task.add_done_callback(self.warming.discard)
@@ -209,27 +219,29 @@ class MediaLibrary:
         await self.db.aclose()
 
 
-def _urls_for(table: EndpointTable) -> Callable[[str | None, str], Urls]:
-    """Delivery URLs for an API request: on the endpoint its Host is the domain of, else on
-    the default endpoint (or the first that serves the library)."""
+def _urls_for(table: EndpointTable, account: Account) -> Callable[[str | None, str], Urls]:
+    """Delivery URLs for an API request of `account`: on the endpoint its Host is the domain
+    of, else on the account's shortest endpoint that serves the library."""
     def urls_for(host: str | None, scheme: str) -> Urls:
         base = f"{scheme}://{host or 'localhost'}"
         # With no path segments, only a domain or the default ("") endpoint can match.
         found = table.resolve(host, [])
-        if found is not None and found[0].config.library:
+        if found is not None and found[0].config.library and found[0].account is account:
             return Urls(base)
-        serving = [e for _, e in reversed(table.by_prefix) if e.config.library]
+        serving = [e for _, e in reversed(table.by_prefix)
+                   if e.config.library and e.account is account]
         return Urls(f"{base}/{serving[0].identifier}" if serving else base)
     return urls_for
 
 
-def _path_of_url(table: EndpointTable) -> Callable[[str], str | None]:
-    """A delivery URL → the library path it serves (None when it names no endpoint)."""
+def _path_of_url(table: EndpointTable, account: Account) -> Callable[[str], str | None]:
+    """A delivery URL → the library path it serves (None when it names no endpoint of
+    `account`)."""
     def path_of(url: str) -> str | None:
         parts = urlsplit(url)
         segments = parts.path.lstrip("/").split("/")
         found = table.resolve(parts.netloc, segments)
-        if found is None:
+        if found is None or found[0].account is not account:
             return None
         rest = segments[found[1]:]
         if rest and rest[0].startswith("tr:"):

@@ -102,3 +102,36 @@ def test_an_endpoint_made_through_one_worker_serves_through_both(
     finally:
         _stop(process)
         origin.stop()
+
+
+def test_a_sub_account_change_through_one_worker_is_seen_through_the_other(
+        tmp_path: Path, database_url: str) -> None:
+    """A sub-account's overwrite and named transformation reach every worker's caches."""
+    path = _config(tmp_path, database_url)
+    key = "private_staging_key"
+    path.write_text(path.read_text() + f'[[account]]\nname = "staging"\nprivate_key = "{key}"\n')
+    process, url = _serve_config(path, workers=2)
+
+    def upload(height: int) -> int:
+        return httpx.post(f"{url}/api/v1/files/upload", auth=(key, ""),
+                          data={"fileName": "s.jpg", "useUniqueFileName": "false"},
+                          files={"file": ("s.jpg", make_image(400, height))},
+                          timeout=30).status_code
+
+    try:
+        assert upload(300) == 200
+        for _ in range(20):
+            assert decode(httpx.get(f"{url}/staging/tr:w-100/s.jpg").content).height == 75
+        assert upload(100) == 200
+        heights = {decode(httpx.get(f"{url}/staging/tr:w-100/s.jpg").content).height
+                   for _ in range(20)}
+        assert heights == {25}, "a worker served a result of the replaced version"
+        made = httpx.post(f"{url}/v1/named-transformations", auth=(key, ""),
+                          json={"name": "small", "transformation": "w-40"})
+        assert made.status_code == 201, made.text
+        widths = {decode(httpx.get(f"{url}/staging/tr:n-small/s.jpg").content).width
+                  for _ in range(20)}
+        assert widths == {40}
+        assert {httpx.get(f"{url}/tr:n-small/s.jpg").status_code for _ in range(6)} == {400}
+    finally:
+        _stop(process)

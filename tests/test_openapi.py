@@ -27,7 +27,7 @@ def _shape(path: str) -> str:
 def served_routes(app: Any) -> set[tuple[str, str]]:
     """(method, path shape) of every route the running app's API answers."""
     found: set[tuple[str, str]] = set()
-    for prefix, handler in app.api.routes:
+    for prefix, handler in app.api.default.routes:
         if isinstance(handler, Router):
             for route in handler.routes:
                 assert isinstance(route, Route)

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pixelport.asgi import Receive, Scope, Send
+from pixelport.delivery.account import DEFAULT, Account
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.delivery.rewriters import REWRITERS
 from pixelport.errors import InvalidRequest
@@ -34,8 +35,9 @@ class PurgeError(ValueError):
     """A purge request that cannot be carried out (answered 400)."""
 
 
-def matcher(table: EndpointTable, url: str) -> Callable[[str, str], bool]:
-    """A test of (endpoint, path) for the files a purge URL names."""
+def matcher(table: EndpointTable, url: str,
+            account: Account = DEFAULT) -> Callable[[str, str], bool]:
+    """A test of (endpoint, path) for the files a purge URL of `account` names."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise PurgeError("url must be an absolute http(s) URL")
@@ -45,8 +47,10 @@ def matcher(table: EndpointTable, url: str) -> Callable[[str, str], bool]:
         path = path[:-1]
     segments = path.lstrip("/").split("/")
     found = table.resolve(parts.netloc, segments)
-    if found is None:
-        raise PurgeError("No URL endpoint matches this URL")
+    # Another account's URL is no business of this one's key: told apart from nothing only in
+    # the wording, so a key learns nothing about the other accounts.
+    if found is None or found[0].account is not account:
+        raise PurgeError("No URL endpoint of this account matches this URL")
     endpoint, used = found
     rest = segments[used:]
     if endpoint.config.url_rewriter is not None:  # the vendor's URL of the file will do
@@ -78,8 +82,10 @@ class PurgeApi:
     """The purge routes."""
 
     def __init__(self, table: EndpointTable, purgers: Sequence[Purger],
-                 siblings: Siblings | None = None) -> None:
+                 siblings: Siblings | None = None, account: Account = DEFAULT) -> None:
+        """`account`: whose URLs this purges (its key's scope)."""
         self.table = table
+        self.account = account
         self.purgers = purgers
         self.siblings = siblings
         self.done: LRU[str, int] = LRU(10_000)  # purge request ids answered, for their status
@@ -125,7 +131,8 @@ class PurgeApi:
         try:
             removed = await self.apply(url, request_id)
             if self.siblings is not None:
-                replies = await self.siblings.tell({"purge": url, "id": request_id})
+                replies = await self.siblings.tell({"purge": url, "id": request_id,
+                                                    "account": self.account.name})
                 removed += sum(int(reply.get("removed", 0)) for reply in replies)
         except Unreachable as exc:
             log.error("purge %s: %s reached only some workers: %s", request_id, url, exc)
@@ -135,7 +142,7 @@ class PurgeApi:
 
     async def apply(self, url: str, request_id: str) -> int:
         """Purge `url` from this worker's caches and record the id; how many items went."""
-        matches = matcher(self.table, url)
+        matches = matcher(self.table, url, self.account)
         removed = 0
         for purger in self.purgers:
             removed += await purger(matches, None)
@@ -149,14 +156,17 @@ class PurgeApi:
         if self.siblings is not None:
             listed = list(paths)
             for start in range(0, len(listed), 200):  # messages stay under 64 KiB
-                await self.siblings.tell({"purge_paths": listed[start:start + 200]})
+                await self.siblings.tell({"purge_paths": listed[start:start + 200],
+                                          "account": self.account.name})
 
     async def apply_paths(self, paths: Sequence[str]) -> int:
         """Purge these library paths from this worker's caches (looked up by path)."""
         wanted = {p.lstrip("/") for p in paths}
+        mine = {e.identifier for e in self.table.endpoints if e.account is self.account}
         removed = 0
         for purger in self.purgers:
-            removed += await purger(lambda _endpoint, path: path in wanted, wanted)
+            removed += await purger(lambda endpoint, path: path in wanted and endpoint in mine,
+                                    wanted)
         return removed
 
     def request_id(self) -> str:
@@ -166,7 +176,7 @@ class PurgeApi:
         return request_id
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        """A purge told by another worker."""
+        """A purge told by another worker (for this purge's account)."""
         try:
             if "purge_paths" in message:
                 paths = [str(p) for p in message["purge_paths"]]

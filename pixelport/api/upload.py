@@ -69,6 +69,9 @@ class Uploads:
         self.max_upload = max_upload
         self.urls_for = urls_for
         self.fetch_url = fetch_url
+        # A sub-account's uploads by its public key (pixelport/tenancy.py): an upload signed
+        # on the client names no account but by `publicKey` (v1) or the token's `kid` (v2).
+        self.by_public_key: Callable[[str], Uploads | None] = lambda _: None
 
     @route
     async def v1(self, request: Request) -> Response:
@@ -87,6 +90,17 @@ class Uploads:
                                  f"{self.max_upload} bytes.")
         form = await read_form(request.headers.get("content-type", ""), request.stream(),
                                self.library.storage.temporary, self.max_upload)
+        try:
+            keyed = version == 1 and is_authorized(request.headers.raw, self.keys)
+            other = None if keyed else self.by_public_key(_public_key(form.fields, version))
+            if other is not None and other is not self:
+                return await other.store(request, form, version)
+            return await self.store(request, form, version)
+        finally:
+            form.discard()
+
+    async def store(self, request: Request, form: Form, version: int) -> Response:
+        """An upload whose form has been read: authenticated, stored, answered."""
         try:
             if version == 2:
                 await self._check_jwt(form.fields)
@@ -220,6 +234,17 @@ class Uploads:
             await self.library.db.transaction(lambda session: session.add(spent))
         except IntegrityError:
             raise ApiForbidden("This upload token has been used already.") from None
+
+
+def _public_key(fields: dict[str, str], version: int) -> str:
+    """The public key an upload names: `publicKey` (v1), the token's `kid` (v2); "" if none."""
+    if version == 1:
+        return fields.get("publicKey") or ""
+    try:
+        kid = jwt.get_unverified_header(fields.get("token") or "").get("kid")
+    except jwt.PyJWTError:
+        return ""
+    return kid if isinstance(kid, str) else ""
 
 
 def check_coordinates(text: str) -> str:

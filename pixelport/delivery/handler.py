@@ -23,6 +23,7 @@ from pixelport.cache.entry import Entry
 from pixelport.cache.results import ResultCache
 from pixelport.config import Config
 from pixelport.delivery import keys
+from pixelport.delivery.account import DEFAULT, Account
 from pixelport.delivery.encoding import negotiate
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.delivery.hot import HotAnswers
@@ -99,9 +100,13 @@ class Delivery:
         self.parsed: LRU[str, tuple[list[ChainItem], str]] = LRU(4096)
         self.named: Mapping[str, str] = config.transformations
 
-    def use_named(self, named: Mapping[str, str]) -> None:
-        """Expand `n-<name>` with these named transformations from now on."""
-        self.named = named
+    def use_named(self, named: Mapping[str, str], account: Account = DEFAULT) -> None:
+        """Expand `n-<name>` with these named transformations from now on (on the endpoints
+        of `account`)."""
+        if account is DEFAULT:
+            self.named = named
+        else:
+            account.named = named
         self.parsed = LRU(4096)  # chains parsed with the old ones
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,9 +138,10 @@ class Delivery:
         request = parse_target(self.table, inputs.host, raw_path.split("?", 1)[0],
                                scope.get("query_string", b"").decode("latin-1"))
         derivative = request.derivative
+        account = request.endpoint.account
         if derivative != "abs-part":  # a stream's parts are named by a MAC (keys.ladder_id)
-            signing.check_request(request, self.config.security)
-        steps, canonical = self.parse_chain(request.transformation)
+            signing.check_request(request, account.security or self.config.security)
+        steps, canonical = self.parse_chain(request.transformation, account)
         plain = [s for s in steps if isinstance(s, Step)]
         original_only = any(step.original for step in plain)
         by_extension = mime.guess(request.file_path) or ""
@@ -216,17 +222,21 @@ class Delivery:
                    ladder=(self.ladder_id(plan) if plan.derivative in ("hls", "dash")
                            else None))
 
-    def parse_chain(self, text: str) -> tuple[list[ChainItem], str]:
+    def parse_chain(self, text: str,
+                    account: Account = DEFAULT) -> tuple[list[ChainItem], str]:
         """Parse a transformation string and spell it canonically, memoised.
 
         A hot URL's string repeats every request, and steps are never changed after parsing,
-        so one parsed chain (and its cache-key spelling) serves every request.
+        so one parsed chain (and its cache-key spelling) serves every request. A sub-account
+        with named transformations of its own has its own entries (`n-` differs by account).
         """
-        found = self.parsed.get(text)
+        named = account.named
+        memo = text if named is None else f"{account.name}\0{text}"
+        found = self.parsed.get(memo)
         if found is None:
-            steps = registry.parse(text, self.named)
+            steps = registry.parse(text, self.named if named is None else named)
             found = (steps, registry.canonical(steps))
-            self.parsed.put(text, found)
+            self.parsed.put(memo, found)
         return found
 
     async def deliver(self, scope: Scope, receive: Receive, send: Send, request_id: str,
@@ -320,9 +330,10 @@ class Delivery:
         location = prefix + request.raw_file_path
         if request.origin_query:
             location += "?" + request.origin_query
-        key = self.config.security.private_key
+        security = request.endpoint.account.security or self.config.security
+        key = security.private_key
         if key and (request.signature is not None
-                    or signing.required_for(request.endpoint.config, self.config.security)):
+                    or signing.required_for(request.endpoint.config, security)):
             # Signed as the SDKs sign: the target after the endpoint's prefix, then the expiry.
             target = location[len(prefix):]
             signature = signing.sign(key, signing.string_to_sign(target, request.expiry))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class Accounts:
         self.shared = shared
         key = config.security.secrets_key
         self.box = SecretBox(key) if key else None
+        # What the other accounts hold (pixelport/tenancy.py): the first URL segments of their
+        # prefixes and every domain they answer on; an endpoint here may take neither.
+        self.elsewhere: Callable[[], tuple[set[str], set[str]]] = lambda: (set(), set())
 
     # --- origins ----------------------------------------------------------------------------
 
@@ -330,11 +334,14 @@ class Accounts:
             if other.id != endpoint_id:
                 taken[other.url_prefix] = other.id
                 bound.update({d: other.id for d in other.domains})
-        if prefix in taken:
-            raise ApiError(f"urlPrefix {prefix!r} is already used by {taken[prefix]}.")
+        prefixes, hosts = self.elsewhere()
+        if prefix in taken or prefix.split("/")[0] in prefixes:
+            raise ApiError(f"urlPrefix {prefix!r} is already used by "
+                           f"{taken.get(prefix, 'another account')}.")
         for domain in domains:
-            if domain in bound:
-                raise ApiError(f"The domain {domain!r} is already bound to {bound[domain]}.")
+            if domain in bound or domain in hosts:
+                raise ApiError(f"The domain {domain!r} is already bound to "
+                               f"{bound.get(domain, 'another account')}.")
         return description, prefix, origins, domains, kind
 
 

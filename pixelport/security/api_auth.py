@@ -2,7 +2,10 @@
 
 ImageKit's scheme: HTTP Basic with the private key as the user name; the password is ignored
 (the SDKs send `do_not_set`). Every configured key is compared, each in constant time, so the
-time taken tells nothing about which key matched or how much of a guess was right.
+time taken tells nothing about which key matched or how much of a guess was right. The key
+also says whose request it is: each account (the default one, and every sub-account) has its
+own keys and its own routes, and a request reaches only the routes of the account its key is
+one of.
 """
 
 from __future__ import annotations
@@ -48,13 +51,20 @@ def basic_user(authorization: bytes | None) -> bytes | None:
 
 def is_authorized(headers: Iterable[tuple[bytes, bytes]], keys: Sequence[str]) -> bool:
     """Whether the request's Basic user name is one of the private keys."""
+    given = _given(headers)
+    return given is not None and _matches(given, keys)
+
+
+def _given(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The SHA-256 of the request's Basic user name (None without one)."""
     authorization = next((value for name, value in headers if name.lower() == b"authorization"),
                          None)
     user = basic_user(authorization)
-    if user is None:
-        return False
     # Digests first: compare_digest on equal-length inputs leaks neither content nor length.
-    given = hashlib.sha256(user).digest()
+    return None if user is None else hashlib.sha256(user).digest()
+
+
+def _matches(given: bytes, keys: Sequence[str]) -> bool:
     matched = False
     for key in keys:
         matched |= hmac.compare_digest(given, hashlib.sha256(key.encode("utf-8")).digest())
@@ -69,8 +79,8 @@ async def send_json(send: Send, status: int, body: dict[str, str],
     await send_bytes(send, status, headers, json.dumps(body).encode())
 
 
-class ApiGate:
-    """Authenticates every API request, then hands it to the route with the longest prefix."""
+class ApiRoutes:
+    """One account's keys and API routes."""
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.keys = tuple(keys)
@@ -81,15 +91,52 @@ class ApiGate:
         self.routes.append((prefix, handler))
         self.routes.sort(key=lambda item: -len(item[0]))
 
+    def find(self, path: str) -> ApiHandler | None:
+        """The handler of the longest prefix of `path`."""
+        return next((h for prefix, h in self.routes
+                     if path == prefix or path.startswith(prefix.rstrip("/") + "/")), None)
+
+
+class ApiGate:
+    """Authenticates every API request, then hands it to the route with the longest prefix
+    among its account's."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.default = ApiRoutes(keys)
+        self.accounts: dict[str, ApiRoutes] = {}  # sub-accounts', by name
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The default account's keys."""
+        return self.default.keys
+
+    def route(self, prefix: str, handler: ApiHandler) -> None:
+        """Serve the default account's paths starting with `prefix` with `handler`."""
+        self.default.route(prefix, handler)
+
+    def whose(self, headers: Iterable[tuple[bytes, bytes]]) -> ApiRoutes | None:
+        """The routes of the account the request's key is one of (None: no key matched).
+        Every account's keys are compared, whichever matches."""
+        given = _given(headers)
+        if given is None:
+            return None
+        found = None
+        for routes in (self.default, *self.accounts.values()):
+            if _matches(given, routes.keys):
+                found = routes
+        return found
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point for one API request."""
         path = scope["path"]
-        handler = next((h for prefix, h in self.routes
-                        if path == prefix or path.startswith(prefix.rstrip("/") + "/")), None)
-        # An upload route that exists checks its own credentials (a client-side signature or
-        # a JWT may stand in for the key); everything else needs the key first.
-        if (handler is None or path.rstrip("/") not in SELF_AUTHENTICATED) and not \
-                is_authorized(scope["headers"], self.keys):
+        keyed = self.whose(scope["headers"])
+        # An upload route checks its own credentials (a client-side signature or a JWT may
+        # stand in for the key, and names the account); everything else needs a key first.
+        public = path.rstrip("/") in SELF_AUTHENTICATED
+        handler = (keyed or self.default).find(path)
+        if handler is None and public:
+            handler = self.default.find(path)
+        if keyed is None and (handler is None or not public):
             await send_json(send, 401, {"message": UNAUTHORIZED},
                             {"www-authenticate": 'Basic realm="pixelport"'})
             return

@@ -52,8 +52,11 @@ class Conflict(Exception):
 class Database:
     """The library's database: `read()` sessions and writing transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, schema: str | None = None) -> None:
+        """`schema` (PostgreSQL): the tables live in it (a sub-account's, made at the first
+        migration); every connection's search path is set to it."""
         self.url = url
+        self.schema = schema
         self.dialect = url.split("+", 1)[0].split(":", 1)[0]
         self.sync_engine: Engine | None = None
         self._writes: WriteThread | None = None
@@ -63,8 +66,10 @@ class Database:
             self.sync_engine = _sqlite_sync_engine(url)
             self._writes = WriteThread(self.sync_engine)
         else:
+            settings = {"search_path": f'"{schema}"'} if schema else {}
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=10,
-                                              pool_pre_ping=True)
+                                              pool_pre_ping=True,
+                                              connect_args={"server_settings": settings})
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self.migrated = False
         self._migrating = asyncio.Lock()
@@ -134,6 +139,8 @@ class Database:
         else:
             async with self.engine.begin() as conn:
                 await conn.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+                if self.schema:
+                    await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
                 await conn.run_sync(_upgrade)
         self.migrated = True
 
