@@ -121,6 +121,9 @@ class App:
             self.mount(self.tenants[""])
             for spec in config.accounts:
                 self.add_tenant(spec)
+            from pixelport.library.subaccounts import SubAccounts
+
+            self.sub_accounts = SubAccounts(self.media.db, config)
             from pixelport.dashboard.app import build_dashboard
 
             assert self.media.accounts_changed is not None
@@ -169,6 +172,29 @@ class App:
         self.tenants[spec.name] = tenant
         self.mount(tenant)
         return tenant
+
+    async def load_accounts(self) -> None:
+        """Serve the sub-accounts made in the dashboard that this worker does not serve yet."""
+        for spec in await self.sub_accounts.specs():
+            if spec.name not in self.tenants:
+                await self.add_tenant(spec).media.start()
+        await self.rebuild_endpoints()
+
+    async def create_account(self, name: str, prefix: str,
+                             domains: list[str]) -> AccountConfig:
+        """A new sub-account, served by every worker before this returns (its keys are in
+        the answer, shown once)."""
+        default = [e for e in self.table.endpoints if e.account is DEFAULT]
+        spec = await self.sub_accounts.create(
+            name, prefix, domains,
+            taken_prefixes={t.account.prefix for t in self.tenants.values()} | {
+                e.identifier.split("/")[0] for e in default if e.identifier},
+            taken_hosts={d for t in self.tenants.values() for d in t.account.domains} | {
+                d for e in self.table.endpoints for d in e.config.domains},
+            taken_names=set(self.tenants))
+        await self.load_accounts()
+        await self.siblings.tell({"sub_accounts": True})
+        return spec
 
     async def rebuild_endpoints(self) -> None:
         """Every account's endpoints (the config's, then its accounts API's), built anew and
@@ -221,8 +247,10 @@ class App:
                 await self.videos.start()
                 if self.originals is not None:
                     await self.originals.start()
-                for tenant in self.tenants.values():
+                for tenant in list(self.tenants.values()):
                     await tenant.media.start()
+                if self.tenants:
+                    await self.load_accounts()
                 await self.siblings.start(self.on_message)
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
@@ -271,6 +299,9 @@ class App:
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
         """A message from another worker: a library change, else a purge."""
+        if message.get("sub_accounts") and self.tenants:
+            await self.load_accounts()
+            return {}
         tenant = self.tenants.get(str(message.get("account", "")))
         if tenant is None:
             return await self.purges.on_message(message)

@@ -54,13 +54,16 @@ def main(argv: list[str] | None = None) -> int:
                                        "into the database (idempotent)")
     scan.add_argument("--config", type=Path, help="TOML config file")
     scan.add_argument("--quiet", action="store_true", help="no progress bar")
+    scan.add_argument("--account", default="", metavar="NAME",
+                      help="a sub-account's library ([[account]] name; default: the default "
+                           "account's)")
 
     args = parser.parse_args(argv)
     try:
         if args.command == "migrate":
             return migrate_command(args.config)
         if args.command == "library":
-            return scan_command(args.config, args.quiet)
+            return scan_command(args.config, args.quiet, args.account)
         if args.command == "check-config":
             return check_config(args.config)
         if args.command == "purge":
@@ -146,7 +149,19 @@ def _database(config: Config) -> Any:
 
     if config.library_dir is None or not config.database.url:
         raise ConfigError(f"{config.source}: [library] dir: the media library is turned off")
-    return Database(config.database.url)
+    return Database(config.database.url, schema=config.database.schema)
+
+
+def _account(config: Config, name: str) -> Config:
+    """The config of the sub-account `name` ("": the default account's own)."""
+    if not name:
+        return config
+    from pixelport.tenancy import account_config
+
+    for spec in config.accounts:
+        if spec.name == name:
+            return account_config(config, spec)
+    raise ConfigError(f"{config.source}: no [[account]] named {name!r}")
 
 
 def migrate_command(path: Path | None) -> int:
@@ -167,8 +182,8 @@ def migrate_command(path: Path | None) -> int:
     return 0
 
 
-def scan_command(path: Path | None, quiet: bool) -> int:
-    """Index the files in the library folder, with a progress bar."""
+def scan_command(path: Path | None, quiet: bool, account: str = "") -> int:
+    """Index the files in the library folder (an account's), with a progress bar."""
     import asyncio
 
     from tqdm import tqdm
@@ -177,7 +192,7 @@ def scan_command(path: Path | None, quiet: bool) -> int:
     from pixelport.library.scan import library_files, scan
     from pixelport.library.storage import FolderStorage
 
-    config = _load(path)
+    config = _account(_load(path), account)
     db = _database(config)
     root = config.library_dir
     assert root is not None

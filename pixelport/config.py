@@ -675,6 +675,7 @@ def _endpoints(root: Section) -> tuple[EndpointConfig, ...]:
 
 
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+ACCOUNT_PREFIX = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 # First path segments that are never an account's prefix: the API's, the dashboard's, health.
 RESERVED_PREFIXES = frozenset({"v1", "api", "dashboard", "healthz", "readyz", "metrics"})
 
@@ -687,7 +688,7 @@ def _accounts(root: Section, main: DatabaseConfig,
         if not ACCOUNT_NAME.fullmatch(name):
             raise s.error("name", "must be 1-40 lower-case letters, digits and '-'")
         prefix = s.text("prefix", name).strip("/")
-        if not _NAME_RE.fullmatch(prefix) or "_" in prefix or prefix in RESERVED_PREFIXES:
+        if not ACCOUNT_PREFIX.fullmatch(prefix) or prefix in RESERVED_PREFIXES:
             raise s.error("prefix", "must be one path segment of letters, digits and '-', "
                           "other than " + ", ".join(sorted(RESERVED_PREFIXES)))
         private = s.optional_text("private_key")

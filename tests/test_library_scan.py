@@ -86,3 +86,32 @@ def test_scan_without_a_library_says_so(tmp_path: Path) -> None:
     done = subprocess.run([PIXELPORT, "library", "scan", "--config", str(config)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "library" in done.stderr
+
+
+def test_scan_of_a_sub_account(tmp_path: Path, database_url: str) -> None:
+    """`--account NAME` indexes that account's folder into its own database (or schema)."""
+    root = tmp_path / "library"
+    root.mkdir()
+    (tmp_path / "accounts").mkdir()
+    _folder(tmp_path / "files").rename(tmp_path / "accounts" / "staging")
+    config = _config_file(tmp_path, root, database_url)
+    config.write_text(config.read_text() + '[[account]]\nname = "staging"\n'
+                      'private_key = "staging_key"\n')
+    done = subprocess.run([PIXELPORT, "library", "scan", "--config", str(config), "--quiet",
+                           "--account", "staging"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "3 indexed" in done.stdout
+    unknown = subprocess.run([PIXELPORT, "library", "scan", "--config", str(config),
+                              "--account", "nobody"], capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "no [[account]] named 'nobody'" in unknown.stderr
+    pp = Pixelport(library_config(root, database_url) | {"account": [
+        {"name": "staging", "private_key": "staging_key"}]}, base=tmp_path)
+    try:
+        listed = httpx.get(f"{pp.url}/v1/files", params={"type": "file"},
+                           auth=("staging_key", "")).json()
+        assert {f["filePath"] for f in listed} == {"/a.jpg", "/shop/shoes/b.png",
+                                                   "/shop/notes.txt"}
+        assert httpx.get(f"{pp.url}/v1/files", auth=(PRIVATE_KEY, "")).json() == []
+        assert pp.get("/staging/tr:w-30/a.jpg").status == 200
+    finally:
+        pp.stop()

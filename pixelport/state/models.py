@@ -256,3 +256,18 @@ class AccountEndpoint(Base):
     domains: Mapped[str] = mapped_column(Text, default="[]")  # JSON: custom domains
     created_at: Mapped[datetime] = mapped_column(default=now)
     updated_at: Mapped[datetime] = mapped_column(default=now)
+
+
+class SubAccount(Base):
+    """A sub-account made in the dashboard (the config's `[[account]]` are not stored): its
+    private key sealed by security/secrets.py; its library lives in `[library] accounts_dir`."""
+
+    __tablename__ = "sub_accounts"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    prefix: Mapped[str] = mapped_column(String(255), unique=True)
+    domains: Mapped[str] = mapped_column(Text, default="[]")  # JSON: host names
+    private_key: Mapped[bytes] = mapped_column(LargeBinary)  # sealed
+    public_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=now)
