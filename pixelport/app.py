@@ -18,6 +18,7 @@ from pixelport.config import Config, EndpointConfig
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
+from pixelport.figures import Figures
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import HttpClient
@@ -109,6 +110,8 @@ class App:
             [self.originals.purge] if self.originals else [])
         self.siblings = Siblings(place)
         self.purges = PurgeApi(table, purgers, self.siblings)
+        self.figures = Figures(self.results, self.delivery, self.siblings, self.origins,
+                               lambda: self.account_origins)
         self.api.route("/v1/files/purge", self.purges)
         self.api.route("/v1/openapi.json", openapi.serve)
         if self.media is not None:
@@ -123,10 +126,8 @@ class App:
             self.api.route("/api", routes)
             from pixelport.dashboard.app import build_dashboard
 
-            assert self.media.accounts_changed is not None
-            self.dashboard = build_dashboard(config, self.media.accounts,
-                                             self.media.accounts_changed, self.origins,
-                                             self.purges, self.media.listing)
+            self.dashboard = build_dashboard(config, self.media, self.purges, self.figures,
+                                             self.origins)
 
     async def rebuild_endpoints(self) -> None:
         """The config's endpoints, then the accounts API's, built anew and swapped in at once.
@@ -236,7 +237,11 @@ class App:
             log.exception("making %s after its upload failed", target)
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        """A message from another worker: a library change, else a purge."""
+        """A message from another worker: a library change, the overview's figures, else a
+        purge."""
+        figures = await self.figures.on_message(message)
+        if figures is not None:
+            return figures
         if self.media is not None:
             reply = await self.media.on_message(message)
             if reply is not None:

@@ -59,6 +59,7 @@ class MediaLibrary:
         # `rebuild_endpoints`, set before `start`).
         self.rebuild: Callable[[], Awaitable[None]] | None = None
         self.accounts_changed: Callable[[], Awaitable[None]] | None = None  # set by `mount`
+        self.named_changed: Callable[[], Awaitable[None]] | None = None  # set by `mount`
         self.urls_for: Callable[[str | None, str], Urls] = _urls_for(EndpointTable([]))
         self.http = http
         self.router: Any = None
@@ -95,6 +96,7 @@ class MediaLibrary:
                                      "applied it yet; it will at its next start.") from None
 
         self.accounts_changed = accounts_changed
+        self.named_changed = named_changed
         self.library.on_change = changed
         urls_for = self.urls_for = _urls_for(table)
         security = self.config.security
