@@ -32,6 +32,14 @@ def ratio(figures: dict[str, Any]) -> str:
     return f"{100 * figures['hits'] / asked:.1f} %" if asked else "no requests yet"
 
 
+def scope_of(workers: int, everyone: bool) -> str:
+    """Whose figures the overview shows, honestly."""
+    if not everyone:
+        return "this worker process only (the others did not answer)"
+    return "this server's only worker process" if workers == 1 else (
+        f"all {workers} worker processes, summed")
+
+
 class OverviewPage:
     """The overview."""
 
@@ -53,7 +61,6 @@ class OverviewPage:
         states = {o["id"]: origin_state(figures["origins"].get(o["id"])) for o in origins}
         return board.page(request, "overview.html", origins=origins,
                           endpoints=await accounts.endpoints(), figures=figures,
-                          scope=(f"all {figures['workers']} worker processes" if everyone
-                                 else "this worker process only (the others did not answer)"),
+                          scope=scope_of(figures["workers"], everyone),
                           hit_ratio=ratio(figures), states=states,
                           errors=sorted(figures["errors"].items(), key=lambda kv: -kv[1]))
