@@ -533,3 +533,44 @@ def test_recent_errors_keep_an_hour_by_minute() -> None:
     assert recent.counts() == {"EINVALID": 1}
     now[0] = 91 * 60.0
     assert recent.counts() == {} and not recent.buckets
+
+
+def test_overview_sums_every_worker(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import free_port
+    from tests.library_support import PUBLIC_KEY
+    from tests.test_workers import _ready, _stop, _workers
+
+    (tmp_path / "library").mkdir()
+    config = tmp_path / "pixelport.toml"
+    config.write_text(
+        f'[server]\nworkers = 2\n[library]\ndir = "{tmp_path / "library"}"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "library.db"}"\n'
+        f'[cache]\ndir = "{tmp_path / "cache"}"\n'
+        f'[security]\nprivate_key = "{PRIVATE_KEY}"\npublic_key = "{PUBLIC_KEY}"\n')
+    port = free_port()
+    # `python -m pixelport` from the checkout: this tree's code, in the workers too.
+    process = subprocess.Popen([sys.executable, "-m", "pixelport", "serve", "--config",
+                                str(config), "--listen", f"127.0.0.1:{port}"],
+                               cwd=Path(__file__).resolve().parent.parent,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while len(_workers(process.pid)) < 2 or not _ready(url):
+            assert time.monotonic() < deadline and process.poll() is None, "not started"
+            time.sleep(0.1)
+        for _ in range(12):  # each on a new connection: the kernel spreads them
+            assert httpx.get(f"{url}/missing.jpg", timeout=20).status_code == 404
+        with httpx.Client(base_url=url) as visitor:
+            assert visitor.post("/dashboard/login", data={"key": PRIVATE_KEY}
+                                ).status_code == 303
+            overview = visitor.get("/dashboard").text
+        assert "all 2 worker processes, summed" in overview
+        assert re.search(r"<code>ENOENT</code></td><td>12</td>", overview), overview
+    finally:
+        _stop(process)

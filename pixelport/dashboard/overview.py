@@ -63,4 +63,5 @@ class OverviewPage:
                           endpoints=await accounts.endpoints(), figures=figures,
                           scope=scope_of(figures["workers"], everyone),
                           hit_ratio=ratio(figures), states=states,
+                          names={o["id"]: o["name"] for o in origins},
                           errors=sorted(figures["errors"].items(), key=lambda kv: -kv[1]))
