@@ -43,11 +43,17 @@ FORM_FIELDS = [
 ]
 
 
+def fields_of(kind: str) -> list[str]:
+    """The form's fields of an origin type (the canonical Link header: web folders only,
+    the one type it applies to)."""
+    return [*imagekit_fields.FIELDS.get(kind, {}), *(CANONICAL if kind == "WEB_FOLDER" else ())]
+
+
 def origin_body(form: FormData, kind: str) -> dict[str, Any]:
     """An origin in ImageKit's fields from the form; empty fields are left out (so a secret
     left blank on the edit form keeps its stored value)."""
     body: dict[str, Any] = {"type": kind, "name": str(form.get("name", "")).strip()}
-    for field in [*imagekit_fields.FIELDS.get(kind, {}), *CANONICAL]:
+    for field in fields_of(kind):
         if field in imagekit_fields.BOOLEANS:
             body[field] = form.get(field) == "on"
         elif field == "allowedHosts":
@@ -131,7 +137,7 @@ class OriginPages:
             return await self.origins(request, status=400, error="This origin comes from the "
                                       "config file: change it there.")
         kind = shown["type"]
-        own = set(imagekit_fields.FIELDS.get(kind, {})) | set(CANONICAL)
+        own = set(fields_of(kind))
         return board.page(request, "origin_edit.html", status, origin=shown, error=error,
                           fields=[f for f in FORM_FIELDS if f[0] in own],
                           secret=imagekit_fields.SECRET)
