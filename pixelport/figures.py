@@ -4,6 +4,7 @@ process, each asked through Siblings (`gathered`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from pixelport.siblings import Siblings, Unreachable
 
 log = logging.getLogger("pixelport")
 MESSAGE = {"figures": True}  # what a worker answers with its `local` figures
+ASK_SECONDS = 2.0
 
 
 class Figures:
@@ -60,9 +62,11 @@ class Figures:
         its open circuits: summed), and whether every worker answered (else this one's)."""
         mine = self.local()
         try:
-            replies = await self.siblings.tell(MESSAGE)
-        except Unreachable as exc:
-            log.warning("overview figures: %s", exc)
+            # Shorter than Siblings' own wait for a worker being restarted: the page must
+            # not hang on one; it shows this worker's figures instead, and says so.
+            replies = await asyncio.wait_for(self.siblings.tell(MESSAGE), ASK_SECONDS)
+        except (Unreachable, TimeoutError) as exc:
+            log.warning("overview figures: %s", exc or "another worker did not answer in time")
             return mine, False
         total = mine
         for reply in replies:

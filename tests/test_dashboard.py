@@ -574,3 +574,37 @@ def test_overview_sums_every_worker(tmp_path: Path) -> None:
         assert re.search(r"<code>ENOENT</code></td><td>12</td>", overview), overview
     finally:
         _stop(process)
+
+
+def test_figures_fall_back_to_this_worker_and_say_so() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from pixelport.dashboard.overview import scope_of
+    from pixelport.delivery.recent import RecentErrors
+    from pixelport.figures import Figures
+    from pixelport.siblings import Unreachable
+
+    errors = RecentErrors()
+    errors.record("ENOENT")
+    delivery = SimpleNamespace(hot=SimpleNamespace(served=3), hits=1, misses=2, errors=errors)
+    results = SimpleNamespace(memory=SimpleNamespace(used=10, capacity=100), disk=None)
+
+    class Silent:
+        async def tell(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+            raise Unreachable("worker 1 is not answering")
+
+    class Answering:
+        async def tell(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+            return [{"workers": 1, "memory_bytes": 5, "memory_capacity": 100, "disk_bytes": 0,
+                     "disk_capacity": 0, "hits": 6, "misses": 0, "errors": {"ENOENT": 2},
+                     "origins": {}}]
+
+    alone = Figures(results, delivery, Silent(), {}, dict)  # type: ignore[arg-type]
+    figures, everyone = asyncio.run(alone.gathered())
+    assert not everyone and figures["hits"] == 4 and figures["errors"] == {"ENOENT": 1}
+    assert "this worker process only" in scope_of(figures["workers"], everyone)
+    both = Figures(results, delivery, Answering(), {}, dict)  # type: ignore[arg-type]
+    figures, everyone = asyncio.run(both.gathered())
+    assert everyone and figures["workers"] == 2 and figures["hits"] == 10
+    assert figures["memory_bytes"] == 15 and figures["errors"] == {"ENOENT": 3}
