@@ -578,6 +578,7 @@ def test_overview_sums_every_worker(tmp_path: Path) -> None:
 
 def test_figures_fall_back_to_this_worker_and_say_so() -> None:
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
     from types import SimpleNamespace
 
     from pixelport.dashboard.overview import scope_of
@@ -600,11 +601,16 @@ def test_figures_fall_back_to_this_worker_and_say_so() -> None:
                      "disk_capacity": 0, "hits": 6, "misses": 0, "errors": {"ENOENT": 2},
                      "origins": {}}]
 
+    def run(figures: Figures) -> tuple[dict[str, Any], bool]:
+        # In a thread of its own: playwright's sync API keeps an event loop in this one.
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, figures.gathered()).result()
+
     alone = Figures(results, delivery, Silent(), {}, dict)  # type: ignore[arg-type]
-    figures, everyone = asyncio.run(alone.gathered())
+    figures, everyone = run(alone)
     assert not everyone and figures["hits"] == 4 and figures["errors"] == {"ENOENT": 1}
     assert "this worker process only" in scope_of(figures["workers"], everyone)
     both = Figures(results, delivery, Answering(), {}, dict)  # type: ignore[arg-type]
-    figures, everyone = asyncio.run(both.gathered())
+    figures, everyone = run(both)
     assert everyone and figures["workers"] == 2 and figures["hits"] == 10
     assert figures["memory_bytes"] == 15 and figures["errors"] == {"ENOENT": 3}
