@@ -19,6 +19,7 @@ from pixelport.delivery.account import DEFAULT
 from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
+from pixelport.figures import Figures
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import HttpClient
@@ -111,6 +112,9 @@ class App:
             [self.originals.purge] if self.originals else [])
         self.siblings = Siblings(place)
         self.purges = PurgeApi(table, self.purgers, self.siblings)
+        self.figures = Figures(self.results, self.delivery, self.siblings, self.origins,
+                               lambda: {k: o for t in self.tenants.values()
+                                        for k, o in t.built.items()})
         self.api.route("/v1/files/purge", self.purges)
         self.api.route("/v1/openapi.json", openapi.serve)
         # Every account by name ("" the default): its library, keys, endpoints (tenancy.py).
@@ -126,10 +130,8 @@ class App:
             self.sub_accounts = SubAccounts(self.media.db, config)
             from pixelport.dashboard.app import build_dashboard
 
-            assert self.media.accounts_changed is not None
-            self.dashboard = build_dashboard(config, self.media.accounts,
-                                             self.media.accounts_changed, self.origins,
-                                             self.purges, self.media.listing)
+            self.dashboard = build_dashboard(config, self.media, self.purges, self.figures,
+                                             self.origins)
 
     def mount(self, tenant: Tenant) -> None:
         """Wire an account's library to delivery, its API routes to its keys."""
@@ -298,7 +300,11 @@ class App:
             log.exception("making %s after its upload failed", target)
 
     async def on_message(self, message: dict[str, Any]) -> dict[str, Any]:
-        """A message from another worker: a library change, else a purge."""
+        """A message from another worker: a library change, the overview's figures, else a
+        purge."""
+        figures = await self.figures.on_message(message)
+        if figures is not None:
+            return figures
         if message.get("sub_accounts") and self.tenants:
             await self.load_accounts()
             return {}

@@ -359,6 +359,14 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class DashboardConfig:
+    """The dashboard's own settings."""
+
+    # Logs in to the dashboard as a private key does; kept out of repr() like the keys.
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration."""
 
@@ -372,6 +380,7 @@ class Config:
     video: VideoConfig = field(default_factory=VideoConfig)
     transformations: Mapping[str, str] = field(default_factory=dict)
     origins: tuple[OriginConfig, ...] = ()
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     endpoints: tuple[EndpointConfig, ...] = (EndpointConfig("", ()),)
     accounts: tuple[AccountConfig, ...] = ()
     # Where sub-accounts made in the dashboard keep their libraries (`[library] accounts_dir`).
@@ -419,6 +428,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
         endpoints=_endpoints(root),
         accounts=_accounts(root, database, accounts_dir),
         accounts_dir=accounts_dir,
+        dashboard=_dashboard(root.table("dashboard")),
         source=source,
     )
     root.finish()
@@ -491,6 +501,19 @@ def _keys(s: Section, key: str) -> tuple[str, ...]:
             raise s.error(f"{key}[{i}]", "must not be empty")
         keys.append(item)
     return tuple(keys)
+
+
+MIN_DASHBOARD_PASSWORD = 12
+
+
+def _dashboard(s: Section) -> DashboardConfig:
+    password = s.optional_text("password")
+    # Never echoed in the error: it is a secret.
+    if password is not None and len(password) < MIN_DASHBOARD_PASSWORD:
+        raise s.error("password", f"must be at least {MIN_DASHBOARD_PASSWORD} characters")
+    cfg = DashboardConfig(password=password)
+    s.finish()
+    return cfg
 
 
 def _limits(s: Section) -> LimitsConfig:

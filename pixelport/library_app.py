@@ -67,6 +67,7 @@ class MediaLibrary:
         self.urls_for: Callable[[str | None, str], Urls] = _urls_for(EndpointTable([]),
                                                                      account)
         self.uploads: Uploads | None = None  # set by `mount`
+        self.named_changed: Callable[[], Awaitable[None]] | None = None  # set by `mount`
         self.http = http
         self.router: Any = None
         # Runs a delivery GET of a target and drops the answer (`App.produce`).
@@ -102,6 +103,7 @@ class MediaLibrary:
                                      "applied it yet; it will at its next start.") from None
 
         self.accounts_changed = accounts_changed
+        self.named_changed = named_changed
         self.library.on_change = changed
         urls_for = self.urls_for = _urls_for(table, self.account)
         security = self.config.security

@@ -97,6 +97,9 @@ def test_design_schema_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
      "must be one of cloudinary, imgix, akamai"),
     ('[[endpoint]]\nidentifier = "cl"\nurl_rewriter = 3', "endpoint[0].url_rewriter",
      "must be a string"),
+    ('[dashboard]\npassword = "short"', "dashboard.password", "at least 12 characters"),
+    ('[dashboard]\npassword = "env:PP_UNSET_VARIABLE"', "dashboard.password", "PP_UNSET"),
+    ('[dashboard]\npasword = "x"', "dashboard.pasword", "unknown key"),
 ])
 def test_errors_name_file_and_key(tmp_path: Path, snippet: str, key: str, what: str) -> None:
     path = tmp_path / "bad.toml"
@@ -105,6 +108,14 @@ def test_errors_name_file_and_key(tmp_path: Path, snippet: str, key: str, what: 
         load(path)
     message = str(info.value)
     assert message.startswith(f"{path}: {key}: ") and what in message
+
+
+def test_dashboard_password_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert from_dict({}).dashboard.password is None
+    monkeypatch.setenv("PP_DASHBOARD", "a long dashboard password")
+    config = from_dict({"dashboard": {"password": "env:PP_DASHBOARD"}})
+    assert config.dashboard.password == "a long dashboard password"
+    assert "a long dashboard password" not in repr(config)  # never in a log
 
 
 def test_not_toml_names_the_file(tmp_path: Path) -> None:

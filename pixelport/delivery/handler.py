@@ -29,6 +29,7 @@ from pixelport.delivery.endpoints import EndpointTable
 from pixelport.delivery.hot import HotAnswers
 from pixelport.delivery.hot import request_key as hot_key
 from pixelport.delivery.inputs import RequestInputs
+from pixelport.delivery.recent import RecentErrors
 from pixelport.delivery.request import DeliveryRequest, canonical_query, parse_target
 from pixelport.delivery.respond import Timing, attachment, open_body, send_entry
 from pixelport.errors import (
@@ -97,6 +98,10 @@ class Delivery:
         self.results = results
         self.production = production
         self.hot = hot
+        self.errors = RecentErrors()  # the overview's recent errors, fed by send_error
+        # Answers from the result cache, and results made: the overview's hit ratio (hot
+        # answers count their own, HotAnswers.served).
+        self.hits = self.misses = 0
         self.parsed: LRU[str, tuple[list[ChainItem], str]] = LRU(4096)
         self.named: Mapping[str, str] = config.transformations
 
@@ -266,7 +271,9 @@ class Delivery:
             entry = None  # its file went (evicted, purged) after the entry was read
         if entry is not None:
             timing.describe("cache", "hit")
+            self.hits += 1
         else:
+            self.misses += 1
             try:
                 entry = await unless_gone(receive,
                                           self.production.make(self.job(plan, key, coding)))
@@ -426,6 +433,7 @@ class Delivery:
         if timing.entries:
             headers["server-timing"] = timing.header()
         log.info("request %s: %d %s", request_id, error.status, error.header)
+        self.errors.record(error.code)
         await send_bytes(send, error.status, headers, error.body.encode(), head)
 
 

@@ -53,6 +53,7 @@ class HotAnswers:
         self.ttl = ttl
         self.limit = limit
         self.answers: dict[Key, _Answer] = {}
+        self.served = 0  # answers given: cache hits for the overview's hit ratio
 
     def lookup(self, method: bytes, target: bytes,
                headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bytes] | None:
@@ -72,6 +73,7 @@ class HotAnswers:
             del self.answers[key]
             return None
         entries.move_to_end(answer.result_key)
+        self.served += 1
         return answer.head, entry.body
 
     def remember(self, key: Key, headers: dict[str, str], entry: Entry, result_key: str,

@@ -151,6 +151,15 @@ class ResilientOrigin:
             log.warning("origin %s%s answers again: circuit closed", self.name, _upstream(key))
         breaker.failures = 0
 
+    def state(self) -> tuple[int, int, int]:
+        """(the most consecutive failures of any upstream, how many upstreams have their
+        circuit open now, how many upstreams are remembered), for the dashboard."""
+        breakers = list(self.breakers.items.values())
+        moment = time.monotonic()
+        opened = sum(1 for b in breakers if b.failures >= self.settings.threshold
+                     and moment < b.open_until)
+        return max((b.failures for b in breakers), default=0), opened, len(breakers)
+
     async def aclose(self) -> None:
         """Close the wrapped origin."""
         await self.inner.aclose()

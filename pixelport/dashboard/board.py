@@ -1,0 +1,145 @@
+"""The dashboard's core: log-in, the session's guard, page rendering, and the per-account
+objects every page reaches through `media_of` and `purges_of`.
+
+Log-in with a private key (or `[dashboard] password`); the session is a signed cookie
+(Starlette's SessionMiddleware: HttpOnly, SameSite=Strict) whose secret is derived from the
+private key, so every worker process honours it; every form carries the session's CSRF token;
+failed log-ins are slowed down (guard.py).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from pixelport import __version__
+from pixelport.api.purge import PurgeApi
+from pixelport.config import Config
+from pixelport.dashboard.guard import LoginThrottle
+from pixelport.errors import PixelportError
+from pixelport.origins.base import Origin
+from pixelport.siblings import Unreachable
+
+if TYPE_CHECKING:
+    from pixelport.figures import Figures
+    from pixelport.library_app import MediaLibrary
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
+STATIC = ("htmx.min.js", "dashboard.css", "upload.js")
+Page = Callable[..., Awaitable[Response]]
+
+
+class Dashboard:
+    """What every page needs: the config, the session's guard, rendering, the account's
+    objects."""
+
+    def __init__(self, config: Config, media: MediaLibrary, purges: PurgeApi,
+                 figures: Figures, configured: dict[str, Origin]) -> None:
+        self.config = config
+        self.media = media
+        self.purges = purges
+        self.figures = figures  # this server's health and traffic figures (the overview)
+        self.configured = configured  # the config's origins, by name ("Test this origin")
+        self.throttle = LoginThrottle()
+        # What logs in: the private keys, and the dashboard's own password when set.
+        self.secrets = tuple(config.security.keys) + (
+            (config.dashboard.password,) if config.dashboard.password else ())
+
+    def media_of(self, request: Request) -> MediaLibrary:
+        """The media library (files, folders, named transformations, origins and endpoints)
+        of the session's account: today the server's only one."""
+        return self.media
+
+    def purges_of(self, request: Request) -> PurgeApi:
+        """The purge API of the session's account: today the server's only one."""
+        return self.purges
+
+    # --- log-in -----------------------------------------------------------------------------
+
+    async def login_form(self, request: Request) -> Response:
+        """GET /dashboard/login."""
+        return self.page(request, "login.html", error=None,
+                         password=bool(self.config.dashboard.password))
+
+    async def login(self, request: Request) -> Response:
+        """POST /dashboard/login: a private key or the dashboard password, slowed down after
+        failures."""
+        client = request.client.host if request.client else "?"
+        await self.throttle.wait(client)
+        form = await request.form()
+        given = str(form.get("key", "")).encode()
+        # Every candidate is compared, so the time taken says nothing of which one matched.
+        matched = [hmac.compare_digest(given, k.encode()) for k in self.secrets]
+        if not any(matched):
+            self.throttle.failed(client)
+            return self.page(request, "login.html", status=401,
+                             password=bool(self.config.dashboard.password),
+                             error="That is not one of this server's private keys, nor the "
+                                   "dashboard password.")
+        self.throttle.succeeded(client)
+        request.session.clear()
+        request.session.update(user="admin", csrf=secrets.token_urlsafe(24))
+        return RedirectResponse("/dashboard", status_code=303)
+
+    async def logout(self, request: Request) -> Response:
+        """POST /dashboard/logout."""
+        if (denied := await self.denied(request)) is not None:
+            return denied
+        request.session.clear()
+        return RedirectResponse("/dashboard/login", status_code=303)
+
+    async def denied(self, request: Request, form: Any = None) -> Response | None:
+        """A redirect to the log-in page, or 403 for a form without the session's token."""
+        if request.session.get("user") != "admin":
+            return RedirectResponse("/dashboard/login", status_code=303)
+        if request.method == "POST":
+            form = form if form is not None else await request.form()
+            token = str(form.get("csrf", ""))
+            if not hmac.compare_digest(token.encode(),
+                                       str(request.session.get("csrf", "")).encode()):
+                return HTMLResponse("Forbidden: the form's token is missing or stale; reload "
+                                    "the page.", status_code=403)
+        return None
+
+    def page(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:
+        """A template with what every page shows."""
+        return TEMPLATES.TemplateResponse(request, name, {
+            "version": __version__, "csrf": request.session.get("csrf", ""),
+            "signed_in": request.session.get("user") == "admin", **values},
+            status_code=status)
+
+    async def change(self, request: Request, work: Awaitable[object], page: Page,
+                     back: str, applied: Callable[[], Awaitable[None]] | None = None,
+                     ) -> Response:
+        """Make a change, apply it in every worker (`applied`, by default the origins' and
+        endpoints' rebuild), and go back to `back`; a refused change shows `page` again with
+        the error (400)."""
+        try:
+            await work
+            if applied is None:
+                applied = self.media_of(request).accounts_changed
+                assert applied is not None  # set by MediaLibrary.mount
+            await applied()
+        except PixelportError as error:
+            return await page(request, error=error.message, status=400)
+        except Unreachable:
+            return await page(request, status=400, error="The change was saved, but not "
+                              "every worker process has applied it yet: try again.")
+        return RedirectResponse(back, status_code=303)
+
+    async def static(self, request: Request) -> Response:
+        """GET /dashboard/static/{name}: the vendored htmx, the stylesheet, the upload
+        script."""
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return HTMLResponse("Not Found", status_code=404)
+        return FileResponse(HERE / "static" / name,
+                            headers={"cache-control": "public, max-age=3600"})
