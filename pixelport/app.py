@@ -130,8 +130,8 @@ class App:
             self.sub_accounts = SubAccounts(self.media.db, config)
             from pixelport.dashboard.app import build_dashboard
 
-            self.dashboard = build_dashboard(config, self.media, self.purges, self.figures,
-                                             self.origins)
+            self.dashboard = build_dashboard(config, self.tenants, self.figures,
+                                             self.create_account)
 
     def mount(self, tenant: Tenant) -> None:
         """Wire an account's library to delivery, its API routes to its keys."""
@@ -169,7 +169,8 @@ class App:
         media = MediaLibrary(tenant_config, spec.library_dir, self.http, account)
         default = Endpoint(EndpointConfig(spec.prefix, ()), OriginChain([media.origin]), account)
         tenant = Tenant(account, media, PurgeApi(self.table, self.purgers, self.siblings, account),
-                        ApiRoutes(tenant_config.security.keys), [default], [media.origin])
+                        ApiRoutes(tenant_config.security.keys), [default], [media.origin],
+                        source=spec.source)
         self.api.accounts[spec.name] = tenant.routes
         self.tenants[spec.name] = tenant
         self.mount(tenant)

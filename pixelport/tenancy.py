@@ -39,6 +39,7 @@ class Tenant:
     base: list[Endpoint]  # its endpoints that are not in its database (the config's)
     sources: list[Origin]  # its library, first in every endpoint's chain
     configured: dict[str, Origin] = field(default_factory=dict)  # the config's origins
+    source: str = "config"  # or "database": made in the dashboard
     built: dict[str, Origin] = field(default_factory=dict)  # from its accounts API's rows
 
     async def endpoints(self) -> list[Endpoint]:

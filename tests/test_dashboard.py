@@ -614,3 +614,67 @@ def test_figures_fall_back_to_this_worker_and_say_so() -> None:
     figures, everyone = run(both)
     assert everyone and figures["workers"] == 2 and figures["hits"] == 10
     assert figures["memory_bytes"] == 15 and figures["errors"] == {"ENOENT": 3}
+
+
+def test_a_sub_account_made_on_the_accounts_page_signs_in_apart(board: Any,
+                                                                 browser: Any) -> None:
+    api(board, "POST", "/api/v1/files/upload", files={"file": ("main.jpg", make_image(60, 40))},
+        data={"fileName": "main.jpg", "useUniqueFileName": "false"}).raise_for_status()
+    page, problems = signed_in(browser, board)
+    page.get_by_role("link", name="Accounts").click()
+    page.get_by_label(re.compile("^Name")).fill("staging")
+    page.get_by_label(re.compile("^Domains")).fill("staging.example.test")
+    page.get_by_role("button", name="Add account").click()
+    keys = page.get_by_role("status", name="The new account's keys")
+    private = keys.get_by_label("Private key").input_value()
+    public = keys.get_by_label("Public key").input_value()
+    assert private.startswith("private_") and public.startswith("public_")
+    row = page.get_by_role("table", name="Accounts").get_by_role("row").filter(
+        has_text="staging")
+    assert "staging.example.test" in row.inner_text() and "dashboard" in row.inner_text()
+    shoot(page, "accounts")
+    page.get_by_label(re.compile("^Name")).fill("staging")  # taken: refused, with the reason
+    page.get_by_role("button", name="Add account").click()
+    assert "already an account named" in page.get_by_role("alert").inner_text()
+    problems.remove("Failed to load resource: the server responded with a status of 400 "
+                    "(Bad Request)")
+
+    # The new key: its own library through the API, served under its prefix and its domain.
+    made = httpx.post(f"{board.url}/api/v1/files/upload", auth=(private, ""), timeout=30,
+                      files={"file": ("s.jpg", make_image(300, 200))},
+                      data={"fileName": "s.jpg", "useUniqueFileName": "false"})
+    assert made.status_code == 200, made.text
+    assert made.json()["url"] == f"{board.url}/staging/s.jpg"
+    assert width_of(board.get("/staging/tr:w-70/s.jpg").body) == 70
+    assert width_of(board.get("/tr:w-50/s.jpg", {"Host": "staging.example.test"}).body) == 50
+    assert board.get("/tr:w-50/s.jpg").status == 404
+
+    # Signed in with it: only its own things, no server figures, no other account.
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_label("Private API key").fill(private)
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{board.url}/dashboard")
+    assert page.locator("#hit-ratio").count() == 0
+    page.get_by_role("link", name="Account: staging").click()
+    listed = page.get_by_role("table", name="Accounts").inner_text()
+    assert "staging" in listed and "default" not in listed
+    assert page.get_by_role("button", name="Add account").count() == 0
+    page.get_by_role("link", name="Media library").click()
+    grid = page.get_by_role("list", name="Folders and files in /")
+    assert "s.jpg" in grid.inner_text() and "main.jpg" not in grid.inner_text()
+    # An upload from its page goes to its library (a client-side upload names its account
+    # by its public key).
+    page.get_by_label("Files", exact=True).set_input_files([
+        {"name": "page.jpg", "mimeType": "image/jpeg", "buffer": make_image(90, 60)}])
+    with page.expect_navigation():
+        page.get_by_role("button", name="Upload").click()
+    assert "page.jpg" in page.get_by_role("list", name="Folders and files in /").inner_text()
+    assert board.get("/staging/page.jpg").status == 200 and board.get("/page.jpg").status == 404
+    mine = httpx.get(f"{board.url}/v1/files", auth=(PRIVATE_KEY, "")).json()
+    assert [f["name"] for f in mine] == ["main.jpg"]
+    # A form of the default account's is refused to it.
+    refused = page.request.post(f"{board.url}/dashboard/accounts", form={
+        "csrf": page.locator("input[name=csrf]").first.input_value(), "name": "other"})
+    assert refused.status == 403
+    assert problems == [], problems
+    page.close()

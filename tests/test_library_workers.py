@@ -135,3 +135,44 @@ def test_a_sub_account_change_through_one_worker_is_seen_through_the_other(
         assert {httpx.get(f"{url}/tr:n-small/s.jpg").status_code for _ in range(6)} == {400}
     finally:
         _stop(process)
+
+
+def test_a_sub_account_made_in_the_dashboard_is_served_by_every_worker(
+        tmp_path: Path, database_url: str) -> None:
+    import re
+
+    path = _config(tmp_path, database_url)
+    path.write_text(path.read_text() + 'secrets_key = "a secrets key for the workers test"\n')
+    process, url = _serve_config(path, workers=2)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as visitor:
+            assert visitor.post("/dashboard/login", data={"key": PRIVATE_KEY}
+                                ).status_code == 303
+            page = visitor.get("/dashboard/accounts").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+            assert csrf is not None
+            made = visitor.post("/dashboard/accounts", data={
+                "csrf": csrf.group(1), "name": "team-b", "prefix": "b"})
+            assert made.status_code == 201, made.text
+            key = re.search(r'id="made-private" readonly value="([^"]+)"', made.text)
+            assert key is not None
+        private = key.group(1)
+        # Every worker knows the new key and its prefix at once (new connections spread).
+        for i in range(10):
+            answer = httpx.post(f"{url}/api/v1/files/upload", auth=(private, ""), timeout=30,
+                                data={"fileName": f"f{i}.jpg", "useUniqueFileName": "false"},
+                                files={"file": (f"f{i}.jpg", make_image(50, 40))})
+            assert answer.status_code == 200, answer.text
+        assert {httpx.get(f"{url}/b/tr:w-20/f3.jpg").status_code for _ in range(20)} == {200}
+        listed = httpx.get(f"{url}/v1/files", auth=(private, ""), params={"limit": 100})
+        assert len(listed.json()) == 10
+        assert httpx.get(f"{url}/v1/files", auth=(PRIVATE_KEY, "")).json() == []
+    finally:
+        _stop(process)
+    # Stored: served again after a restart, its key unsealed with the secrets key.
+    process, url = _serve_config(path, workers=2)
+    try:
+        assert {httpx.get(f"{url}/b/tr:w-20/f3.jpg").status_code for _ in range(10)} == {200}
+        assert len(httpx.get(f"{url}/v1/files", auth=(private, "")).json()) == 10
+    finally:
+        _stop(process)

@@ -3,7 +3,7 @@
 The pages, one module per group over the core (board.py: log-in, the session's guard,
 rendering, `media_of` / `purges_of`): overview (overview.py), external storage and URL
 endpoints (origins.py), the media library (files.py), named transformations (named.py), the
-URL builder and purge (tools.py). Each works through the API's own code, and each change is
+URL builder and purge (tools.py), sub-accounts (accounts.py). Each works through the API's own code, and each change is
 applied in every worker as the API's are.
 """
 
@@ -19,28 +19,27 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Route
 
-from pixelport.api.purge import PurgeApi
 from pixelport.config import Config
-from pixelport.dashboard.board import HERE, Dashboard
+from pixelport.dashboard.accounts import AccountPages
+from pixelport.dashboard.board import HERE, CreateAccount, Dashboard
 from pixelport.dashboard.files import FilePages
 from pixelport.dashboard.named import NamedPages
 from pixelport.dashboard.origins import OriginPages
 from pixelport.dashboard.overview import OverviewPage
 from pixelport.dashboard.tools import ToolPages
-from pixelport.origins.base import Origin
 
 if TYPE_CHECKING:
     from pixelport.figures import Figures
-    from pixelport.library_app import MediaLibrary
+    from pixelport.tenancy import Tenant
 
 __all__ = ["HERE", "build_dashboard"]
 SESSION_HOURS = 8
 
 
-def build_dashboard(config: Config, media: MediaLibrary, purges: PurgeApi, figures: Figures,
-                    configured: dict[str, Origin]) -> Starlette:
+def build_dashboard(config: Config, tenants: dict[str, Tenant], figures: Figures,
+                    create_account: CreateAccount) -> Starlette:
     """The dashboard as an ASGI app, mounted at /dashboard."""
-    board = Dashboard(config, media, purges, figures, configured)
+    board = Dashboard(config, tenants, figures, create_account)
     # Derived from what logs in, so every worker honours a session and changing a key or the
     # password signs everyone out; with neither, a random secret (no one can log in, and a
     # cookie made with a guessable secret must not let anyone in either).
@@ -54,7 +53,7 @@ def build_dashboard(config: Config, media: MediaLibrary, purges: PurgeApi, figur
         Route("/dashboard/static/{name}", board.static, methods=["GET"]),
     ]
     for pages in (OverviewPage(board), OriginPages(board), FilePages(board),
-                  NamedPages(board), ToolPages(board)):
+                  NamedPages(board), ToolPages(board), AccountPages(board)):
         routes += pages.routes()
     return Starlette(routes=routes, middleware=[Middleware(
         SessionMiddleware, secret_key=secret, session_cookie="pixelport_dashboard",

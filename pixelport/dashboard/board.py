@@ -1,7 +1,9 @@
 """The dashboard's core: log-in, the session's guard, page rendering, and the per-account
 objects every page reaches through `media_of` and `purges_of`.
 
-Log-in with a private key (or `[dashboard] password`); the session is a signed cookie
+Log-in with a private key of any account (or `[dashboard] password`, the default account's):
+the session remembers which, and every page shows and changes that account's objects only
+(sub-accounts, pixelport/tenancy.py); the session is a signed cookie
 (Starlette's SessionMiddleware: HttpOnly, SameSite=Strict) whose secret is derived from the
 private key, so every worker process honours it; every form carries the session's CSRF token;
 failed log-ins are slowed down (guard.py).
@@ -28,8 +30,14 @@ from pixelport.origins.base import Origin
 from pixelport.siblings import Unreachable
 
 if TYPE_CHECKING:
+    from pixelport.config import AccountConfig, SecurityConfig
+    from pixelport.delivery.account import Account
     from pixelport.figures import Figures
     from pixelport.library_app import MediaLibrary
+    from pixelport.tenancy import Tenant
+
+# Makes a sub-account (name, prefix, domains) in every worker: app.App.create_account.
+CreateAccount = Callable[[str, str, list[str]], Awaitable["AccountConfig"]]
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
@@ -41,26 +49,54 @@ class Dashboard:
     """What every page needs: the config, the session's guard, rendering, the account's
     objects."""
 
-    def __init__(self, config: Config, media: MediaLibrary, purges: PurgeApi,
-                 figures: Figures, configured: dict[str, Origin]) -> None:
+    def __init__(self, config: Config, tenants: dict[str, Tenant], figures: Figures,
+                 create_account: CreateAccount) -> None:
+        """`tenants`: every account by name ("" the default), the app's own (live) mapping."""
         self.config = config
-        self.media = media
-        self.purges = purges
+        self.tenants = tenants
         self.figures = figures  # this server's health and traffic figures (the overview)
-        self.configured = configured  # the config's origins, by name ("Test this origin")
+        self.create_account = create_account
         self.throttle = LoginThrottle()
-        # What logs in: the private keys, and the dashboard's own password when set.
+        # What signs the session cookie: the default account's keys and the password.
         self.secrets = tuple(config.security.keys) + (
             (config.dashboard.password,) if config.dashboard.password else ())
 
+    def tenant(self, request: Request) -> Tenant:
+        """The session's account (`denied` has checked that it exists)."""
+        return self.tenants[str(request.session.get("account", ""))]
+
     def media_of(self, request: Request) -> MediaLibrary:
         """The media library (files, folders, named transformations, origins and endpoints)
-        of the session's account: today the server's only one."""
-        return self.media
+        of the session's account."""
+        return self.tenant(request).media
 
     def purges_of(self, request: Request) -> PurgeApi:
-        """The purge API of the session's account: today the server's only one."""
-        return self.purges
+        """The purge API of the session's account (its URLs only)."""
+        return self.tenant(request).purges
+
+    def account_of(self, request: Request) -> Account:
+        """The session's account as delivery sees it (its prefix, for URLs)."""
+        return self.tenant(request).account
+
+    def security_of(self, request: Request) -> SecurityConfig:
+        """The session's account's keys (for signed URLs and upload signatures)."""
+        return self.media_of(request).config.security
+
+    def configured_of(self, request: Request) -> dict[str, Origin]:
+        """The config's origins, by name: the default account's only."""
+        return self.tenant(request).configured
+
+    def who(self, given: str) -> str | None:
+        """The account whose private key (or, for the default one, the dashboard password)
+        `given` is; every candidate is compared, so the time says nothing of which matched."""
+        found = None
+        password = self.config.dashboard.password
+        for name, tenant in list(self.tenants.items()):
+            for key in tenant.media.config.security.keys + (
+                    (password,) if password and not name else ()):
+                if hmac.compare_digest(given.encode(), key.encode()):
+                    found = name
+        return found
 
     # --- log-in -----------------------------------------------------------------------------
 
@@ -75,10 +111,8 @@ class Dashboard:
         client = request.client.host if request.client else "?"
         await self.throttle.wait(client)
         form = await request.form()
-        given = str(form.get("key", "")).encode()
-        # Every candidate is compared, so the time taken says nothing of which one matched.
-        matched = [hmac.compare_digest(given, k.encode()) for k in self.secrets]
-        if not any(matched):
+        account = self.who(str(form.get("key", "")))
+        if account is None:
             self.throttle.failed(client)
             return self.page(request, "login.html", status=401,
                              password=bool(self.config.dashboard.password),
@@ -86,7 +120,8 @@ class Dashboard:
                                    "dashboard password.")
         self.throttle.succeeded(client)
         request.session.clear()
-        request.session.update(user="admin", csrf=secrets.token_urlsafe(24))
+        request.session.update(user="admin", account=account,
+                               csrf=secrets.token_urlsafe(24))
         return RedirectResponse("/dashboard", status_code=303)
 
     async def logout(self, request: Request) -> Response:
@@ -98,7 +133,8 @@ class Dashboard:
 
     async def denied(self, request: Request, form: Any = None) -> Response | None:
         """A redirect to the log-in page, or 403 for a form without the session's token."""
-        if request.session.get("user") != "admin":
+        if request.session.get("user") != "admin" or \
+                str(request.session.get("account", "")) not in self.tenants:
             return RedirectResponse("/dashboard/login", status_code=303)
         if request.method == "POST":
             form = form if form is not None else await request.form()
@@ -111,10 +147,11 @@ class Dashboard:
 
     def page(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:
         """A template with what every page shows."""
+        signed_in = request.session.get("user") == "admin"
         return TEMPLATES.TemplateResponse(request, name, {
             "version": __version__, "csrf": request.session.get("csrf", ""),
-            "signed_in": request.session.get("user") == "admin", **values},
-            status_code=status)
+            "signed_in": signed_in, "account": request.session.get("account", ""),
+            **values}, status_code=status)
 
     async def change(self, request: Request, work: Awaitable[object], page: Page,
                      back: str, applied: Callable[[], Awaitable[None]] | None = None,

@@ -73,7 +73,7 @@ class FilePages:
         if (denied := await board.denied(request)) is not None:
             return denied
         path = "/" + request.query_params.get("path", "/").strip("/")
-        uploads = bool(board.config.security.public_key)
+        uploads = bool(board.security_of(request).public_key)
         try:
             items = await board.media_of(request).listing(path, request.headers.get("host"),
                                                           request.url.scheme)
@@ -137,7 +137,7 @@ class FilePages:
         shown = file_object(row, urls)
         view = shown["url"]
         if shown["isPrivateFile"]:  # a link that opens it: signed, for an hour
-            view = sign_url(view, urls.base + "/", board.config.security.keys[0],
+            view = sign_url(view, urls.base + "/", board.security_of(request).keys[0],
                             int(time.time()) + VIEW_SECONDS)
         listed = [version_object(row, v, urls) for v in reversed(versions)]
         return board.page(request, "file.html", status, file=shown, view=view,
@@ -198,7 +198,7 @@ class FilePages:
         single-use token, its expiry, their signature), for the page's uploads."""
         if (denied := await self.board.denied(request)) is not None:
             return denied
-        security = self.board.config.security
+        security = self.board.security_of(request)
         if not security.public_key:
             return JSONResponse({"message": "Set [security] public_key to upload from the "
                                             "dashboard."}, status_code=400)

@@ -174,7 +174,7 @@ class OriginPages:
         try:
             report = await accounts.try_origin(request.path_params["origin_id"],
                                                str(form.get("path", "")),
-                                               self.board.configured)
+                                               self.board.configured_of(request))
         except PixelportError as error:
             report = {"ok": False, "ikError": error.header, "path": form.get("path", "")}
         return self.board.page(request, "origin_test.html", report=report)

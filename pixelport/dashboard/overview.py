@@ -64,4 +64,7 @@ class OverviewPage:
                           scope=scope_of(figures["workers"], everyone),
                           hit_ratio=ratio(figures), states=states,
                           names={o["id"]: o["name"] for o in origins},
-                          errors=sorted(figures["errors"].items(), key=lambda kv: -kv[1]))
+                          errors=sorted(figures["errors"].items(), key=lambda kv: -kv[1]),
+                          # The server's cache and errors are every account's traffic: the
+                          # default account's to see, not a sub-account's.
+                          server=not board.account_of(request).name)

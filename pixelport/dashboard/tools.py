@@ -47,7 +47,8 @@ class ToolPages:
         if (denied := await self.board.denied(request)) is not None:
             return denied
         form = request.query_params
-        prefix = form.get("endpoint", "").strip("/")
+        # The endpoint's prefix within the account, after the account's own (a sub-account's).
+        prefix = self.board.account_of(request).identifier(form.get("endpoint", "").strip("/"))
         path = form.get("path", "").strip().lstrip("/")
         if not path:
             return HTMLResponse('<p class="help">Give a file path.</p>')
@@ -65,7 +66,7 @@ class ToolPages:
         if form.get("signed") == "on":
             seconds = form.get("expires", "").strip()
             expires = int(time.time()) + int(seconds) if seconds.isdigit() else None
-            key = self.board.config.security.keys[0]
+            key = self.board.security_of(request).keys[0]
             url = sign_url(url, head, key, expires)
         return self.board.page(request, "built_url.html", url=url)
 
