@@ -3,8 +3,8 @@
 The pages, one module per group over the core (board.py: log-in, the session's guard,
 rendering, `media_of` / `purges_of`): overview (overview.py), external storage and URL
 endpoints (origins.py), the media library (files.py), named transformations (named.py), the
-URL builder and purge (tools.py), sub-accounts (accounts.py). Each works through the API's own code, and each change is
-applied in every worker as the API's are.
+URL builder and purge (tools.py), sub-accounts (accounts.py). Each works through the API's
+own code, and each change is applied in every worker as the API's are.
 """
 
 from __future__ import annotations
