@@ -655,6 +655,8 @@ def test_a_sub_account_made_on_the_accounts_page_signs_in_apart(board: Any,
     page.keyboard.press("Enter")
     page.wait_for_url(f"{board.url}/dashboard")
     assert page.locator("#hit-ratio").count() == 0
+    page.get_by_role("link", name="URL endpoints").click()
+    assert "/staging/" in page.get_by_role("table").first.inner_text()
     page.get_by_role("link", name="Account: staging").click()
     listed = page.get_by_role("table", name="Accounts").inner_text()
     assert "staging" in listed and "default" not in listed

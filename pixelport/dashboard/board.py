@@ -148,10 +148,13 @@ class Dashboard:
     def page(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:
         """A template with what every page shows."""
         signed_in = request.session.get("user") == "admin"
+        tenant = self.tenants.get(str(request.session.get("account", "")))
+        # A sub-account's URLs begin with its prefix: shown before its endpoints' own.
+        prefix = f"/{tenant.account.prefix}" if tenant and tenant.account.prefix else ""
         return TEMPLATES.TemplateResponse(request, name, {
             "version": __version__, "csrf": request.session.get("csrf", ""),
             "signed_in": signed_in, "account": request.session.get("account", ""),
-            **values}, status_code=status)
+            "account_prefix": prefix, **values}, status_code=status)
 
     async def change(self, request: Request, work: Awaitable[object], page: Page,
                      back: str, applied: Callable[[], Awaitable[None]] | None = None,
