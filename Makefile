@@ -11,9 +11,9 @@ AZURITE := $(TOOLS)/.azurite-$(AZURITE_VERSION)
 # ImageKit's Node SDK for the compatibility tests, pinned in tests/node/package.json (and lock).
 NODE_SDK := tests/node/node_modules/.installed
 
-.PHONY: setup run test lint lock clean fuzz postgres chromium
+.PHONY: setup run test lint lock clean fuzz postgres chromium redis
 
-setup: $(STAMP) $(AZURITE) $(NODE_SDK) postgres chromium
+setup: $(STAMP) $(AZURITE) $(NODE_SDK) postgres chromium redis
 
 # Re-install only when the lock or the project metadata changes; a half-built venv has no stamp.
 $(STAMP): requirements.lock pyproject.toml
@@ -61,6 +61,21 @@ chromium:
 	  set -e; echo "installing Chromium (apt-get install chromium)"; \
 	  apt-get update -qq; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+# Debian's redis-server, for the cluster tests (tests/redis_server.py starts one of its own on
+# a free port). As root (CI) apt installs it, and stops the service Debian starts on 6379,
+# which nothing here uses; otherwise a warning (only those tests need it).
+redis:
+	@if command -v redis-server >/dev/null 2>&1; then exit 0; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "warning: redis-server is missing; install it (Debian: apt-get install" \
+	    "redis-server), or the cluster tests will fail" >&2; \
+	else \
+	  set -e; echo "installing Redis (apt-get install redis-server)"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  (service redis-server stop || true) >/dev/null 2>&1; \
 	fi
 
 # The demo needs only the venv (not the test servers); its library folder is indexed into the

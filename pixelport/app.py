@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ from pixelport.transform.pool import WorkPool
 
 if TYPE_CHECKING:
     from pixelport.api.upload import Uploads
+    from pixelport.cluster.bus import Bus
     from pixelport.library_app import MediaLibrary
 
 log = logging.getLogger("pixelport")
@@ -48,6 +51,11 @@ RECENT_ORIGINALS = 64 * 2**20  # fetched originals kept a few seconds, for their
 RETIRE_SECONDS = 120.0
 
 
+
+
+def node_id(place: Place) -> str:
+    """This node's id in the cluster, the same in each of its worker processes."""
+    return f"{socket.gethostname()}:{place.run_dir or os.getpid()}"
 
 
 class App:
@@ -111,6 +119,12 @@ class App:
         self.purgers = [self.results.purge, self.sources.purge] + (
             [self.originals.purge] if self.originals else [])
         self.siblings = Siblings(place)
+        self.bus: Bus | None = None  # the other nodes (`[cluster] redis_url`)
+        if config.cluster.redis_url:
+            from pixelport.cluster.bus import Bus
+
+            self.bus = Bus(config.cluster.redis_url, node_id(place))
+            self.siblings.beyond = self.bus
         self.purges = PurgeApi(table, self.purgers, self.siblings)
         self.figures = Figures(self.results, self.delivery, self.siblings, self.origins,
                                lambda: {k: o for t in self.tenants.values()
@@ -196,7 +210,7 @@ class App:
                 d for e in self.table.endpoints for d in e.config.domains},
             taken_names=set(self.tenants))
         await self.load_accounts()
-        await self.siblings.tell({"sub_accounts": True})
+        await self.siblings.broadcast({"sub_accounts": True})
         return spec
 
     async def rebuild_endpoints(self) -> None:
@@ -226,8 +240,12 @@ class App:
             return
         path = scope["path"]
         if path in ("/healthz", "/readyz"):
+            # A node cut off from Redis still serves (its purges wait to be sent): degraded.
+            body = (b"degraded: Redis unreachable\n"
+                    if path == "/readyz" and self.bus is not None and self.bus.degraded
+                    else b"ok\n")
             await send_bytes(send, 200, {"content-type": "text/plain",
-                                         "cache-control": "no-store"}, b"ok\n")
+                                         "cache-control": "no-store"}, body)
             return
         if is_api_path(path):
             await self.api(scope, receive, send)
@@ -255,6 +273,8 @@ class App:
                 if self.tenants:
                     await self.load_accounts()
                 await self.siblings.start(self.on_message)
+                if self.bus is not None:
+                    await self.bus.start(self.on_message)
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
                 await send({"type": "lifespan.startup.complete"})
@@ -326,6 +346,8 @@ class App:
         self.images.stop()  # renders still running end at their next tile
         await self.videos.stop()  # ffmpeg processes are killed
         await self.siblings.close()
+        if self.bus is not None:
+            await self.bus.close()
         for tenant in self.tenants.values():
             await tenant.media.aclose()
         await self.results.close()

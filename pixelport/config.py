@@ -359,6 +359,15 @@ class AccountConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """Many nodes: what they share beyond the database."""
+
+    # redis://[user:password@]host:6379/0: purges, library and config changes reach every
+    # node through it (pixelport/cluster/). The URL may carry a password: not in repr().
+    redis_url: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class DashboardConfig:
     """The dashboard's own settings."""
 
@@ -381,6 +390,7 @@ class Config:
     transformations: Mapping[str, str] = field(default_factory=dict)
     origins: tuple[OriginConfig, ...] = ()
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     endpoints: tuple[EndpointConfig, ...] = (EndpointConfig("", ()),)
     accounts: tuple[AccountConfig, ...] = ()
     # Where sub-accounts made in the dashboard keep their libraries (`[library] accounts_dir`).
@@ -429,6 +439,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
         accounts=_accounts(root, database, accounts_dir),
         accounts_dir=accounts_dir,
         dashboard=_dashboard(root.table("dashboard")),
+        cluster=_cluster(root.table("cluster")),
         source=source,
     )
     root.finish()
@@ -504,6 +515,14 @@ def _keys(s: Section, key: str) -> tuple[str, ...]:
 
 
 MIN_DASHBOARD_PASSWORD = 12
+
+
+def _cluster(s: Section) -> ClusterConfig:
+    url = s.optional_text("redis_url")
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise s.error("redis_url", "must read redis://host:6379/0 (or rediss://, unix://)")
+    s.finish()
+    return ClusterConfig(redis_url=url)
 
 
 def _dashboard(s: Section) -> DashboardConfig:

@@ -91,12 +91,12 @@ class MediaLibrary:
 
         async def named_changed() -> None:
             await self.named.load()
-            await siblings.tell({"named": True, "account": self.account.name})
+            await siblings.broadcast({"named": True, "account": self.account.name})
 
         async def accounts_changed() -> None:
             await self.apply_accounts()
             try:
-                await siblings.tell({"accounts": True, "account": self.account.name})
+                await siblings.broadcast({"accounts": True, "account": self.account.name})
             except Unreachable as exc:
                 log.error("origins or endpoints changed: %s", exc)
                 raise ApiUnavailable("The change was saved, but not every worker process has "

@@ -14,7 +14,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pixelport.place import Place
 
@@ -28,6 +28,13 @@ class Unreachable(RuntimeError):
     """Another worker did not answer in time."""
 
 
+class Beyond(Protocol):
+    """What carries a message to the other nodes (pixelport/cluster/bus.py)."""
+
+    def publish(self, message: dict[str, Any]) -> None:
+        """Send `message` to every other node, in the background."""
+
+
 class Siblings:
     """This worker's link to the others (nothing to do when it is alone)."""
 
@@ -35,6 +42,15 @@ class Siblings:
         self.place = place
         self.server: asyncio.AbstractServer | None = None
         self.handler: Handler | None = None
+        self.beyond: Beyond | None = None  # the other nodes, when there is a cluster
+
+    async def broadcast(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """`tell` this node's other workers (their replies), then every other node's, in the
+        background: a purge or a change that every cache and every worker must see."""
+        replies = await self.tell(message)
+        if self.beyond is not None:
+            self.beyond.publish(message)
+        return replies
 
     def path(self, index: int) -> Path:
         """The socket of worker `index`."""

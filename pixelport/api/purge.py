@@ -131,7 +131,7 @@ class PurgeApi:
         try:
             removed = await self.apply(url, request_id)
             if self.siblings is not None:
-                replies = await self.siblings.tell({"purge": url, "id": request_id,
+                replies = await self.siblings.broadcast({"purge": url, "id": request_id,
                                                     "account": self.account.name})
                 removed += sum(int(reply.get("removed", 0)) for reply in replies)
         except Unreachable as exc:
@@ -156,7 +156,7 @@ class PurgeApi:
         if self.siblings is not None:
             listed = list(paths)
             for start in range(0, len(listed), 200):  # messages stay under 64 KiB
-                await self.siblings.tell({"purge_paths": listed[start:start + 200],
+                await self.siblings.broadcast({"purge_paths": listed[start:start + 200],
                                           "account": self.account.name})
 
     async def apply_paths(self, paths: Sequence[str]) -> int:

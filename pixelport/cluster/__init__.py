@@ -1,0 +1,1 @@
+"""Many nodes: what must reach every pixelport node, through Redis (`[cluster] redis_url`)."""

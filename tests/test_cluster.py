@@ -1,0 +1,129 @@
+"""Two pixelport nodes (separate processes, two workers and a cache folder each) on one
+PostgreSQL, one Redis and one library folder: uploads, overwrites, purges, named
+transformations and endpoints made through one node are seen through the other within a
+second, hot answers included; with Redis down both keep serving, `/readyz` says degraded, and
+a purge made meanwhile is delivered once Redis is back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.databases import PostgresServer
+from tests.helpers import decode, make_image
+from tests.library_support import PRIVATE_KEY
+from tests.redis_server import RedisServer
+from tests.test_workers import _serve_config, _stop
+
+pytestmark = pytest.mark.integration
+AUTH = (PRIVATE_KEY, "")
+
+
+@pytest.fixture
+def redis() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, postgres_server: PostgresServer,
+          redis: RedisServer) -> Iterator[list[str]]:
+    """Two nodes' base URLs."""
+    database = postgres_server.create_database()
+    (tmp_path / "library").mkdir()
+    processes, urls = [], []
+    try:
+        for name in ("a", "b"):
+            config = tmp_path / f"{name}.toml"
+            config.write_text(
+                f'[server]\nworkers = 2\n[library]\ndir = "{tmp_path / "library"}"\n'
+                f'[database]\nurl = "{database}"\n[cache]\ndir = "{tmp_path / name}-cache"\n'
+                f'[security]\nprivate_key = "{PRIVATE_KEY}"\nallow_private_networks = true\n'
+                f'[cluster]\nredis_url = "{redis.url}"\n')
+            process, url = _serve_config(config, workers=2)
+            processes.append(process)
+            urls.append(url)
+        yield urls
+    finally:
+        for process in processes:
+            _stop(process)
+
+
+def upload(node: str, name: str, data: bytes) -> httpx.Response:
+    """An upload through one node (overwriting a file of the same name)."""
+    return httpx.post(f"{node}/api/v1/files/upload", auth=AUTH, timeout=30,
+                      data={"fileName": name, "useUniqueFileName": "false"},
+                      files={"file": (name, data)})
+
+
+def within(seconds: float, check: Callable[[], bool]) -> float:
+    """How long until `check` holds (each call on new connections); fails past `seconds`."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, "not seen in time"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def heights(node: str, target: str, times: int = 10) -> set[int]:
+    """The heights a node answers for `target`, asked `times` times (both workers)."""
+    return {decode(httpx.get(node + target, timeout=10).content).height for _ in range(times)}
+
+
+def test_changes_through_one_node_are_seen_through_the_other(nodes: list[str]) -> None:
+    a, b = nodes
+    assert upload(a, "c.jpg", make_image(400, 300)).status_code == 200
+    assert heights(b, "/tr:w-100/c.jpg", 20) == {75}  # cached by B: memory, disk, hot
+    assert upload(a, "c.jpg", make_image(400, 100)).status_code == 200
+    within(1.0, lambda: heights(b, "/tr:w-100/c.jpg") == {25})
+
+    # A purge through B reaches A's caches.
+    assert heights(a, "/tr:w-120/c.jpg", 10) == {30}
+    (tmp_file,) = [f for f in httpx.get(f"{b}/v1/files", auth=AUTH).json()]
+    purged = httpx.post(f"{b}/v1/files/purge", auth=AUTH,
+                        json={"url": f"{b}/tr:w-120/c.jpg"})
+    assert purged.status_code == 201
+    # A delete through B: A answers 404 for the file within a second.
+    assert httpx.delete(f"{b}/v1/files/{tmp_file['fileId']}", auth=AUTH).status_code == 204
+    within(1.0, lambda: {httpx.get(f"{a}/tr:w-120/c.jpg").status_code
+                         for _ in range(10)} == {404})
+
+    # A named transformation and an endpoint made through A are used by B at once.
+    assert upload(a, "n.jpg", make_image(300, 300)).status_code == 200
+    made = httpx.post(f"{a}/v1/named-transformations", auth=AUTH,
+                      json={"name": "tiny", "transformation": "w-40,h-20"})
+    assert made.status_code == 201
+    within(1.0, lambda: {httpx.get(f"{b}/tr:n-tiny/n.jpg").status_code
+                         for _ in range(10)} == {200})
+    origin = httpx.post(f"{a}/v1/accounts/origins", auth=AUTH, json={
+        "type": "WEB_FOLDER", "name": "self", "baseUrl": f"{a}/tr:w-50"})
+    assert origin.status_code == 201, origin.text
+    endpoint = httpx.post(f"{a}/v1/accounts/url-endpoints", auth=AUTH, json={
+        "description": "through a", "urlPrefix": "via-a", "origins": [origin.json()["id"]]})
+    assert endpoint.status_code == 201, endpoint.text
+    within(1.0, lambda: {httpx.get(f"{b}/via-a/n.jpg").status_code
+                         for _ in range(10)} == {200})
+
+
+def test_with_redis_down_nodes_serve_and_purges_wait_for_it(nodes: list[str],
+                                                            redis: RedisServer) -> None:
+    a, b = nodes
+    assert upload(a, "d.jpg", make_image(400, 300)).status_code == 200
+    assert heights(b, "/tr:w-100/d.jpg", 20) == {75}
+    assert httpx.get(f"{a}/readyz").text == "ok\n"
+    redis.stop()
+    # Both still serve; an overwrite through A is answered, and A sees it at once.
+    assert upload(a, "d.jpg", make_image(400, 100)).status_code == 200
+    assert heights(a, "/tr:w-100/d.jpg") == {25}
+    assert heights(b, "/tr:w-100/d.jpg") == {75}  # B has not heard yet
+    within(5.0, lambda: all("degraded" in httpx.get(f"{a}/readyz").text for _ in range(4)))
+    redis.start()
+    # The change was kept and is delivered once Redis is back.
+    within(10.0, lambda: heights(b, "/tr:w-100/d.jpg") == {25})
+    within(5.0, lambda: all(httpx.get(f"{n}/readyz").text == "ok\n"
+                            for n in (a, b) for _ in range(4)))
