@@ -174,3 +174,21 @@ class ApiUnavailable(ApiError):
     status = 503
     code = "EBUSY"
     body = "Service Unavailable"
+
+
+class DatabaseUnavailable(Busy):
+    """The media library's database did not answer: delivery tries the endpoint's origins
+    behind the library, and answers this (503, Retry-After) if none has the file."""
+
+    def __init__(self, message: str = "The media library's database did not answer; "
+                                      "try again shortly") -> None:
+        super().__init__(message, retry_after=5)
+
+
+class ApiDatabaseUnavailable(ApiError):
+    """The database did not answer an API request (nothing was changed, or the change was
+    rolled back with it)."""
+
+    status = 503
+    code = "EBUSY"
+    body = "Service Unavailable"

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.databases import PostgresServer
-from tests.helpers import decode, make_image
+from tests.helpers import OriginServer, Pixelport, Relay, decode, make_image
 from tests.library_support import PRIVATE_KEY
 from tests.redis_server import RedisServer
 from tests.test_workers import _serve_config, _stop
@@ -127,3 +128,42 @@ def test_with_redis_down_nodes_serve_and_purges_wait_for_it(nodes: list[str],
     within(10.0, lambda: heights(b, "/tr:w-100/d.jpg") == {25})
     within(5.0, lambda: all(httpx.get(f"{n}/readyz").text == "ok\n"
                             for n in (a, b) for _ in range(4)))
+
+
+def test_with_postgresql_down_delivery_goes_on_and_the_api_says_503(
+        serve: Any, tmp_path: Path, postgres_server: PostgresServer,
+        origin: OriginServer) -> None:
+    database = postgres_server.create_database()
+    relay = Relay(postgres_server.port)
+    try:
+        (tmp_path / "library").mkdir()
+        origin.files["/web/w.jpg"] = make_image(300, 200)
+        pp: Pixelport = serve({
+            "library": {"dir": str(tmp_path / "library")},
+            "database": {"url": database.replace(f":{postgres_server.port}/",
+                                                 f":{relay.port}/")},
+            "security": {"private_key": PRIVATE_KEY, "allow_private_networks": True},
+            "origin": [{"name": "web", "type": "web_server",
+                        "base_url": f"http://127.0.0.1:{origin.port}/web"}],
+            "endpoint": [{"identifier": "", "origins": ["web"]}]})
+        assert upload(pp.url, "lib.jpg", make_image(200, 100)).status_code == 200
+        assert pp.get("/tr:w-50/lib.jpg").status == 200  # cached
+        relay.cut()
+        # Delivery: the cached result, and the origins behind the library.
+        assert pp.get("/tr:w-50/lib.jpg").status == 200
+        served = pp.get("/tr:w-40/w.jpg")
+        assert served.status == 200, served.ik_error
+        # The API: 503 with ImageKit's JSON error shape.
+        for method, target in (("GET", "/v1/files"), ("POST", "/v1/named-transformations")):
+            answer = httpx.request(method, f"{pp.url}{target}", auth=AUTH, timeout=30,
+                                   json={"name": "x", "transformation": "w-10"})
+            assert answer.status_code == 503, (target, answer.text)
+            assert set(answer.json()) >= {"message", "help"}
+        with httpx.Client(base_url=pp.url) as visitor:  # the dashboard says so too
+            assert visitor.post("/dashboard/login", data={"key": PRIVATE_KEY}
+                                ).status_code == 303
+            assert visitor.get("/dashboard/library").status_code == 503
+        relay.restore()
+        within(10.0, lambda: httpx.get(f"{pp.url}/v1/files", auth=AUTH).status_code == 200)
+    finally:
+        relay.close()

@@ -11,8 +11,9 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from pixelport.errors import ApiError, PixelportError
+from pixelport.errors import ApiDatabaseUnavailable, ApiError, PixelportError
 from pixelport.library.records import Urls
+from pixelport.state.db import is_unreachable
 
 log = logging.getLogger("pixelport.api")
 MAX_JSON = 1024 * 1024
@@ -46,7 +47,12 @@ def route(handler: Handler[S]) -> Handler[S]:
             return await handler(self, request)
         except PixelportError as exc:
             return failure(exc)
-        except Exception:
+        except Exception as exc:
+            if is_unreachable(exc):
+                log.warning("API request %s %s: the database did not answer: %s",
+                            request.method, request.url.path, exc)
+                return failure(ApiDatabaseUnavailable("The database did not answer; try "
+                                                      "again shortly."))
             request_id = secrets.token_hex(8)
             log.exception("API request %s (%s %s) failed", request_id, request.method,
                           request.url.path)

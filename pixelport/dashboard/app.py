@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from pixelport.config import Config
@@ -27,6 +30,7 @@ from pixelport.dashboard.named import NamedPages
 from pixelport.dashboard.origins import OriginPages
 from pixelport.dashboard.overview import OverviewPage
 from pixelport.dashboard.tools import ToolPages
+from pixelport.state.db import is_unreachable
 
 if TYPE_CHECKING:
     from pixelport.figures import Figures
@@ -34,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HERE", "build_dashboard"]
 SESSION_HOURS = 8
+log = logging.getLogger("pixelport.dashboard")
 
 
 def build_dashboard(config: Config, tenants: dict[str, Tenant], figures: Figures,
@@ -55,6 +60,16 @@ def build_dashboard(config: Config, tenants: dict[str, Tenant], figures: Figures
     for pages in (OverviewPage(board), OriginPages(board), FilePages(board),
                   NamedPages(board), ToolPages(board), AccountPages(board)):
         routes += pages.routes()
-    return Starlette(routes=routes, middleware=[Middleware(
+    return Starlette(routes=routes, exception_handlers={Exception: _failed},
+                     middleware=[Middleware(
         SessionMiddleware, secret_key=secret, session_cookie="pixelport_dashboard",
         max_age=SESSION_HOURS * 3600, same_site="strict", https_only=False)])
+
+
+async def _failed(request: Request, exc: Exception) -> Response:
+    """A page that failed: 503 while the database does not answer, else a logged 500."""
+    if is_unreachable(exc):
+        return HTMLResponse("The database did not answer; try again shortly.", status_code=503,
+                            headers={"retry-after": "5"})
+    log.error("dashboard page %s failed", request.url.path, exc_info=exc)
+    return HTMLResponse("Internal error; see the server's log.", status_code=500)

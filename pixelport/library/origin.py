@@ -9,12 +9,17 @@ is. A path the API has deleted, moved or renamed is never served from the folder
 
 from __future__ import annotations
 
-from pixelport.errors import NotFound, VersionNotFound
+import logging
+
+from pixelport.errors import DatabaseUnavailable, NotFound, VersionNotFound
 from pixelport.library.files import Library
 from pixelport.library.storage import INTERNAL
 from pixelport.origins.base import FetchOptions, Original
 from pixelport.origins.library import LibraryOrigin
+from pixelport.state.db import is_unreachable
 from pixelport.state.models import File
+
+log = logging.getLogger("pixelport.library")
 
 
 class LibraryFiles:
@@ -27,7 +32,18 @@ class LibraryFiles:
         self.folder = folder
 
     async def fetch(self, path: str, options: FetchOptions) -> Original:
-        """The file at `path`: its current version when indexed, else the folder's file."""
+        """The file at `path`: its current version when indexed, else the folder's file;
+        DatabaseUnavailable when the records cannot be read (the endpoint's origins are
+        tried next)."""
+        try:
+            return await self._fetch(path, options)
+        except Exception as exc:
+            if is_unreachable(exc):
+                log.warning("media library: the database did not answer: %s", exc)
+                raise DatabaseUnavailable() from None
+            raise
+
+    async def _fetch(self, path: str, options: FetchOptions) -> Original:
         stored = "/" + path.lstrip("/")
         if path.lstrip("/").split("/", 1)[0] == INTERNAL:
             raise NotFound(f"No file was found in the media library at {path!r}")

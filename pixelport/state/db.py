@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,6 +39,7 @@ from pixelport.state.writer import WriteThread
 
 log = logging.getLogger("pixelport.state")
 T = TypeVar("T")
+CONNECT_TIMEOUT = 5.0
 BUSY_TIMEOUT_MS = 30_000  # a writer waits this long for the lock before giving up
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any 64-bit number: the advisory lock that keeps two nodes from migrating at once.
@@ -67,9 +68,12 @@ class Database:
             self._writes = WriteThread(self.sync_engine)
         else:
             settings = {"search_path": f'"{schema}"'} if schema else {}
+            # A server that does not answer fails a connection in CONNECT_TIMEOUT seconds
+            # (asyncpg waits 60 by default): delivery then moves on to the origins.
             self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=10,
                                               pool_pre_ping=True,
-                                              connect_args={"server_settings": settings})
+                                              connect_args={"server_settings": settings,
+                                                            "timeout": CONNECT_TIMEOUT})
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self.migrated = False
         self._migrating = asyncio.Lock()
@@ -149,6 +153,20 @@ class Database:
         await self.engine.dispose()
         if self._writes is not None:
             await asyncio.to_thread(self._writes.close)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached (down, restarting, cut off), rather
+    than that a statement failed."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # asyncpg's own connect errors reach us unwrapped, as do refused and reset sockets.
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    kind = type(exc)
+    return kind.__module__.startswith("asyncpg.exceptions") and "Connection" in kind.__name__
 
 
 def _retryable(exc: Exception) -> bool:
