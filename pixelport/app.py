@@ -123,7 +123,9 @@ class App:
         if config.cluster.redis_url:
             from pixelport.cluster.bus import Bus
 
-            self.bus = Bus(config.cluster.redis_url, node_id(place))
+            self.bus = Bus(config.cluster.redis_url, node_id(place),
+                           cache.dir / "cluster" / f"worker-{place.index}.last"
+                           if cache.dir else None)
             self.siblings.beyond = self.bus
         self.purges = PurgeApi(table, self.purgers, self.siblings)
         self.figures = Figures(self.results, self.delivery, self.siblings, self.origins,

@@ -31,22 +31,27 @@ def redis() -> Iterator[RedisServer]:
     server.remove()
 
 
+def node_config(tmp_path: Path, name: str, database: str, redis: RedisServer) -> Path:
+    """Node `name`'s config: the shared library, database and Redis; its own cache."""
+    config = tmp_path / f"{name}.toml"
+    (tmp_path / "library").mkdir(exist_ok=True)
+    config.write_text(
+        f'[server]\nworkers = 2\n[library]\ndir = "{tmp_path / "library"}"\n'
+        f'[database]\nurl = "{database}"\n[cache]\ndir = "{tmp_path / name}-cache"\n'
+        f'[security]\nprivate_key = "{PRIVATE_KEY}"\nallow_private_networks = true\n'
+        f'[cluster]\nredis_url = "{redis.url}"\n')
+    return config
+
+
 @pytest.fixture
 def nodes(tmp_path: Path, postgres_server: PostgresServer,
           redis: RedisServer) -> Iterator[list[str]]:
     """Two nodes' base URLs."""
     database = postgres_server.create_database()
-    (tmp_path / "library").mkdir()
     processes, urls = [], []
     try:
         for name in ("a", "b"):
-            config = tmp_path / f"{name}.toml"
-            config.write_text(
-                f'[server]\nworkers = 2\n[library]\ndir = "{tmp_path / "library"}"\n'
-                f'[database]\nurl = "{database}"\n[cache]\ndir = "{tmp_path / name}-cache"\n'
-                f'[security]\nprivate_key = "{PRIVATE_KEY}"\nallow_private_networks = true\n'
-                f'[cluster]\nredis_url = "{redis.url}"\n')
-            process, url = _serve_config(config, workers=2)
+            process, url = _serve_config(node_config(tmp_path, name, database, redis), 2)
             processes.append(process)
             urls.append(url)
         yield urls
@@ -167,3 +172,22 @@ def test_with_postgresql_down_delivery_goes_on_and_the_api_says_503(
         within(10.0, lambda: httpx.get(f"{pp.url}/v1/files", auth=AUTH).status_code == 200)
     finally:
         relay.close()
+
+
+def test_a_node_restarted_carries_out_what_it_missed(tmp_path: Path,
+                                                      postgres_server: PostgresServer,
+                                                      redis: RedisServer) -> None:
+    database = postgres_server.create_database()
+    a_config, b_config = (node_config(tmp_path, n, database, redis) for n in ("a", "b"))
+    a, a_url = _serve_config(a_config, 2)
+    b, b_url = _serve_config(b_config, 2)
+    try:
+        assert upload(a_url, "r.jpg", make_image(400, 300)).status_code == 200
+        assert heights(b_url, "/tr:w-100/r.jpg", 20) == {75}  # in B's disk cache too
+        _stop(b)
+        assert upload(a_url, "r.jpg", make_image(400, 100)).status_code == 200
+        b, b_url = _serve_config(b_config, 2)  # its disk tier still holds the old result
+        within(2.0, lambda: heights(b_url, "/tr:w-100/r.jpg") == {25})
+    finally:
+        _stop(a)
+        _stop(b)

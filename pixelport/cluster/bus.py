@@ -6,8 +6,10 @@ and carries out what another node's worker published, exactly as it carries out 
 from a worker of its own node (`Siblings`); its own node's entries it skips, since its
 siblings were told directly. A stream rather than pub/sub: a worker that lost its connection
 for a moment reads on from where it was, so nothing sent meanwhile is lost (the stream keeps
-its last `MAX_ENTRIES`). Publishing never waits for Redis: entries queue in an outbox that a
-background task sends, again and again while Redis is down (`degraded`), until delivered.
+its last `MAX_ENTRIES`); a worker restarted reads on from the last entry it carried out (kept
+beside the disk cache it purges). Publishing never waits for Redis: entries queue in an
+outbox that a background task sends, again and again while Redis is down (`degraded`), until
+delivered.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("pixelport.cluster")
@@ -32,12 +37,15 @@ Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 class Bus:
     """This worker's link to the other nodes."""
 
-    def __init__(self, url: str, node: str) -> None:
-        """`node`: this node's id, shared by its workers (their own entries are skipped)."""
+    def __init__(self, url: str, node: str, resume: Path | None = None) -> None:
+        """`node`: this node's id, shared by its workers (their own entries are skipped).
+        `resume`: where this worker keeps the id of the last entry it carried out, beside the
+        disk cache it purges, so that after a restart it carries out what it missed."""
         from redis.asyncio import Redis
 
         self.url = url
         self.node = node
+        self.resume = resume
         # Reads block up to BLOCK_MS, so the socket timeout must be longer; a dead server is
         # noticed within it.
         # Typed Any: redis-py's stubs type replies as unions of every RESP type.
@@ -56,7 +64,9 @@ class Bus:
 
     async def start(self, handler: Handler) -> None:
         """Read other nodes' entries into `handler`, and send this worker's outbox."""
-        start = await self._last_id()
+        start = self._resumed() or await self._last_id()
+        if start != b"$":
+            self._keep(start)  # a worker that reads nothing before it stops resumes here
         self.tasks = [asyncio.create_task(self._read(handler, start)),
                       asyncio.create_task(self._send())]
 
@@ -67,6 +77,28 @@ class Bus:
             log.error("cluster outbox full: the oldest unsent change was dropped")
         self.outbox.append(json.dumps({"node": self.node, "message": message}).encode())
         self.pending.set()
+
+    def _resumed(self) -> bytes | None:
+        """The last entry this worker carried out before it stopped, if it kept one."""
+        if self.resume is None:
+            return None
+        try:
+            kept = self.resume.read_bytes().strip()
+        except OSError:
+            return None
+        return kept if re.fullmatch(rb"\d+-\d+", kept) else None
+
+    def _keep(self, entry_id: bytes) -> None:
+        """Remember the last entry carried out (written whole, then renamed into place)."""
+        if self.resume is None:
+            return
+        try:
+            self.resume.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.resume.with_suffix(".tmp")
+            partial.write_bytes(entry_id)
+            os.replace(partial, self.resume)
+        except OSError as exc:
+            log.warning("cluster: cannot keep the last entry's id: %s", exc)
 
     async def _last_id(self) -> bytes:
         """The stream's newest entry now: reading starts after it (a new worker has nothing
@@ -125,6 +157,8 @@ class Bus:
                 for entry_id, fields in entries:
                     last = entry_id
                     await self._carry_out(handler, fields.get(b"m", b""))
+                if entries:
+                    self._keep(last)
 
     async def _last_id_or_raise(self) -> bytes:
         entries = await self.redis.xrevrange(STREAM, count=1)
