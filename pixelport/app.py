@@ -39,6 +39,7 @@ from pixelport.transform.pool import WorkPool
 
 if TYPE_CHECKING:
     from pixelport.api.upload import Uploads
+    from pixelport.cache.shared import SharedTier
     from pixelport.library_app import MediaLibrary
 
 log = logging.getLogger("pixelport")
@@ -110,8 +111,19 @@ class App:
         self.api = ApiGate(config.security.keys)
         self.purgers = [self.results.purge, self.sources.purge] + (
             [self.originals.purge] if self.originals else [])
+        self.shared: SharedTier | None = None  # `[cache.shared]`: the bucket nodes share
+        if cache.shared is not None:
+            from pixelport.cache.shared import SharedTier  # aiobotocore: only when used
+
+            self.shared = SharedTier(cache.shared)
+            self.images.shared = self.shared
+            if self.originals is not None:
+                self.sources.shared = self.shared
+            self.purgers.append(self.shared.forget)
         self.siblings = Siblings(place)
         self.purges = PurgeApi(table, self.purgers, self.siblings)
+        if self.shared is not None:
+            self.purges.shared = self.shared.purge
         self.figures = Figures(self.results, self.delivery, self.siblings, self.origins,
                                lambda: {k: o for t in self.tenants.values()
                                         for k, o in t.built.items()})
@@ -171,6 +183,8 @@ class App:
         tenant = Tenant(account, media, PurgeApi(self.table, self.purgers, self.siblings, account),
                         ApiRoutes(tenant_config.security.keys), [default], [media.origin],
                         source=spec.source)
+        if self.shared is not None:
+            tenant.purges.shared = self.shared.purge
         self.api.accounts[spec.name] = tenant.routes
         self.tenants[spec.name] = tenant
         self.mount(tenant)
@@ -329,6 +343,8 @@ class App:
         for tenant in self.tenants.values():
             await tenant.media.aclose()
         await self.results.close()
+        if self.shared is not None:
+            await self.shared.close()
         if self.originals is not None:
             self.originals.close()
         for task in self.retiring.values():
