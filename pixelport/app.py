@@ -261,6 +261,8 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.results.start()
+                if self.shared is not None:
+                    await self.shared.start()
                 await self.videos.start()
                 if self.originals is not None:
                     await self.originals.start()

@@ -17,13 +17,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from pixelport.cache import shared as shared_module
 from pixelport.cache.entry import Entry
 from pixelport.cache.purgelog import PurgeScope
 from pixelport.cache.shared import SharedTier
@@ -220,6 +221,7 @@ def test_bucket_down_local_tiers_and_origins_serve(serve: Any, origin: OriginSer
         times.append(time.monotonic() - began)
         assert answer.status == 200 and cache_state(answer) == "miss", answer.headers
     assert max(times) < 1.0 + 1.0, times
+    print("down", times)
     assert max(times[3:]) < 0.5, times
 
 
@@ -239,6 +241,7 @@ def test_bucket_that_never_answers(serve: Any, origin: OriginServer) -> None:
             times.append(time.monotonic() - began)
             assert answer.status == 200, answer.headers
         assert max(times) < 0.5 + 1.0, times
+        print("silent", times)
         assert max(times[4:]) < 0.4, times  # the breaker is open: the bucket is not asked
         assert cache_state(a.get("/tr:w-30/silent/0.jpg")) == "hit"
 
@@ -271,6 +274,38 @@ async def remembered_purges() -> None:
     entry = Entry(b"x", {}, '"e"', "", "a.jpg")
     assert entry.shared is False
     await tier.close()
+
+
+def test_a_purge_the_bucket_missed_is_sent_again(bucket: Bucket,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shared_module, "COOLDOWN", 0.2)  # not 10 s between tries
+    live = SharedCacheConfig(bucket=BUCKET, endpoint=bucket.endpoint, path_style=True,
+                             prefix="retry", access_key_id="t", secret_access_key="t")
+    down = replace(live, endpoint=f"http://127.0.0.1:{free_port()}", timeout=0.3)
+    made = time.time() - 5
+    entry = Entry(b"bytes", {"content-type": "image/jpeg"}, '"e"', "", "r.jpg", created=made)
+    key = "retry/results/~/r.jpg/k1"
+    bucket.client().put_object(Bucket=BUCKET, Key=key, Body=entry.head() + entry.body)
+
+    async def run() -> None:
+        tier = SharedTier(down)
+        began = time.monotonic()
+        scope = PurgeScope(frozenset({""}), frozenset({"r.jpg"}))
+        assert await tier.purge(scope, scope.paths) == 0
+        assert time.monotonic() - began < 0.3 + 0.5
+        assert len(tier.pending) == 1 and tier.stale("", "r.jpg", made)
+        assert await tier.get_result("", "r.jpg", "k1") is None
+        # The bucket is back (the same bucket through a working client): the purge goes.
+        await tier.s3.aclose()
+        tier.s3 = SharedTier(live).s3
+        deadline = time.monotonic() + 10
+        while tier.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not tier.pending
+        await tier.close()
+
+    asyncio.run(run())
+    assert bucket.keys("retry/") == []
 
 
 @pytest.mark.parametrize(("shared", "message"), [

@@ -56,6 +56,7 @@ MAX_KEY = 1024  # S3's longest key, in UTF-8 bytes: an entry of a longer path st
 # Encoding or decoding (a CRC-32 and a copy) of larger bodies runs in a thread: on the event
 # loop it would hold up every other request for a millisecond or more.
 THREAD_BYTES = 256 * 1024
+SHUTDOWN_WAIT = 2.0  # seconds the writes under way may take at shutdown (a drain is 15 s)
 
 
 class SharedTier:
@@ -344,18 +345,25 @@ class SharedTier:
 
     # --- lifetime ------------------------------------------------------------------------
 
+    async def start(self) -> None:
+        """Make the client at start-up: its first making loads botocore's service model,
+        which must not eat the first request's `timeout`."""
+        await self.client()
+
     async def client(self) -> S3Client:
         """The bucket's client (made on first use, in the running loop)."""
         return await self.s3.client()
 
     async def close(self) -> None:
-        """Let the writes and purges under way finish (each within its timeout), then close
-        the client."""
+        """Give the writes and purges under way a moment to finish (what does not is lost
+        to the bucket only: it is a cache), then close the client."""
         if self.retrying is not None:
             self.retrying.cancel()
         waiting = [*self.uploads, *self.purging]
         if waiting:
-            await asyncio.wait(waiting, timeout=self.put_timeout)
+            _, late = await asyncio.wait(waiting, timeout=SHUTDOWN_WAIT)
+            for task in late:
+                task.cancel()
         await self.s3.aclose()
 
 
