@@ -31,6 +31,8 @@ from pixelport.cache.shared import SharedTier
 from pixelport.config import ConfigError, SharedCacheConfig, from_dict
 from tests.cloud_servers import wait_for_port
 from tests.helpers import OriginServer, Pixelport, free_port, make_image, server_timing
+from tests.library_support import client as library_client
+from tests.library_support import library_config
 
 pytestmark = pytest.mark.integration
 KEY = "private_shared_cache_key"
@@ -199,6 +201,27 @@ def test_a_purge_removes_the_shared_entries(serve: Any, origin: OriginServer,
     assert cache_state(a.get("/tr:w-20/gone/dir/sub/p.jpg")) == "miss"
 
 
+def test_a_library_overwrite_removes_the_shared_entries(bucket: Bucket, tmp_path: Path) -> None:
+    shared = {"bucket": BUCKET, "endpoint": bucket.endpoint, "path_style": True,
+              "prefix": "library", "access_key_id": "t", "secret_access_key": "t"}
+    config = library_config(tmp_path / "library", f"sqlite:///{tmp_path / 'library.db'}",
+                            cache={"dir": str(tmp_path / "cache"), "shared": shared})
+    pp = Pixelport(config, base=tmp_path)
+    try:
+        sdk = library_client(pp)
+        sdk.files.upload(file=make_image(400, 300), file_name="cover.jpg",
+                         use_unique_file_name=False)
+        assert pp.get("/tr:w-40/cover.jpg").status == 200
+        bucket.wait_for("library/results/~/cover.jpg/")
+        # A new version: the library purges the path (here, and in the bucket).
+        sdk.files.upload(file=make_image(200, 100), file_name="cover.jpg",
+                         use_unique_file_name=False)
+        assert bucket.keys("library/results/~/cover.jpg/") == []
+        assert pp.get("/tr:w-40/cover.jpg").image().height == 20
+    finally:
+        pp.stop()
+
+
 def test_bucket_down_local_tiers_and_origins_serve(serve: Any, origin: OriginServer) -> None:
     own = start_bucket()
     try:
@@ -253,6 +276,9 @@ def test_keys_name_endpoint_and_path() -> None:
     assert tier.where(key) == ("shop/eu", "a b/c.jpg")
     assert tier.where(tier.key("originals", "", "x.jpg", "9") or "") == ("", "x.jpg")
     assert tier.key("results", "", "x" * 1100, "k") is None  # S3 keys end at 1024 bytes
+    assert tier.key("results", "", "a//b.jpg", "k") is None
+    assert tier.key("results", "", "dir/", "k") is None
+    assert tier.key("results", "", "bad\udc80.jpg", "k") is None
     exact = PurgeScope(frozenset({""}), frozenset({"x.jpg"}))
     assert tier._prefixes(exact)[0] == ("p/results/~/x.jpg/", True)
     prefix = PurgeScope(frozenset({""}), frozenset({"dir/"}), prefix=True)

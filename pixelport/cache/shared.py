@@ -51,6 +51,7 @@ COOLDOWN = 10.0  # seconds it stays out of the way; then one request tries again
 PUT_TIMEOUT = 10.0  # a background write or purge call (at least 10 x `timeout`)
 MAX_OBJECT = 64 * 2**20  # larger entries stay local (an original past max_input_bytes)
 MAX_UPLOADS = 64  # background writes at once; past it an entry stays local
+MAX_PENDING = 1000  # purges kept for the bucket while it is down
 REMEMBERED = 600.0  # seconds a purge is remembered (longer than any render or upload)
 MAX_KEY = 1024  # S3's longest key, in UTF-8 bytes: an entry of a longer path stays local
 # Encoding or decoding (a CRC-32 and a copy) of larger bodies runs in a thread: on the event
@@ -89,9 +90,14 @@ class SharedTier:
     # --- keys ----------------------------------------------------------------------------
 
     def key(self, kind: str, endpoint: str, path: str, name: str) -> str | None:
-        """The object key of an entry (None: too long for S3)."""
-        key = f"{self.root}{kind}/~{quote(endpoint, safe='')}/{path.lstrip('/')}/{name}"
-        return key if len(key.encode()) <= MAX_KEY else None
+        """The object key of an entry; None for a path that stays local: too long for S3,
+        not UTF-8 (a lone surrogate), or with an empty segment (`a//b`, which URL handling
+        on the way may fold, so that a purge's listing would not find it)."""
+        path = path.lstrip("/")
+        if "" in path.split("/"):
+            return None
+        key = f"{self.folder(kind, endpoint, path)}/{name}"
+        return key if _fits(key) else None
 
     def where(self, key: str) -> tuple[str, str] | None:
         """(endpoint, path) of an object key (None for a key not laid out as ours)."""
@@ -270,18 +276,27 @@ class SharedTier:
         return task.result() if done else 0
 
     async def _purge_or_keep(self, at: float, matches: Matches) -> int:
+        reason = "the bucket is out of the way"
         if self.usable():
             try:
                 removed = await self._purge(matches)
+            except ClientError as exc:  # refused (ListBucket or DeleteObject not allowed?)
+                reason = _reason(exc)  # the bucket answered: not the breaker's business
             except Exception as exc:  # kept and retried below
                 self.failed("a purge", exc)
+                reason = _reason(exc)
             else:
                 self.succeeded()
                 return removed
         if not self.pending:
-            log.warning("shared cache: a purge did not reach bucket %r; retried until it does "
-                        "(meanwhile no worker told of it uses what it covers)", self.cfg.bucket)
+            log.warning("shared cache: a purge did not reach bucket %r (%s); retried until it "
+                        "does (meanwhile no worker told of it uses what it covers)",
+                        self.cfg.bucket, reason)
         self.pending.append((at, matches))
+        if len(self.pending) > MAX_PENDING:
+            del self.pending[0]
+            log.error("shared cache: more than %d purges missed bucket %r; the oldest is "
+                      "dropped (its objects may be served again)", MAX_PENDING, self.cfg.bucket)
         if self.retrying is None or self.retrying.done():
             self.retrying = asyncio.ensure_future(self._retry())
         return 0
@@ -294,6 +309,8 @@ class SharedTier:
                 _, matches = self.pending[0]
                 try:
                     await self._purge(matches)
+                except ClientError:  # refused: tried again after a while
+                    break
                 except Exception as exc:  # tried again after a while
                     self.failed("a purge", exc)
                     break
@@ -316,12 +333,26 @@ class SharedTier:
         """(key prefix, direct children only) to list for a purge."""
         if not isinstance(matches, PurgeScope):
             return [(f"{self.root}{kind}/", False) for kind in (RESULTS, ORIGINALS)]
-        # A file's entries are the objects right under its path: "a.jpg/" must not also
-        # purge the file "a.jpg/b.png" (a delimiter leaves its folder out of the listing).
-        return [(f"{self.root}{kind}/~{quote(endpoint, safe='')}/{path.lstrip('/')}"
-                 + ("" if matches.prefix else "/"), not matches.prefix)
-                for kind in (RESULTS, ORIGINALS)
-                for endpoint in sorted(matches.endpoints) for path in sorted(matches.paths)]
+        found: list[tuple[str, bool]] = []
+        for kind in (RESULTS, ORIGINALS):
+            for endpoint in sorted(matches.endpoints):
+                for path in sorted(matches.paths):
+                    if matches.prefix:  # every path under it, whatever follows
+                        folder = self.folder(kind, endpoint, path.lstrip("/"))
+                        if _fits(folder):
+                            found.append((folder, False))
+                        continue
+                    # A file's entries are the objects right under its path: "a.jpg/" must
+                    # not also purge the file "a.jpg/b.png" (the listing's delimiter leaves
+                    # that folder out).
+                    key = self.key(kind, endpoint, path, "")
+                    if key is not None:  # else nothing of it was ever written
+                        found.append((key, True))
+        return found
+
+    def folder(self, kind: str, endpoint: str, path: str) -> str:
+        """The key prefix of an endpoint's paths starting with `path`."""
+        return f"{self.root}{kind}/~{quote(endpoint, safe='')}/{path}"
 
     async def _list(self, prefix: str, direct: bool) -> list[str]:
         client = await self.client()
@@ -365,6 +396,14 @@ class SharedTier:
             for task in late:
                 task.cancel()
         await self.s3.aclose()
+
+
+def _fits(key: str) -> bool:
+    """Whether `key` is a valid S3 key: UTF-8 (no lone surrogate), at most MAX_KEY bytes."""
+    try:
+        return len(key.encode()) <= MAX_KEY
+    except UnicodeEncodeError:
+        return False
 
 
 def _encode(entry: Entry) -> bytes:
