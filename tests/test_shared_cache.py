@@ -244,7 +244,7 @@ def test_bucket_down_local_tiers_and_origins_serve(serve: Any, origin: OriginSer
         times.append(time.monotonic() - began)
         assert answer.status == 200 and cache_state(answer) == "miss", answer.headers
     assert max(times) < 1.0 + 1.0, times
-    assert max(times[3:]) < 0.5, times
+    assert max(times[3:]) < 0.6, times  # the breaker is open: not asked at all
     # A purge is answered too (the bucket's part is kept and sent again once it is back).
     began = time.monotonic()
     assert purge(a, f"{a.url}/down/0.jpg") == 201
@@ -260,15 +260,15 @@ def test_bucket_that_never_answers(serve: Any, origin: OriginServer) -> None:
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
         for index in range(6):
             origin.files[f"/silent/{index}.jpg"] = make_image(120, 90)
-        a = serve(node_config(origin, endpoint, shared={"timeout": 0.5}))
+        a = serve(node_config(origin, endpoint, shared={"timeout": 1.0}))
         times = []
         for index in range(6):
             began = time.monotonic()
             answer = a.get(f"/tr:w-30/silent/{index}.jpg")
             times.append(time.monotonic() - began)
             assert answer.status == 200, answer.headers
-        assert max(times) < 0.5 + 1.0, times
-        assert max(times[4:]) < 0.4, times  # the breaker is open: the bucket is not asked
+        assert max(times) < 1.0 + 1.0, times
+        assert max(times[4:]) < 0.6, times  # the breaker is open: the bucket is not asked
         assert cache_state(a.get("/tr:w-30/silent/0.jpg")) == "hit"
 
 
@@ -318,10 +318,13 @@ def test_a_purge_the_bucket_missed_is_sent_again(bucket: Bucket,
 
     async def run() -> None:
         tier = SharedTier(down)
+        await tier.start()
         began = time.monotonic()
         scope = PurgeScope(frozenset({""}), frozenset({"r.jpg"}))
         assert await tier.purge(scope, scope.paths) == 0
-        assert time.monotonic() - began < 0.3 + 0.5
+        assert time.monotonic() - began < 0.3 + 0.5  # the API's answer waits no longer
+        if tier.purging:  # a loaded machine: the refusal may come after the answer
+            await asyncio.wait(tier.purging)
         assert len(tier.pending) == 1 and tier.stale("", "r.jpg", made)
         assert await tier.get_result("", "r.jpg", "k1") is None
         # The bucket is back (the same bucket through a working client): the purge goes.
