@@ -41,6 +41,7 @@ from pixelport.transform.pool import WorkPool
 
 if TYPE_CHECKING:
     from pixelport.api.upload import Uploads
+    from pixelport.cache.shared import SharedTier
     from pixelport.cluster.bus import Bus
     from pixelport.library_app import MediaLibrary
 
@@ -118,6 +119,15 @@ class App:
         self.api = ApiGate(config.security.keys)
         self.purgers = [self.results.purge, self.sources.purge] + (
             [self.originals.purge] if self.originals else [])
+        self.shared: SharedTier | None = None  # `[cache.shared]`: the bucket nodes share
+        if cache.shared is not None:
+            from pixelport.cache.shared import SharedTier  # aiobotocore: only when used
+
+            self.shared = SharedTier(cache.shared)
+            self.images.shared = self.shared
+            if self.originals is not None:
+                self.sources.shared = self.shared
+            self.purgers.append(self.shared.forget)
         self.siblings = Siblings(place)
         self.bus: Bus | None = None  # the other nodes (`[cluster] redis_url`)
         if config.cluster.redis_url:
@@ -128,6 +138,8 @@ class App:
                            if cache.dir else None)
             self.siblings.beyond = self.bus
         self.purges = PurgeApi(table, self.purgers, self.siblings)
+        if self.shared is not None:
+            self.purges.shared = self.shared.purge
         self.figures = Figures(self.results, self.delivery, self.siblings, self.origins,
                                lambda: {k: o for t in self.tenants.values()
                                         for k, o in t.built.items()})
@@ -187,6 +199,8 @@ class App:
         tenant = Tenant(account, media, PurgeApi(self.table, self.purgers, self.siblings, account),
                         ApiRoutes(tenant_config.security.keys), [default], [media.origin],
                         source=spec.source)
+        if self.shared is not None:
+            tenant.purges.shared = self.shared.purge
         self.api.accounts[spec.name] = tenant.routes
         self.tenants[spec.name] = tenant
         self.mount(tenant)
@@ -267,6 +281,8 @@ class App:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.results.start()
+                if self.shared is not None:
+                    await self.shared.start()
                 await self.videos.start()
                 if self.originals is not None:
                     await self.originals.start()
@@ -353,6 +369,8 @@ class App:
         for tenant in self.tenants.values():
             await tenant.media.aclose()
         await self.results.close()
+        if self.shared is not None:
+            await self.shared.close()
         if self.originals is not None:
             self.originals.close()
         for task in self.retiring.values():

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pixelport.errors import InvalidRequest
 from pixelport.origins.types import BUILDERS
@@ -279,6 +280,22 @@ class CacheConfig:
     originals_ttl: float = 86400.0  # saved originals older than this are revalidated
     originals_max_size: int = 10 * 10**9
     decoded_memory: int = 256 * 2**20  # decoded copies of large originals shared by variants
+    shared: SharedCacheConfig | None = None  # `[cache.shared]`: the tier many nodes share
+
+
+@dataclass(frozen=True)
+class SharedCacheConfig:
+    """`[cache.shared]`: results and saved originals in an S3-compatible bucket, behind each
+    node's memory and disk tiers; keys spelled as for an `s3_compatible` origin."""
+
+    bucket: str
+    endpoint: str | None = None  # None: AWS (or AWS_ENDPOINT_URL_S3 when set)
+    region: str = "us-east-1"
+    prefix: str = ""  # normalised: no leading or trailing slash
+    path_style: bool = False
+    access_key_id: str | None = field(default=None, repr=False)  # None: the standard chain
+    secret_access_key: str | None = field(default=None, repr=False)
+    timeout: float = 1.0  # the longest a request waits for the bucket
 
 
 @dataclass(frozen=True)
@@ -562,7 +579,34 @@ def _cache(s: Section) -> CacheConfig:
         originals_ttl=s.duration("originals_ttl", CacheConfig.originals_ttl),
         originals_max_size=s.size("originals_max_size", CacheConfig.originals_max_size),
         decoded_memory=s.size("decoded_memory", CacheConfig.decoded_memory),
+        shared=_shared_cache(s.table("shared")) if s.raw("shared") is not None else None,
     )
+    s.finish()
+    return cfg
+
+
+def _shared_cache(s: Section) -> SharedCacheConfig:
+    bucket = s.text("bucket")
+    if not bucket.strip() or "/" in bucket:
+        raise s.error("bucket", f"must be a bucket name without '/'; got {bucket!r}")
+    key_id, secret = s.optional_text("access_key_id"), s.optional_text("secret_access_key")
+    if (key_id is None) != (secret is None):
+        missing = "secret_access_key" if secret is None else "access_key_id"
+        raise s.error(missing, "access_key_id and secret_access_key are set together "
+                               "(or both left out for the standard credential chain)")
+    endpoint = s.optional_text("endpoint")
+    if endpoint is not None:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise s.error("endpoint", f"must be an http(s) URL such as "
+                                      f"https://s3.wasabisys.com; got {endpoint!r}")
+        endpoint = endpoint.rstrip("/")
+    cfg = SharedCacheConfig(
+        bucket=bucket, endpoint=endpoint, region=s.text("region", "us-east-1"),
+        prefix=(s.optional_text("prefix") or "").strip("/"),
+        path_style=s.flag("path_style", False), access_key_id=key_id,
+        secret_access_key=secret,
+        timeout=s.number("timeout", SharedCacheConfig.timeout, minimum=0.05))
     s.finish()
     return cfg
 

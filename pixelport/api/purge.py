@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pixelport.asgi import Receive, Scope, Send
+from pixelport.cache.purgelog import PurgeScope
 from pixelport.delivery.account import DEFAULT, Account
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.delivery.rewriters import REWRITERS
@@ -68,14 +69,14 @@ def matcher(table: EndpointTable, url: str,
     if not wildcard:
         if not file_path:
             raise PurgeError("url names no file; add a trailing * to purge a folder")
-        return lambda e, p: e == identifier and p == file_path
+        return PurgeScope(frozenset((identifier,)), frozenset((file_path,)))
     # ImageKit's guard against purging too much at once.
     # "folder/*" counts two levels (the folder and what is inside it); "*" or "a*" one.
     levels = len(file_path.split("/")) if file_path else 0
     if not (levels >= 2 or len(file_path) >= 15 or "." in file_path.rsplit("/", 1)[-1]):
         raise PurgeError("A wildcard purge needs a path of at least two levels, at least 15 "
                          "characters, or a full file name")
-    return lambda e, p: e == identifier and p.startswith(file_path)
+    return PurgeScope(frozenset((identifier,)), frozenset((file_path,)), prefix=True)
 
 
 class PurgeApi:
@@ -89,6 +90,10 @@ class PurgeApi:
         self.purgers = purgers
         self.siblings = siblings
         self.done: LRU[str, int] = LRU(10_000)  # purge request ids answered, for their status
+        # The shared cache tier's bucket (`[cache.shared]`), purged once per purge by the worker
+        # that took it, after every worker has purged its own tiers (and so remembers the
+        # purge: a shared entry it covers is neither read nor written by them from then on).
+        self.shared: Purger | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route within /v1/files/purge."""
@@ -137,6 +142,8 @@ class PurgeApi:
         except Unreachable as exc:
             log.error("purge %s: %s reached only some workers: %s", request_id, url, exc)
             raise
+        if self.shared is not None:
+            removed += await self.shared(matcher(self.table, url, self.account), None)
         log.info("purge %s: %s (%d cached items removed)", request_id, url, removed)
         return request_id
 
@@ -158,16 +165,23 @@ class PurgeApi:
             for start in range(0, len(listed), 200):  # messages stay under 64 KiB
                 await self.siblings.broadcast({"purge_paths": listed[start:start + 200],
                                           "account": self.account.name})
+        if self.shared is not None:
+            wanted = self.paths_scope(paths)
+            await self.shared(wanted, wanted.paths)
 
     async def apply_paths(self, paths: Sequence[str]) -> int:
         """Purge these library paths from this worker's caches (looked up by path)."""
-        wanted = {p.lstrip("/") for p in paths}
-        mine = {e.identifier for e in self.table.endpoints if e.account is self.account}
+        wanted = self.paths_scope(paths)
         removed = 0
         for purger in self.purgers:
-            removed += await purger(lambda endpoint, path: path in wanted and endpoint in mine,
-                                    wanted)
+            removed += await purger(wanted, wanted.paths)
         return removed
+
+    def paths_scope(self, paths: Sequence[str]) -> PurgeScope:
+        """The purge of these library paths on every endpoint of this account."""
+        return PurgeScope(frozenset(e.identifier for e in self.table.endpoints
+                                    if e.account is self.account),
+                          frozenset(p.lstrip("/") for p in paths))
 
     def request_id(self) -> str:
         """A purge request id answered Completed (caches follow library changes at once)."""

@@ -60,6 +60,7 @@ class Entry:
     download_ms: float = 0.0
     transform_ms: float = 0.0
     body_file: BodyFile | None = None  # set: the body is this file's, `body` is empty
+    shared: bool = False  # read from the shared tier (made on another node); not stored
 
     @property
     def size(self) -> int:

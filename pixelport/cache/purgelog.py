@@ -8,6 +8,7 @@ holds is the old one. The log keeps each purge as long as a write begun before i
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 Matches = Callable[[str, str], bool]  # (endpoint, path) -> whether a purge covers it
 
@@ -50,3 +51,21 @@ class PurgeLog:
     def purged(self, mark: int, endpoint: str, path: str) -> bool:
         """Whether a purge logged since `mark` covers (endpoint, path)."""
         return any(seq >= mark and matches(endpoint, path) for seq, matches in self.purges)
+
+
+@dataclass(frozen=True)
+class PurgeScope:
+    """A purge's test of (endpoint, path) that also says where its entries are: these
+    endpoints' `paths` (or, with `prefix`, every path starting with one of them). A store keyed
+    by endpoint and path (the shared tier's bucket) then lists those keys alone rather than
+    scanning everything."""
+
+    endpoints: frozenset[str]
+    paths: frozenset[str]
+    prefix: bool = False
+
+    def __call__(self, endpoint: str, path: str) -> bool:
+        """Whether the purge covers (endpoint, path)."""
+        if endpoint not in self.endpoints:
+            return False
+        return path.startswith(tuple(self.paths)) if self.prefix else path in self.paths

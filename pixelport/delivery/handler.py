@@ -288,10 +288,13 @@ class Delivery:
             opened = await open_body(entry)
             if entry.body_file is not None and opened is None:
                 raise Unexpected(f"The result went before it was sent; request id {request_id}")
-            timing.add("download", entry.download_ms)
-            if entry.transform_ms:
-                timing.add("transformation", entry.transform_ms)
-            timing.describe("cache", "miss")
+            if entry.shared:  # made by another node: neither fetched nor rendered here
+                timing.describe("cache", "shared")
+            else:
+                timing.add("download", entry.download_ms)
+                if entry.transform_ms:
+                    timing.add("transformation", entry.transform_ms)
+                timing.describe("cache", "miss")
         try:
             self.check_private(entry.headers.get("x-private") == "1", plan)
             status, sent = await send_entry(send, entry, plan.headers, timing, request_id,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pixelport.cache.entry import Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
@@ -31,6 +32,9 @@ from pixelport.transform.budget import ABANDONED, SHUTDOWN, Budget
 from pixelport.transform.formats import CONTENT_TYPES
 from pixelport.transform.pool import Stages, WorkPool
 from pixelport.transform.step import ChainItem, Step
+
+if TYPE_CHECKING:
+    from pixelport.cache.shared import SharedTier
 
 # A srcset page asks each width in two formats at once: a request back from waiting for the
 # shared copy then often finds the other format's job making its resize. Each wait on the
@@ -58,6 +62,7 @@ class ImageProducer:
         self.budgets: set[Budget] = set()  # of the renders under way
         self.stopping = False
         self.cutoff: float | None = None  # shutting down: when every render must have ended
+        self.shared: SharedTier | None = None  # `[cache.shared]`: the tier nodes share
 
     def takes(self, job: Job) -> bool:
         """Every job (the producer of last resort)."""
@@ -66,14 +71,34 @@ class ImageProducer:
     async def make(self, job: Job) -> Entry | None:
         """Fetch and transform (or pass through) one result, and cache it."""
         write = self.results.begin(job.key)
+        began = time.time()
         try:
+            if self.shared is not None:
+                found = await self._from_shared(job)
+                if found is not None:
+                    write.store(found)  # kept here too: the next request is a local hit
+                    return found
             if job.transforming or job.maybe_image:
                 async with self.pool.admit(), self.pool.stages() as stages:
-                    return await self._make(job, write, stages)
-            return await self._make(job, write, None)
+                    entry = await self._make(job, write, stages)
+            else:
+                entry = await self._make(job, write, None)
         except BaseException:
             write.abandon()
             raise
+        if entry is not None and self.shared is not None:
+            self.shared.put_result(entry, job.key, began)  # in the background
+        return entry
+
+    async def _from_shared(self, job: Job) -> Entry | None:
+        """The result as another node made it (no fetch, no render), if the bucket has it
+        and it is within the TTL."""
+        assert self.shared is not None
+        found = await self.shared.get_result(job.source.identifier, job.path, job.key)
+        if found is None or time.time() - found.created > self.results.ttl:
+            return None
+        found.shared = True
+        return found
 
     async def _make(self, job: Job, write: ResultWrite, stages: Stages | None) -> Entry | None:
         fetched = await self._fetch(job)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pixelport.cache.coalesce import Coalescer
 from pixelport.cache.entry import Entry
@@ -30,6 +30,9 @@ from pixelport.origins.http import parse_http_date
 from pixelport.transform import layer
 from pixelport.transform.formats import sniff
 from pixelport.transform.step import ChainItem
+
+if TYPE_CHECKING:
+    from pixelport.cache.shared import SharedTier
 
 log = logging.getLogger("pixelport.produce")
 BUFFER_LIMIT = 8 * 1024 * 1024  # non-image files up to this size are buffered and cached
@@ -86,6 +89,8 @@ class Originals:
         self.recent_used = 0
         self.joined: dict[str, int] = {}  # requests waiting on each fetch in flight
         self.seen: LRU[str, float] = LRU(4096)  # when each key was last fetched
+        # `[cache.shared]` (with `save_originals`): saved originals shared by the nodes.
+        self.shared: SharedTier | None = None
 
     async def fetch(self, endpoint: Source, path: str, options: FetchOptions,
                     transforming: bool = False) -> Fetched:
@@ -192,8 +197,11 @@ class Originals:
                     transforming: bool) -> Fetched:
         # A version (`ik-obj-version`) is saved apart from the file's current bytes.
         stored_as = options.query + (f"\0version\0{options.version}" if options.version else "")
+        began = time.time()
         saved = (await self.store.get(endpoint.identifier, path, stored_as, options.host)
                  if self.store else None)
+        if saved is None and self.store is not None and self.shared is not None:
+            saved = await self._from_shared(endpoint.identifier, path, stored_as, options.host)
         if saved is not None and self.store is not None and self.store.fresh(saved):
             return _from_saved(saved)
         if saved is not None:
@@ -212,16 +220,36 @@ class Originals:
         try:
             if original.status == 304 and saved is not None and self.store is not None:
                 saved.created = time.time()
-                await self.store.put(saved, stored_as, options.host)
+                await self._save(saved, stored_as, options.host, began)
                 return _from_saved(saved)
             fetched = await self._read(original, transforming)
         finally:
             await original.close()
         fetched.download_ms = (time.perf_counter() - started) * 1000
         if self.store is not None and not fetched.too_large:
-            await self.store.put(_to_saved(fetched, endpoint.identifier, path), stored_as,
-                                 options.host)
+            await self._save(_to_saved(fetched, endpoint.identifier, path), stored_as,
+                             options.host, began)
         return fetched
+
+    async def _from_shared(self, endpoint: str, path: str, stored_as: str,
+                           host: str | None) -> Entry | None:
+        """The saved copy another node fetched, kept here too (fresh or not: an old one is
+        revalidated as a local one would be)."""
+        assert self.shared is not None and self.store is not None
+        found = await self.shared.get_original(
+            endpoint, path, OriginalStore.key(endpoint, path, stored_as, host))
+        if found is not None:
+            await self.store.put(found, stored_as, host)
+        return found
+
+    async def _save(self, entry: Entry, stored_as: str, host: str | None,
+                    began: float) -> None:
+        """Save a copy here, and in the shared tier in the background."""
+        assert self.store is not None
+        await self.store.put(entry, stored_as, host)
+        if self.shared is not None:
+            self.shared.put_original(
+                entry, OriginalStore.key(entry.endpoint, entry.path, stored_as, host), began)
 
     async def _read(self, original: Original, transforming: bool) -> Fetched:
         if transforming and original.size is not None and original.size > self.max_input_bytes:
