@@ -137,6 +137,10 @@ class App:
                            cache.dir / "cluster" / f"worker-{place.index}.last"
                            if cache.dir else None)
             self.siblings.beyond = self.bus
+            if self.shared is not None:  # cross-node coalescing: what one node makes, the
+                from pixelport.cluster.leases import Leases  # others read from the bucket
+
+                self.images.leases = Leases(self.bus.redis)
         self.purges = PurgeApi(table, self.purgers, self.siblings)
         if self.shared is not None:
             self.purges.shared = self.shared.purge

@@ -191,3 +191,43 @@ def test_a_node_restarted_carries_out_what_it_missed(tmp_path: Path,
     finally:
         _stop(a)
         _stop(b)
+
+
+def test_thirty_requests_over_three_nodes_make_one_fetch_and_one_render(
+        tmp_path: Path, redis: RedisServer, origin: OriginServer) -> None:
+    """Cross-node coalescing: a lease in Redis, the result read from the shared bucket."""
+    import concurrent.futures
+
+    from tests.test_shared_cache import BUCKET, start_bucket
+
+    bucket = start_bucket()
+    origin.files["/big.jpg"] = make_image(2000, 1500)
+    origin.delays["/big.jpg"] = 0.5  # every request arrives while the first is being made
+    processes, urls = [], []
+    try:
+        for name in ("a", "b", "c"):
+            config = tmp_path / f"{name}.toml"
+            config.write_text(
+                f'[server]\nworkers = 1\n[library]\ndir = ""\n'
+                f'[cache]\ndir = "{tmp_path / name}-cache"\n'
+                f'[cache.shared]\nbucket = "{BUCKET}"\nendpoint = "{bucket.endpoint}"\n'
+                f'region = "us-east-1"\npath_style = true\naccess_key_id = "test"\n'
+                f'secret_access_key = "test"\n'
+                f'[security]\nprivate_key = "{PRIVATE_KEY}"\nallow_private_networks = true\n'
+                f'[cluster]\nredis_url = "{redis.url}"\n'
+                f'[[origin]]\nname = "web"\ntype = "web_server"\nbase_url = "{origin.url}"\n'
+                f'[[endpoint]]\nidentifier = ""\norigins = ["web"]\n')
+            process, url = _serve_config(config, workers=0)  # one process: no children
+            processes.append(process)
+            urls.append(url)
+        with concurrent.futures.ThreadPoolExecutor(30) as pool:
+            answers = list(pool.map(
+                lambda i: httpx.get(f"{urls[i % 3]}/tr:w-300/big.jpg", timeout=30), range(30)))
+        assert {a.status_code for a in answers} == {200}
+        assert len({a.content for a in answers}) == 1
+        assert [r.path for r in origin.requests].count("/big.jpg") == 1
+        assert len(bucket.keys("results/")) == 1
+    finally:
+        for process in processes:
+            _stop(process)
+        bucket.stop()

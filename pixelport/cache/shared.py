@@ -187,28 +187,32 @@ class SharedTier:
 
     # --- writes --------------------------------------------------------------------------
 
-    def put_result(self, entry: Entry, name: str, began: float) -> None:
+    def put_result(self, entry: Entry, name: str,
+                   began: float) -> asyncio.Future[None] | None:
         """Write a result made here, in the background (`began`: when its making began; a
-        purge since then that covers it keeps it out of the bucket)."""
-        self.put(RESULTS, entry, name, began)
+        purge since then that covers it keeps it out of the bucket); the write under way, if
+        any (cross-node coalescing waits for it before other nodes are let in)."""
+        return self.put(RESULTS, entry, name, began)
 
     def put_original(self, entry: Entry, name: str, began: float) -> None:
         """Write a saved original fetched here, in the background."""
         self.put(ORIGINALS, entry, name, began)
 
-    def put(self, kind: str, entry: Entry, name: str, began: float) -> None:
+    def put(self, kind: str, entry: Entry, name: str,
+            began: float) -> asyncio.Future[None] | None:
         """Write an entry in the background; entries kept on disk (videos), larger than
         MAX_OBJECT, beyond MAX_UPLOADS under way, or while the bucket is out of the way stay
         local."""
         if (entry.body_file is not None or entry.length > MAX_OBJECT
                 or len(self.uploads) >= MAX_UPLOADS):
-            return
+            return None
         key = self.key(kind, entry.endpoint, entry.path, name)
         if key is None or not self.usable():
-            return
+            return None
         task = asyncio.ensure_future(self._upload(key, entry, began))
         self.uploads.add(task)
         task.add_done_callback(self.uploads.discard)
+        return task
 
     async def _upload(self, key: str, entry: Entry, began: float) -> None:
         if self.stale(entry.endpoint, entry.path, began):

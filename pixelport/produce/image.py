@@ -10,6 +10,7 @@ announced before the fetch, so a purge made at any moment after it wins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -35,6 +36,7 @@ from pixelport.transform.step import ChainItem, Step
 
 if TYPE_CHECKING:
     from pixelport.cache.shared import SharedTier
+    from pixelport.cluster.leases import Leases
 
 # A srcset page asks each width in two formats at once: a request back from waiting for the
 # shared copy then often finds the other format's job making its resize. Each wait on the
@@ -63,6 +65,8 @@ class ImageProducer:
         self.stopping = False
         self.cutoff: float | None = None  # shutting down: when every render must have ended
         self.shared: SharedTier | None = None  # `[cache.shared]`: the tier nodes share
+        # `[cluster]` with `[cache.shared]`: identical work made by one node at a time.
+        self.leases: Leases | None = None
 
     def takes(self, job: Job) -> bool:
         """Every job (the producer of last resort)."""
@@ -78,16 +82,46 @@ class ImageProducer:
                 if found is not None:
                     write.store(found)  # kept here too: the next request is a local hit
                     return found
-            if job.transforming or job.maybe_image:
-                async with self.pool.admit(), self.pool.stages() as stages:
-                    entry = await self._make(job, write, stages)
-            else:
-                entry = await self._make(job, write, None)
+            if self.leases is None:
+                entry = await self._make_here(job, write)
+            else:  # one node makes it; the others wait for it in the shared tier
+                made: list[bool] = []
+                entry = await self.leases.run(
+                    job.key, lambda: self._make_shared(job, write, began, made),
+                    lambda: self._from_shared(job))
+                if not made:
+                    if entry is not None:
+                        write.store(entry)
+                    else:
+                        write.abandon()
+                    return entry
         except BaseException:
             write.abandon()
             raise
-        if entry is not None and self.shared is not None:
+        if entry is not None and self.shared is not None and self.leases is None:
             self.shared.put_result(entry, job.key, began)  # in the background
+        return entry
+
+    async def _make_here(self, job: Job, write: ResultWrite) -> Entry | None:
+        """Fetch and transform in this worker, in a pool slot when it is image work."""
+        if job.transforming or job.maybe_image:
+            async with self.pool.admit(), self.pool.stages() as stages:
+                return await self._make(job, write, stages)
+        return await self._make(job, write, None)
+
+    async def _make_shared(self, job: Job, write: ResultWrite, began: float,
+                           made: list[bool]) -> Entry | None:
+        """Make it here under the cluster's lease, and have it in the shared tier before the
+        lease ends (the nodes waiting read it there; the answer waits for that write, at
+        most the tier's timeout)."""
+        assert self.shared is not None
+        made.append(True)
+        entry = await self._make_here(job, write)
+        if entry is not None:
+            upload = self.shared.put_result(entry, job.key, began)
+            if upload is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(upload), self.shared.timeout)
         return entry
 
     async def _from_shared(self, job: Job) -> Entry | None:
