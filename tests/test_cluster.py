@@ -1,8 +1,10 @@
-"""Two pixelport nodes (separate processes, two workers and a cache folder each) on one
-PostgreSQL, one Redis and one library folder: uploads, overwrites, purges, named
-transformations and endpoints made through one node are seen through the other within a
-second, hot answers included; with Redis down both keep serving, `/readyz` says degraded, and
-a purge made meanwhile is delivered once Redis is back."""
+"""Many nodes (separate processes, a cache folder each) on one PostgreSQL, one Redis, one
+library folder and one shared bucket: uploads, overwrites, purges, named transformations and
+endpoints made through one node are seen through the others within a second, hot answers
+included; a node restarted carries out what it missed; 30 identical requests over three nodes
+make one origin fetch; work claimed by a node killed mid-render is taken over; with Redis down
+nodes keep serving, `/readyz` says degraded, and a purge made meanwhile is delivered once
+Redis is back; with PostgreSQL down delivery goes on and the API says 503."""
 
 from __future__ import annotations
 
@@ -193,21 +195,13 @@ def test_a_node_restarted_carries_out_what_it_missed(tmp_path: Path,
         _stop(b)
 
 
-def test_thirty_requests_over_three_nodes_make_one_fetch_and_one_render(
-        tmp_path: Path, redis: RedisServer, origin: OriginServer) -> None:
-    """Cross-node coalescing: a lease in Redis, the result read from the shared bucket."""
-    import concurrent.futures
+def shared_node(tmp_path: Path, name: str, bucket: Any, redis: RedisServer,
+                origin: OriginServer) -> Path:
+    """A node of a web origin, the shared bucket and Redis, no library; one process."""
+    from tests.test_shared_cache import BUCKET
 
-    from tests.test_shared_cache import BUCKET, start_bucket
-
-    bucket = start_bucket()
-    origin.files["/big.jpg"] = make_image(2000, 1500)
-    origin.delays["/big.jpg"] = 0.5  # every request arrives while the first is being made
-    processes, urls = [], []
-    try:
-        for name in ("a", "b", "c"):
-            config = tmp_path / f"{name}.toml"
-            config.write_text(
+    config = tmp_path / f"{name}.toml"
+    config.write_text(
                 f'[server]\nworkers = 1\n[library]\ndir = ""\n'
                 f'[cache]\ndir = "{tmp_path / name}-cache"\n'
                 f'[cache.shared]\nbucket = "{BUCKET}"\nendpoint = "{bucket.endpoint}"\n'
@@ -217,6 +211,23 @@ def test_thirty_requests_over_three_nodes_make_one_fetch_and_one_render(
                 f'[cluster]\nredis_url = "{redis.url}"\n'
                 f'[[origin]]\nname = "web"\ntype = "web_server"\nbase_url = "{origin.url}"\n'
                 f'[[endpoint]]\nidentifier = ""\norigins = ["web"]\n')
+    return config
+
+
+def test_thirty_requests_over_three_nodes_make_one_fetch_and_one_render(
+        tmp_path: Path, redis: RedisServer, origin: OriginServer) -> None:
+    """Cross-node coalescing: a lease in Redis, the result read from the shared bucket."""
+    import concurrent.futures
+
+    from tests.test_shared_cache import start_bucket
+
+    bucket = start_bucket()
+    origin.files["/big.jpg"] = make_image(2000, 1500)
+    origin.delays["/big.jpg"] = 0.5  # every request arrives while the first is being made
+    processes, urls = [], []
+    try:
+        for name in ("a", "b", "c"):
+            config = shared_node(tmp_path, name, bucket, redis, origin)
             process, url = _serve_config(config, workers=0)  # one process: no children
             processes.append(process)
             urls.append(url)
@@ -230,4 +241,40 @@ def test_thirty_requests_over_three_nodes_make_one_fetch_and_one_render(
     finally:
         for process in processes:
             _stop(process)
+        bucket.stop()
+
+
+def test_work_claimed_by_a_node_killed_mid_render_is_taken_over(
+        tmp_path: Path, redis: RedisServer, origin: OriginServer) -> None:
+    import concurrent.futures
+    import os
+    import signal
+
+    from tests.test_shared_cache import BUCKET, start_bucket
+
+    bucket = start_bucket()
+    origin.files["/slow.jpg"] = make_image(1200, 900)
+    origin.delays["/slow.jpg"] = 2.0
+    a, a_url = _serve_config(shared_node(tmp_path, "a", bucket, redis, origin), workers=0)
+    b, b_url = _serve_config(shared_node(tmp_path, "b", bucket, redis, origin), workers=0)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            doomed = pool.submit(httpx.get, f"{a_url}/tr:w-200/slow.jpg", timeout=30)
+            time.sleep(0.5)  # A holds the lease, its fetch under way
+            waiting = pool.submit(httpx.get, f"{b_url}/tr:w-200/slow.jpg", timeout=30)
+            time.sleep(0.5)
+            os.killpg(a.pid, signal.SIGKILL)  # mid-fetch: no release, no upload
+            answer = waiting.result()
+            assert doomed.exception() is not None
+        assert answer.status_code == 200
+        assert decode(answer.content).width == 200
+        # B took the work over and made it: the origin was asked again, and what the bucket
+        # holds is B's whole result.
+        assert [r.path for r in origin.requests].count("/slow.jpg") == 2
+        (key,) = bucket.wait_for("results/")
+        stored = bucket.client().get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert answer.content in stored
+    finally:
+        a.wait()
+        _stop(b)
         bucket.stop()
