@@ -35,7 +35,7 @@ from pixelport.produce.production import Production
 from pixelport.produce.video import VideoProducer
 from pixelport.security.api_auth import ApiGate, ApiRoutes, is_api_path
 from pixelport.security.deadline import with_deadline
-from pixelport.siblings import Siblings
+from pixelport.siblings import Siblings, Unreachable
 from pixelport.tenancy import Tenant, account_config, account_of, elsewhere
 from pixelport.transform.pool import WorkPool
 
@@ -296,7 +296,7 @@ class App:
                     await self.load_accounts()
                 await self.siblings.start(self.on_message)
                 if self.bus is not None:
-                    await self.bus.start(self.on_message)
+                    await self.bus.start(self.on_message, self.everywhere)
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
                 await send({"type": "lifespan.startup.complete"})
@@ -358,6 +358,16 @@ class App:
         if reply is not None:
             return reply
         return await tenant.purges.on_message(message)
+
+    async def everywhere(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A message carried out here and by this node's other workers (waiting for them to
+        start): what another node sent while this one was down."""
+        reply = await self.on_message(message)
+        try:
+            await self.siblings.tell(message)
+        except Unreachable as exc:
+            log.warning("a change missed while down reached only some workers: %s", exc)
+        return reply
 
     def drain(self, seconds: float) -> None:
         """Shutting down: renders under way, and any started from now, end within `seconds`."""

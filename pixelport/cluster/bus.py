@@ -62,9 +62,14 @@ class Bus:
         """Whether Redis is unreachable now (or entries wait to be sent)."""
         return not (self.reading_ok and self.sending_ok) or bool(self.outbox)
 
-    async def start(self, handler: Handler) -> None:
-        """Read other nodes' entries into `handler`, and send this worker's outbox."""
-        start = self._resumed() or await self._last_id()
+    async def start(self, handler: Handler, missed: Handler | None = None) -> None:
+        """Read other nodes' entries into `handler`, and send this worker's outbox. Restarted,
+        first carry out what it missed with `missed` (this node's every worker: a worker
+        that starts sooner must not serve a result its sibling's disk still holds)."""
+        resumed = self._resumed()
+        start = resumed or await self._last_id()
+        if resumed is not None:  # restarted: what it missed, before it serves a request
+            start = await self._catch_up(missed or handler, resumed)
         if start != b"$":
             self._keep(start)  # a worker that reads nothing before it stops resumes here
         self.tasks = [asyncio.create_task(self._read(handler, start)),
@@ -77,6 +82,21 @@ class Bus:
             log.error("cluster outbox full: the oldest unsent change was dropped")
         self.outbox.append(json.dumps({"node": self.node, "message": message}).encode())
         self.pending.set()
+
+    async def _catch_up(self, handler: Handler, last: bytes) -> bytes:
+        """Carry out every entry after `last` (none if Redis is down); the newest one's id."""
+        try:
+            while True:
+                found = await self.redis.xread({STREAM: last}, count=500)
+                entries = found[0][1] if found else []
+                if not entries:
+                    return last
+                for entry_id, fields in entries:
+                    last = entry_id
+                    await self._carry_out(handler, fields.get(b"m", b""))
+        except Exception as exc:
+            log.warning("cluster: catching up at start-up: %s", exc)
+            return last
 
     def _resumed(self) -> bytes | None:
         """The last entry this worker carried out before it stopped, if it kept one."""
