@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pixelport import metrics
 from pixelport.asgi import Receive, Scope, Send
 from pixelport.delivery.account import DEFAULT, Account
 from pixelport.delivery.endpoints import EndpointTable
@@ -138,6 +139,7 @@ class PurgeApi:
             log.error("purge %s: %s reached only some workers: %s", request_id, url, exc)
             raise
         log.info("purge %s: %s (%d cached items removed)", request_id, url, removed)
+        metrics.purged("url")
         return request_id
 
     async def apply(self, url: str, request_id: str) -> int:
@@ -153,6 +155,7 @@ class PurgeApi:
         """Purge every cached result of these library paths (`/a/b.jpg`), on every endpoint,
         in every worker, before returning (a library change: no request id to look up)."""
         await self.apply_paths(paths)
+        metrics.purged("library")
         if self.siblings is not None:
             listed = list(paths)
             for start in range(0, len(listed), 200):  # messages stay under 64 KiB
