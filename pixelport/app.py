@@ -384,6 +384,8 @@ class App:
         await self.videos.stop()  # ffmpeg processes are killed
         await self.siblings.close()
         await self.tally.stop()
+        if self.access is not None:
+            self.access.flush()
         for tenant in self.tenants.values():
             await tenant.media.aclose()
         await self.results.close()

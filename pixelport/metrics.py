@@ -5,17 +5,19 @@ small memory-mapped files under PROMETHEUS_MULTIPROC_DIR (the supervisor's run f
 empty at each start: `prepare_multiprocess`), and a scrape answered by any worker reads them
 all. One worker keeps its values in memory.
 
-What runs per request: requests answered through ASGI pay a counter and a histogram (each
-a lock and a memory write) and the cache lookups' counter. Hot answers (`delivery/hot.py`)
-pay nothing more than they did: `HotAnswers.served`, a plain int, is folded into the counters
-by `Tally` once a second and at each scrape, with the queue gauges. docs/operations.md lists
-every metric.
+What runs per request: nothing on a hot answer (`delivery/hot.py`): `HotAnswers.served`, a
+plain int it kept already, is folded into the counters by `Tally` once a second and at each
+scrape, with the queue gauges. A request answered through ASGI adds to a few plain ints
+(`answered`, `looked_up`), folded the same way. Only what is slow anyway (a miss's download
+and transformation times, errors, origin failures, purges) writes to the metrics at once.
+docs/operations.md lists every metric.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from bisect import bisect_left
 from collections.abc import Callable
 
 from prometheus_client import (
@@ -71,15 +73,22 @@ WORKERS = Gauge("pixelport_worker_processes", "Worker processes serving",
                 multiprocess_mode="livesum", registry=REGISTRY)
 
 # Children made once: `labels()` hashes and locks on every call.
-_HOT_HIT = CACHE.labels("hot", "hit")
-_HOT_MISS = CACHE.labels("hot", "miss")
-_MEMORY_HIT = CACHE.labels("memory", "hit")
-_MEMORY_MISS = CACHE.labels("memory", "miss")
-_DISK_HIT = CACHE.labels("disk", "hit")
-_DISK_MISS = CACHE.labels("disk", "miss")
 _DELIVERED = REQUESTS.labels("delivery", "200")
 _TIMERS = {route: DURATION.labels(route) for route in ROUTES}
 _COUNTERS: dict[tuple[str, int], Counter] = {}
+_TIERS = (("hot", "hit"), ("hot", "miss"), ("memory", "hit"), ("memory", "miss"),
+          ("disk", "hit"), ("disk", "miss"))
+_LOOKUPS = [CACHE.labels(tier, result) for tier, result in _TIERS]
+_HOT_HIT = _LOOKUPS[0]
+
+# What requests answered through ASGI add, kept in plain ints and folded into the metrics by
+# `Tally.fold`: an increment of a multiprocess metric takes a lock and writes its file (about
+# 5 µs a request for these three), an int in a dict a tenth of that. All of it is touched on
+# the event loop's thread alone.
+_requests: dict[tuple[str, int], int] = {}
+_latency = {route: [0] * (len(_LATENCY) + 1) for route in ROUTES}  # per bucket, then +Inf
+_latency_sum = dict.fromkeys(ROUTES, 0.0)
+_lookups = [0] * len(_TIERS)
 
 
 def route_class(path: str) -> str:
@@ -95,11 +104,11 @@ def route_class(path: str) -> str:
 
 def answered(route: str, status: int, seconds: float) -> None:
     """One request answered through ASGI."""
-    counter = _COUNTERS.get((route, status))
-    if counter is None:
-        counter = _COUNTERS[route, status] = REQUESTS.labels(route, str(status))
-    counter.inc()
-    _TIMERS[route].observe(seconds)
+    key = (route, status)
+    _requests[key] = _requests.get(key, 0) + 1
+    # A bucket counts what is at most its bound (`le`): the first bound not below.
+    _latency[route][bisect_left(_LATENCY, seconds)] += 1
+    _latency_sum[route] += seconds
 
 
 def looked_up(found: str | None, disk: bool, hot: bool) -> None:
@@ -107,15 +116,41 @@ def looked_up(found: str | None, disk: bool, hot: bool) -> None:
     "disk"), None when none did; `disk`: there is a disk tier; `hot`: hot answers are on
     (so this request is one they did not answer)."""
     if hot:
-        _HOT_MISS.inc()
+        _lookups[1] += 1
     if found == "memory":
-        _MEMORY_HIT.inc()
+        _lookups[2] += 1
         return
-    _MEMORY_MISS.inc()
+    _lookups[3] += 1
     if found == "disk":
-        _DISK_HIT.inc()
+        _lookups[4] += 1
     elif disk:
-        _DISK_MISS.inc()
+        _lookups[5] += 1
+
+
+def _fold_requests() -> None:
+    """Move the plain ints of `answered` and `looked_up` into the metrics."""
+    for (route, status), count in _requests.items():
+        counter = _COUNTERS.get((route, status))
+        if counter is None:
+            counter = _COUNTERS[route, status] = REQUESTS.labels(route, str(status))
+        counter.inc(count)
+    _requests.clear()
+    for route, counts in _latency.items():
+        if not any(counts):
+            continue
+        timer = _TIMERS[route]
+        # Histogram.observe adds one value; these are many at once, into the same values
+        # it writes (its buckets, the +Inf one last, and its sum).
+        for slot, count in enumerate(counts):
+            if count:
+                timer._buckets[slot].inc(count)
+                counts[slot] = 0
+        timer._sum.inc(_latency_sum[route])
+        _latency_sum[route] = 0.0
+    for slot, count in enumerate(_lookups):
+        if count:
+            _LOOKUPS[slot].inc(count)
+            _lookups[slot] = 0
 
 
 def made(download_ms: float, transform_ms: float) -> None:
@@ -162,6 +197,7 @@ class Tally:
             _DELIVERED.inc(served - self.folded)
             _HOT_HIT.inc(served - self.folded)
             self.folded = served
+        _fold_requests()
         for name, (jobs, _) in self.queues.items():
             QUEUE.labels(name).set(jobs())
 
