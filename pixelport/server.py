@@ -221,7 +221,7 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
     # without hot answers, which nothing would read).
     if app.hot is not None and not options["access_log"]:
         protocol = hot_protocol(app.hot, protocol, app.access)
-    if app.access is not None:
+    if app.config.server.log_format == "json":
         options.setdefault("log_config", None)  # uvicorn's lines go to the JSON handler too
     return uvicorn.Config(app, host=host, port=port, http=protocol, lifespan="on",
                           server_header=False, **options)

@@ -164,7 +164,7 @@ def serve(config: Config, options: Options) -> int:
         prepare_multiprocess(None)  # one process: its metrics in memory
         run_worker(config, options, Place())
         return 0
-    setup_logging(options.log_level, Place())
+    setup_logging(options.log_level, Place(), config.server.log_format == "json")
     # A taken port is the supervisor's error, said once. Bound without SO_REUSEPORT, so that
     # a server already running (whose workers' sockets allow it) is found too, rather than
     # sharing the port with this one.

@@ -124,8 +124,8 @@ def test_metrics_sum_every_worker_and_json_logs_carry_request_ids(
                     for t in texts[-2:]}) == 1
     finally:
         _stop(process)
-    lines = [json.loads(line) for line in log_path.read_text().splitlines()
-             if line.startswith("{")]
+    # Every line is JSON: the supervisor's, the workers', uvicorn's, the access lines.
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line]
     assert lines and all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
     access = [line for line in lines if line["logger"] == "pixelport.access"]
     by_id = {line["request_id"]: line for line in access}
@@ -141,6 +141,23 @@ def test_metrics_sum_every_worker_and_json_logs_carry_request_ids(
     assert len(missing) == 12 and all(line["ik_error"] == "ENOENT" for line in missing)
     health_lines = [line for line in access if line["route"] == "health"]
     assert health_lines and all(line["request_id"] for line in health_lines)
+
+
+def test_metrics_of_one_process_count_hot_answers(serve: Any, origin: OriginServer) -> None:
+    origin.files["/b.jpg"] = make_image(80, 60)
+    pp = serve(_web(origin))
+    before = _samples(pp.get("/metrics").body.decode())
+    for _ in range(5):  # a miss, a memory hit that files the hot answer, then hot answers
+        assert pp.get("/tr:w-30/b.jpg").status == 200
+    after = _samples(pp.get("/metrics").body.decode())
+
+    def grew(name: str, **labels: str) -> float:
+        return _total(after, name, **labels) - _total(before, name, **labels)
+
+    assert grew("pixelport_requests_total", route="delivery", status="200") == 5
+    assert grew("pixelport_cache_lookups_total", tier="hot", result="hit") >= 2
+    assert grew("pixelport_requests_total", route="health", status="200") == 1
+    assert grew("pixelport_transformation_seconds_count") == 1
 
 
 # --- /healthz -----------------------------------------------------------------------------------
