@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -122,6 +124,17 @@ def test_metrics_sum_every_worker_and_json_logs_carry_request_ids(
         # The same answer whichever worker is asked: both workers' hot answers are in it.
         assert len({_total(_samples(t), "pixelport_requests_total", route="delivery")
                     for t in texts[-2:]}) == 1
+        # A worker killed and restarted: its counts stay in the sums, its gauges leave them.
+        before = set(_workers(process.pid))
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while log_path.read_text().count('"message":"pixelport ready') < 3:
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.1)
+        samples = _samples(httpx.get(f"{url}/metrics", timeout=20).text)
+        assert _total(samples, "pixelport_worker_processes") == 2
+        assert _total(samples, "pixelport_requests_total", route="delivery") == delivered
     finally:
         _stop(process)
     # Every line is JSON: the supervisor's, the workers', uvicorn's, the access lines.
