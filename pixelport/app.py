@@ -131,6 +131,9 @@ class App:
              "video": (lambda: len(self.videos.jobs.running), self.videos.jobs.capacity)})
         # What /readyz checks; other engines add theirs (health.Readiness.add).
         self.readiness = health.Readiness()
+        if cache.dir is not None:
+            # Optional: without its disk tier the node still serves (from memory, origins).
+            self.readiness.add("cache_disk", health.disk_check(cache.dir), required=False)
         self.api.route("/v1/openapi.json", openapi.serve)
         # Every account by name ("" the default): its library, keys, endpoints (tenancy.py).
         self.tenants: dict[str, Tenant] = {}

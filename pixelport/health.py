@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pyvips
@@ -29,6 +31,7 @@ from pixelport.transform.pool import WorkPool
 
 HEALTH_SECONDS = 5.0  # a pool busy with renders still takes a job within this
 CHECK_SECONDS = 2.0
+DISK_MINIMUM = 64 * 2**20  # bytes free on the cache's disk below which it is "degraded"
 
 Check = Callable[[], Awaitable[None]]
 
@@ -110,6 +113,22 @@ def database_check(db: Any) -> Check:
     async def check() -> None:
         async with db.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+
+    return check
+
+
+def disk_check(folder: Path) -> Check:
+    """The result cache's folder can still be written (and its disk is not full)."""
+
+    def probe() -> None:
+        stats = os.statvfs(folder)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise PermissionError(f"{folder} is not writable")
+        if stats.f_bavail * stats.f_frsize < DISK_MINIMUM:
+            raise OSError(f"{folder}: less than {DISK_MINIMUM // 2**20} MiB free")
+
+    async def check() -> None:
+        await asyncio.to_thread(probe)  # a stat of a hung network disk must not block
 
     return check
 

@@ -224,7 +224,27 @@ def test_readiness_checks_required_and_optional() -> None:
         assert status == 503 and body["status"] == "failed"
         assert body["checks"]["database"]["state"] == "failed"
 
+        readiness = health.Readiness()
+        readiness.add("cache_disk", health.disk_check(Path("/nonexistent/cache")),
+                      required=False)
+        status, body = await readiness.run()
+        assert status == 200 and body["checks"]["cache_disk"]["state"] == "degraded"
+        assert "FileNotFoundError" in body["checks"]["cache_disk"]["error"]
+
     asyncio.run(scenario())
+
+
+def test_operations_doc_lists_every_metric_and_the_dashboard_parses() -> None:
+    from pixelport import metrics
+
+    made = set()
+    for family in metrics.REGISTRY.collect():
+        made.add(family.name + ("_total" if family.type == "counter" else ""))
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    documented = set(re.findall(r"^\| `(pixelport_[a-z_]+)` \|", doc, re.MULTILINE))
+    assert made == documented
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert all(panel["targets"] for panel in dashboard["panels"])
 
 
 def test_readyz_fails_when_postgresql_goes_while_delivery_goes_on(
