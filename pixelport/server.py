@@ -217,8 +217,8 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
     server = app.config.server
     protocol = guarded_protocol(server.request_head_timeout,
                                 min(server.max_connections, connection_budget()))
-    # With an access log every request must take ASGI to be logged (and the App is made
-    # without hot answers, which nothing would read).
+    # With uvicorn's access log every request must take ASGI to be logged (and the App is
+    # made without hot answers, which nothing would read); JSON access lines keep them.
     if app.hot is not None and not options["access_log"]:
         protocol = hot_protocol(app.hot, protocol, app.access)
     if app.config.server.log_format == "json":
