@@ -7,10 +7,13 @@ import logging
 import os
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from pixelport import health, metrics
+from pixelport.accesslog import AccessLog
 from pixelport.api import openapi
 from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Delivered, Message, Receive, Scope, Send, send_bytes
@@ -62,11 +65,14 @@ def node_id(place: Place) -> str:
 class App:
     """The pixelport ASGI application."""
 
-    def __init__(self, config: Config, hot_answers: bool = True, place: Place = ALONE) -> None:
+    def __init__(self, config: Config, hot_answers: bool = True, place: Place = ALONE,
+                 access_log: bool = False) -> None:
         """`hot_answers`: file answers for the HTTP protocol to repeat (pixelport.server);
-        off with an access log, which needs every request to go through ASGI. `place`: this
-        worker among the server's processes (`pixelport.workers`)."""
+        off with uvicorn's access log, which needs every request to go through ASGI. `place`:
+        this worker among the server's processes (`pixelport.workers`). `access_log`: a JSON
+        line per request (`pixelport.accesslog`; the protocol logs its hot answers)."""
         self.config = config
+        self.access = AccessLog() if access_log else None
         self.http = HttpClient(allow_private_networks=config.security.allow_private_networks)
         self.origins = build_all(Shared(config, self.http))
         library: list[Origin] = []
@@ -148,6 +154,18 @@ class App:
                                lambda: {k: o for t in self.tenants.values()
                                         for k, o in t.built.items()})
         self.api.route("/v1/files/purge", self.purges)
+        # Hot answers are counted in a plain int and queue depths read, folded into the
+        # metrics once a second (pixelport.metrics).
+        hot = self.hot
+        self.tally = metrics.Tally(
+            (lambda: hot.served) if hot is not None else (lambda: 0),
+            {"render": (lambda: self.pool.admitted, self.pool.capacity),
+             "video": (lambda: len(self.videos.jobs.running), self.videos.jobs.capacity)})
+        # What /readyz checks; other engines add theirs (health.Readiness.add).
+        self.readiness = health.Readiness()
+        if cache.dir is not None:
+            # Optional: without its disk tier the node still serves (from memory, origins).
+            self.readiness.add("cache_disk", health.disk_check(cache.dir), required=False)
         self.api.route("/v1/openapi.json", openapi.serve)
         # Every account by name ("" the default): its library, keys, endpoints (tenancy.py).
         self.tenants: dict[str, Tenant] = {}
@@ -164,6 +182,11 @@ class App:
 
             self.dashboard = build_dashboard(config, self.tenants, self.figures,
                                              self.create_account)
+            self.readiness.add("database", health.database_check(self.media.db))
+        if self.bus is not None:  # cut off from Redis the node still serves: degraded
+            self.readiness.add("redis", self.bus.check, required=False)
+        if self.shared is not None:  # the bucket down: local tiers serve: degraded
+            self.readiness.add("shared_cache", self.shared.check, required=False)
 
     def mount(self, tenant: Tenant) -> None:
         """Wire an account's library to delivery, its API routes to its keys."""
@@ -252,20 +275,43 @@ class App:
         await origin.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Route a request: health checks, the API, else delivery."""
+        """Count and time an HTTP request (pixelport.metrics, the access log), and route it."""
         if scope["type"] == "lifespan":
             await self.lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
         path = scope["path"]
-        if path in ("/healthz", "/readyz"):
-            # A node cut off from Redis still serves (its purges wait to be sent): degraded.
-            body = (b"degraded: Redis unreachable\n"
-                    if path == "/readyz" and self.bus is not None and self.bus.degraded
-                    else b"ok\n")
-            await send_bytes(send, 200, {"content-type": "text/plain",
-                                         "cache-control": "no-store"}, body)
+        started = time.perf_counter()
+        status = 0
+        headers: list[tuple[bytes, bytes]] = []  # kept for the access log alone
+        access = self.access
+
+        async def observed(message: Message) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                if access is not None:
+                    headers = access.stamp(message)
+            await send(message)
+
+        try:
+            await self.route(scope, receive, observed, path)
+        except BaseException:
+            status = status or 500  # what uvicorn answers for it
+            raise
+        finally:
+            seconds = time.perf_counter() - started
+            route = metrics.route_class(path)
+            # No answer at all: the client left before it was made (nginx's 499).
+            metrics.answered(route, status or 499, seconds)
+            if access is not None:
+                access.line(scope, route, status or 499, seconds, headers)
+
+    async def route(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+        """Answer an HTTP request: health checks, metrics, the API, else delivery."""
+        if path in ("/healthz", "/readyz", "/metrics"):
+            await self.operations(path, send)
             return
         if is_api_path(path):
             await self.api(scope, receive, send)
@@ -278,6 +324,19 @@ class App:
                                  b"The dashboard needs the media library: [library] dir.\n")
             return
         await self.timed_delivery(scope, receive, send)
+
+    async def operations(self, path: str, send: Send) -> None:
+        """/metrics (every worker's), /healthz and /readyz (this worker's)."""
+        if path == "/metrics":
+            await send_bytes(send, 200, {"content-type": metrics.CONTENT_TYPE,
+                                         "cache-control": "no-store"}, self.tally.scrape())
+            return
+        if path == "/healthz":
+            status, payload = await health.healthz(self.pool)
+        else:
+            status, payload = await self.readiness.run()
+        await send_bytes(send, status, {"content-type": "application/json",
+                                        "cache-control": "no-store"}, health.body(payload))
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
         """Start-up and shutdown of shared resources."""
@@ -297,6 +356,7 @@ class App:
                 await self.siblings.start(self.on_message)
                 if self.bus is not None:
                     await self.bus.start(self.on_message, self.everywhere)
+                self.tally.start()
                 log.info("pixelport ready: %d origin(s), %d endpoint(s), %d worker thread(s)",
                          len(self.origins), len(self.config.endpoints), self.pool.threads)
                 await send({"type": "lifespan.startup.complete"})
@@ -380,6 +440,9 @@ class App:
         await self.siblings.close()
         if self.bus is not None:
             await self.bus.close()
+        await self.tally.stop()
+        if self.access is not None:
+            self.access.flush()
         for tenant in self.tenants.values():
             await tenant.media.aclose()
         await self.results.close()

@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--listen", help="HOST:PORT, overrides [server] listen")
     serve.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"))
-    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log every request (as [server] access_log = true; JSON lines "
+                            "with [server] log_format = \"json\")")
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("config", type=Path)

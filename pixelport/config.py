@@ -224,6 +224,10 @@ class ServerConfig:
     # the process's file descriptors.
     request_head_timeout: float = 5.0
     max_connections: int = 4096
+    # "json": every log line one JSON object (pixelport.accesslog); access_log: a line per
+    # request (as `--access-log`), JSON with log_format "json", else uvicorn's text.
+    log_format: str = "text"
+    access_log: bool = False
 
 
 @dataclass(frozen=True)
@@ -487,6 +491,8 @@ def _server(s: Section) -> ServerConfig:
                                       minimum=0.1),
         max_connections=s.integer("max_connections", ServerConfig.max_connections, minimum=1,
                                   maximum=1_000_000),
+        log_format=s.text("log_format", ServerConfig.log_format, choices=("text", "json")),
+        access_log=s.flag("access_log", ServerConfig.access_log),
     )
     s.finish()
     return cfg

@@ -9,8 +9,8 @@ requests from holding the process's memory and file descriptors.
 For a request the delivery path has already answered plainly from memory
 (`delivery/hot.py`), the protocol writes the stored response as soon as the headers are
 parsed: no ASGI task, scope or awaits. Everything else (a body, pipelining behind a request
-still running, HTTP/1.0, a paused transport) takes uvicorn's ordinary path; with an access
-log, every request does.
+still running, HTTP/1.0, a paused transport) takes uvicorn's ordinary path; with uvicorn's
+text access log, every request does (JSON access lines keep hot answers: pixelport.accesslog).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from pixelport.accesslog import AccessLog
 from pixelport.app import App
 from pixelport.delivery.hot import HotAnswers
 
@@ -157,8 +158,10 @@ def guarded_protocol(head_timeout: float, max_connections: int) -> type[HttpTool
     return GuardedProtocol
 
 
-def hot_protocol(hot: HotAnswers, base: type[HttpToolsProtocol]) -> type[HttpToolsProtocol]:
-    """`base` (a guarded protocol), answering from `hot` where it can."""
+def hot_protocol(hot: HotAnswers, base: type[HttpToolsProtocol],
+                 access: AccessLog | None = None) -> type[HttpToolsProtocol]:
+    """`base` (a guarded protocol), answering from `hot` where it can (`access`: writing
+    each hot answer's JSON access line)."""
     prefix = os.urandom(4).hex().encode()
     counter = itertools.count()
     status_200 = STATUS_LINE[200]
@@ -196,6 +199,8 @@ def hot_protocol(hot: HotAnswers, base: type[HttpToolsProtocol]) -> type[HttpToo
             else:
                 self.transport.write(b"".join(lines))
                 self.transport.write(body)
+            if access is not None:
+                access.hot(self.url, request_id, self.headers, self.client, len(body))
             self.cycle = _ANSWERED
             self.server_state.total_requests += 1
             self._unset_keepalive_if_required()
@@ -212,10 +217,12 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
     server = app.config.server
     protocol = guarded_protocol(server.request_head_timeout,
                                 min(server.max_connections, connection_budget()))
-    # With an access log every request must take ASGI to be logged (and the App is made
-    # without hot answers, which nothing would read).
+    # With uvicorn's access log every request must take ASGI to be logged (and the App is
+    # made without hot answers, which nothing would read); JSON access lines keep them.
     if app.hot is not None and not options["access_log"]:
-        protocol = hot_protocol(app.hot, protocol)
+        protocol = hot_protocol(app.hot, protocol, app.access)
+    if app.config.server.log_format == "json":
+        options.setdefault("log_config", None)  # uvicorn's lines go to the JSON handler too
     return uvicorn.Config(app, host=host, port=port, http=protocol, lifespan="on",
                           server_header=False, **options)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 
 from pixelport.config import Config
+from pixelport.metricsdir import prepare_multiprocess, process_dead
 from pixelport.place import Place, alive
 
 log = logging.getLogger("pixelport.workers")
@@ -113,10 +114,16 @@ def run_worker(config: Config, options: Options, place: Place) -> None:
     from pixelport import server
     from pixelport.app import App
 
-    setup_logging(options.log_level, place)
-    app = App(share(config, place.count), hot_answers=not options.access_log, place=place)
+    json_logs = config.server.log_format == "json"
+    setup_logging(options.log_level, place, json_logs)
+    access = options.access_log or config.server.access_log
+    # JSON access lines are written by the app, and by the protocol for hot answers (kept on);
+    # uvicorn's text access log needs every request to go through ASGI.
+    app = App(share(config, place.count), hot_answers=json_logs or not access, place=place,
+              access_log=access and json_logs)
     sock = None if place.alone else listening_socket(options.host, options.port)
-    server.run(app, options.host, options.port, options.log_level, options.access_log, sock)
+    server.run(app, options.host, options.port, options.log_level,
+               access and not json_logs, sock)
 
 
 def _die_with(parent: int) -> None:
@@ -133,8 +140,14 @@ def _die_with(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def setup_logging(level: str, place: Place) -> None:
-    """Log lines with the worker's number when there are several."""
+def setup_logging(level: str, place: Place, json_lines: bool = False) -> None:
+    """Log lines with the worker's number when there are several (`json_lines`: as JSON)."""
+    if json_lines:
+        from pixelport import accesslog
+
+        accesslog.setup(level, None if place.alone else place.index)
+        logging.getLogger("pyvips").setLevel(logging.WARNING)
+        return
     who = "" if place.alone else f"[{place.index}] "
     logging.basicConfig(level=level.upper(),
                         format=f"%(asctime)s %(levelname)s {who}%(name)s: %(message)s")
@@ -148,9 +161,10 @@ def serve(config: Config, options: Options) -> int:
         log.warning("[server] workers = %d: one process serves here (several need Linux)",
                     config.server.workers)
     if count == 1:
+        prepare_multiprocess(None)  # one process: its metrics in memory
         run_worker(config, options, Place())
         return 0
-    setup_logging(options.log_level, Place())
+    setup_logging(options.log_level, Place(), config.server.log_format == "json")
     # A taken port is the supervisor's error, said once. Bound without SO_REUSEPORT, so that
     # a server already running (whose workers' sockets allow it) is found too, rather than
     # sharing the port with this one.
@@ -163,6 +177,7 @@ def serve(config: Config, options: Options) -> int:
     folder = _memory_folder()
     _remove_abandoned(Path(folder or tempfile.gettempdir()))
     run_dir = Path(tempfile.mkdtemp(prefix=f"pixelport-run-{os.getpid()}-", dir=folder))
+    prepare_multiprocess(run_dir)  # before a worker imports prometheus-client
     try:
         return Supervisor(config, options, count, run_dir).run()
     finally:
@@ -245,6 +260,7 @@ class Supervisor:
         for index, process in enumerate(self.workers):
             if process is None or process.poll() is None or self.stopping:
                 continue
+            process_dead(process.pid)
             young = time.monotonic() - self.started[index] < 60
             self.failures[index] = self.failures[index] + 1 if young else 1
             if self.failures[index] >= RESTART_LIMIT:

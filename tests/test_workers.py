@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -111,10 +111,12 @@ def _serve(tmp_path: Path, origin: OriginServer, workers: int = 2
 def _serve_config(config: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
     """`pixelport serve` on a config file, once all its workers answer."""
     port = free_port()
-    command = shutil.which("pixelport", path=str(ROOT / ".venv" / "bin")) or "pixelport"
-    process = subprocess.Popen([command, "serve", "--config", str(config), "--listen",
-                                f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    # `python -m pixelport` from this checkout: this tree's code in the supervisor and the
+    # workers alike (an installed `pixelport` may be another checkout's).
+    process = subprocess.Popen([sys.executable, "-m", "pixelport", "serve", "--config",
+                                str(config), "--listen", f"127.0.0.1:{port}"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while len(_workers(process.pid)) < workers or not _ready(url):
@@ -244,9 +246,9 @@ def test_a_taken_port_is_one_clear_error(tmp_path: Path, origin: OriginServer) -
     process, url = _serve(tmp_path, origin, workers=2)
     try:
         port = url.rsplit(":", 1)[1]
-        command = shutil.which("pixelport", path=str(ROOT / ".venv" / "bin")) or "pixelport"
-        other = subprocess.run([command, "serve", "--config", str(tmp_path / "pixelport.toml"),
-                                "--listen", f"127.0.0.1:{port}"], capture_output=True,
+        other = subprocess.run([sys.executable, "-m", "pixelport", "serve", "--config",
+                                str(tmp_path / "pixelport.toml"), "--listen",
+                                f"127.0.0.1:{port}"], cwd=ROOT, capture_output=True,
                                timeout=30, text=True)
         assert other.returncode != 0 and "in use" in (other.stderr + other.stdout).lower()
     finally:

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pixelport import metrics
 from pixelport.asgi import Receive, Scope, Send
 from pixelport.cache.purgelog import PurgeScope
 from pixelport.delivery.account import DEFAULT, Account
@@ -145,6 +146,7 @@ class PurgeApi:
         if self.shared is not None:
             removed += await self.shared(matcher(self.table, url, self.account), None)
         log.info("purge %s: %s (%d cached items removed)", request_id, url, removed)
+        metrics.purged("url")
         return request_id
 
     async def apply(self, url: str, request_id: str) -> int:
@@ -160,6 +162,7 @@ class PurgeApi:
         """Purge every cached result of these library paths (`/a/b.jpg`), on every endpoint,
         in every worker, before returning (a library change: no request id to look up)."""
         await self.apply_paths(paths)
+        metrics.purged("library")
         if self.siblings is not None:
             listed = list(paths)
             for start in range(0, len(listed), 200):  # messages stay under 64 KiB

@@ -380,6 +380,11 @@ class SharedTier:
 
     # --- lifetime ------------------------------------------------------------------------
 
+    async def check(self) -> None:
+        """`/readyz`: raise while the bucket is left alone after failures."""
+        if self.failures >= FAILURES or time.monotonic() < self.closed_until:
+            raise RuntimeError("the shared bucket failed; local tiers serve meanwhile")
+
     async def start(self) -> None:
         """Make the client at start-up: its first making loads botocore's service model,
         which must not eat the first request's `timeout`."""

@@ -62,6 +62,12 @@ class Bus:
         """Whether Redis is unreachable now (or entries wait to be sent)."""
         return not (self.reading_ok and self.sending_ok) or bool(self.outbox)
 
+    async def check(self) -> None:
+        """`/readyz`: raise while Redis is unreachable or changes wait to be sent."""
+        if self.degraded:
+            raise RuntimeError(f"Redis unreachable; {len(self.outbox)} change(s) waiting")
+        await self.redis.ping()
+
     async def start(self, handler: Handler, missed: Handler | None = None) -> None:
         """Read other nodes' entries into `handler`, and send this worker's outbox. Restarted,
         first carry out what it missed with `missed` (this node's every worker: a worker

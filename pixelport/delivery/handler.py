@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from pixelport import metrics
 from pixelport.asgi import Receive, Scope, Send, send_bytes, send_stream
 from pixelport.cache.entry import Entry
 from pixelport.cache.results import ResultCache
@@ -261,19 +262,27 @@ class Delivery:
         # A Range is of the identity form: a ranged request is never answered encoded.
         coding = None if "range" in plan.headers else self.encoding(plan)
         sent_key = keys.encoded_key(key, coding) if coding else key
-        entry = self.results.get_memory(sent_key) or await self.results.get(sent_key)
+        tier = "memory"  # where the entry was found, for the metrics
+        entry = self.results.get_memory(sent_key)
+        if entry is None:
+            entry, tier = await self.results.get(sent_key), "disk"
         if entry is None and coding is not None:
-            plain = self.results.get_memory(key) or await self.results.get(key)
+            plain, plain_tier = self.results.get_memory(key), "memory"
+            if plain is None:
+                plain, plain_tier = await self.results.get(key), "disk"
             if plain is not None and not compress.compressible(plain):
-                entry, sent_key = plain, key  # sent as it is (an image, a small file)
+                # Sent as it is (an image, a small file).
+                entry, sent_key, tier = plain, key, plain_tier
         opened = await open_body(entry) if entry is not None else None
         if entry is not None and entry.body_file is not None and opened is None:
             entry = None  # its file went (evicted, purged) after the entry was read
         if entry is not None:
             timing.describe("cache", "hit")
             self.hits += 1
+            metrics.looked_up(tier, self.results.disk is not None, self.hot is not None)
         else:
             self.misses += 1
+            metrics.looked_up(None, self.results.disk is not None, self.hot is not None)
             try:
                 entry = await unless_gone(receive,
                                           self.production.make(self.job(plan, key, coding)))
@@ -294,6 +303,7 @@ class Delivery:
                 timing.add("download", entry.download_ms)
                 if entry.transform_ms:
                     timing.add("transformation", entry.transform_ms)
+                metrics.made(entry.download_ms, entry.transform_ms)
                 timing.describe("cache", "miss")
         try:
             self.check_private(entry.headers.get("x-private") == "1", plan)
@@ -386,7 +396,9 @@ class Delivery:
         original = await request.endpoint.chain.fetch(request.file_path, options)
         try:
             self.check_private(original.private, plan)
-            timing.add("download", (time.perf_counter() - started) * 1000)
+            download_ms = (time.perf_counter() - started) * 1000
+            timing.add("download", download_ms)
+            metrics.made(download_ms, 0.0)
             if original.status == 416:  # the range lies past the end: say so, without a body
                 refused = {"accept-ranges": "bytes", "cache-control": "no-store",
                            "server-timing": timing.header(), "x-request-id": request_id}
@@ -437,6 +449,7 @@ class Delivery:
             headers["server-timing"] = timing.header()
         log.info("request %s: %d %s", request_id, error.status, error.header)
         self.errors.record(error.code)
+        metrics.error_answered(error.code)
         await send_bytes(send, error.status, headers, error.body.encode(), head)
 
 

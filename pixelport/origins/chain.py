@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from pixelport import metrics
 from pixelport.errors import NotFound, PixelportError
 from pixelport.origins.base import FetchOptions, Origin, Original
 
@@ -35,6 +36,7 @@ class OriginChain:
                 continue
             except PixelportError as exc:
                 log.warning("origin %s failed for %r: %s", source.name, path, exc.header)
+                metrics.origin_failed(source.name, exc.code)
                 first_error = first_error or exc
         if first_error is not None:
             raise first_error
