@@ -190,27 +190,31 @@ def scan_command(path: Path | None, quiet: bool, account: str = "") -> int:
 
     from tqdm import tqdm
 
+    from pixelport.library.bucket import open_storage
     from pixelport.library.files import Library
-    from pixelport.library.scan import library_files, scan
-    from pixelport.library.storage import FolderStorage
+    from pixelport.library.scan import scan
+    from pixelport.library.storage import library_files
 
     config = _account(_load(path), account)
     db = _database(config)
     root = config.library_dir
     assert root is not None
-    if not root.is_dir():
+    if config.library_bucket is None and not root.is_dir():
         raise ConfigError(f"{config.source}: [library] dir: {root} is not a folder")
 
     async def run() -> int:
+        storage = open_storage(root, config.library_bucket)
         try:
             await db.migrate()
-            total = await asyncio.to_thread(lambda: sum(1 for _ in library_files(root)))
+            total = None if config.library_bucket is not None else await asyncio.to_thread(
+                lambda: sum(1 for _ in library_files(root)))
             with tqdm(total=total, unit="file", disable=quiet, desc="scanning") as bar:
-                report = await scan(Library(db, FolderStorage(root)), root, bar.update)
+                report = await scan(Library(db, storage), bar.update)
             print(f"{report.seen} file(s) found, {report.indexed} indexed, "
                   f"{report.skipped} already indexed or skipped")
             return 0
         finally:
+            await storage.aclose()
             await db.aclose()
 
     return asyncio.run(run())

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from yarl import URL
 
 from pixelport.errors import InvalidRequest
 from pixelport.origins.types import BUILDERS
@@ -288,9 +289,9 @@ class CacheConfig:
 
 
 @dataclass(frozen=True)
-class SharedCacheConfig:
-    """`[cache.shared]`: results and saved originals in an S3-compatible bucket, behind each
-    node's memory and disk tiers; keys spelled as for an `s3_compatible` origin."""
+class BucketConfig:
+    """An S3-compatible bucket, its keys spelled as for an `s3_compatible` origin (`[library]`
+    with `bucket`, `[cache.shared]`)."""
 
     bucket: str
     endpoint: str | None = None  # None: AWS (or AWS_ENDPOINT_URL_S3 when set)
@@ -299,6 +300,13 @@ class SharedCacheConfig:
     path_style: bool = False
     access_key_id: str | None = field(default=None, repr=False)  # None: the standard chain
     secret_access_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SharedCacheConfig(BucketConfig):
+    """`[cache.shared]`: results and saved originals in an S3-compatible bucket, behind each
+    node's memory and disk tiers."""
+
     timeout: float = 1.0  # the longest a request waits for the bucket
 
 
@@ -405,6 +413,8 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     library_dir: Path | None = None
+    # `[library] bucket`: the library's files in an S3-compatible bucket (many nodes).
+    library_bucket: BucketConfig | None = None
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
     video: VideoConfig = field(default_factory=VideoConfig)
@@ -443,7 +453,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
               base: Path | None = None) -> Config:
     """Validate an already-parsed config mapping."""
     root = Section(data, "", source, base or Path.cwd())
-    library_dir, accounts_dir = _library(root.table("library"))
+    library_dir, accounts_dir, library_bucket = _library(root.table("library"))
     database = _database(root.table("database"), library_dir)
     config = Config(
         server=_server(root.table("server")),
@@ -451,6 +461,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
         limits=_limits(root.table("limits")),
         cache=_cache(root.table("cache")),
         library_dir=library_dir,
+        library_bucket=library_bucket,
         database=database,
         images=_images(root.table("images")),
         video=_video(root.table("video")),
@@ -591,7 +602,10 @@ def _cache(s: Section) -> CacheConfig:
     return cfg
 
 
-def _shared_cache(s: Section) -> SharedCacheConfig:
+def read_bucket(s: Section, *, compatible: bool = True,
+                need_endpoint: bool = False) -> BucketConfig:
+    """A bucket's keys (`compatible`: with `endpoint`, required when `need_endpoint`, and
+    `path_style`, as for `s3_compatible`)."""
     bucket = s.text("bucket")
     if not bucket.strip() or "/" in bucket:
         raise s.error("bucket", f"must be a bucket name without '/'; got {bucket!r}")
@@ -600,19 +614,19 @@ def _shared_cache(s: Section) -> SharedCacheConfig:
         missing = "secret_access_key" if secret is None else "access_key_id"
         raise s.error(missing, "access_key_id and secret_access_key are set together "
                                "(or both left out for the standard credential chain)")
-    endpoint = s.optional_text("endpoint")
-    if endpoint is not None:
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-            raise s.error("endpoint", f"must be an http(s) URL such as "
-                                      f"https://s3.wasabisys.com; got {endpoint!r}")
-        endpoint = endpoint.rstrip("/")
-    cfg = SharedCacheConfig(
-        bucket=bucket, endpoint=endpoint, region=s.text("region", "us-east-1"),
+    return BucketConfig(
+        bucket=bucket, region=s.text("region", "us-east-1"),
+        endpoint=http_url(s, "endpoint", example="https://s3.wasabisys.com")
+        if compatible and (need_endpoint or s.raw("endpoint") is not None) else None,
         prefix=(s.optional_text("prefix") or "").strip("/"),
-        path_style=s.flag("path_style", False), access_key_id=key_id,
-        secret_access_key=secret,
-        timeout=s.number("timeout", SharedCacheConfig.timeout, minimum=0.05))
+        path_style=s.flag("path_style", False) if compatible else False,
+        access_key_id=key_id, secret_access_key=secret)
+
+
+def _shared_cache(s: Section) -> SharedCacheConfig:
+    bucket = read_bucket(s)
+    cfg = SharedCacheConfig(**vars(bucket),
+                            timeout=s.number("timeout", SharedCacheConfig.timeout, minimum=0.05))
     s.finish()
     return cfg
 
@@ -629,12 +643,17 @@ def _video(s: Section) -> VideoConfig:
     return cfg
 
 
-def _library(s: Section) -> tuple[Path | None, Path | None]:
+def _library(s: Section) -> tuple[Path | None, Path | None, BucketConfig | None]:
     path = s.path("dir", "data/library")
     # Sub-accounts' libraries: beside the default one (data/library → data/accounts/<name>).
     accounts = s.path("accounts_dir", str(path.parent / "accounts") if path else None)
+    # Many nodes keep the library's files in a bucket; `dir` still holds uploads being
+    # received (and the SQLite file by default).
+    bucket = read_bucket(s) if s.raw("bucket") is not None else None
+    if bucket is not None and path is None:
+        raise s.error("dir", "is needed with bucket: uploads are received there first")
     s.finish()
-    return path, accounts
+    return path, accounts, bucket
 
 
 def _database(s: Section, library_dir: Path | None) -> DatabaseConfig:
@@ -854,3 +873,36 @@ def parse_listen(listen: str) -> tuple[str, int]:
         raise ValueError(f"must read HOST:PORT; got {listen!r}")
     host = host.strip("[]") or "127.0.0.1"
     return host, int(port)
+
+
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def http_url(s: Section, key: str, default: str | None = None, example: str = "") -> str:
+    """An http(s) base URL from `key` (or `default`), without a trailing slash.
+
+    Checked whole at start-up (host name or IP literal, port), so that a typo is a config
+    error rather than every request's origin failure.
+    """
+    value = s.optional_text(key) or default
+    if value is None:
+        raise s.error(key, f"is required{f' (for example {example})' if example else ''}")
+    try:
+        url = URL(value)
+        port = url.explicit_port
+    except ValueError as exc:
+        raise s.error(key, f"is not a valid URL ({exc}); got {value!r}") from None
+    if url.scheme not in ("http", "https") or not url.raw_host:
+        raise s.error(key, f"must be an http(s) URL; got {value!r}")
+    if not _valid_host(url.raw_host) or port == 0:
+        raise s.error(key, f"has an invalid host or port; got {value!r}")
+    if url.query_string or url.fragment:
+        raise s.error(key, "must not have a query or fragment")
+    return value.rstrip("/")
+
+
+def _valid_host(host: str) -> bool:
+    if ":" in host:  # yarl has checked the IPv6 literal
+        return True
+    labels = host.removesuffix(".").split(".")
+    return all(_HOST_LABEL.fullmatch(label) for label in labels)

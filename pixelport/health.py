@@ -9,7 +9,7 @@ once.
 `/readyz` runs every registered check (`Readiness.add`) concurrently, each within
 CHECK_SECONDS, and answers JSON with each one's state. A required check that fails makes it
 503 (send no traffic here); an optional one that fails says "degraded" and keeps 200 (the node
-still serves: Redis, a shared cache bucket). Other parts add their own checks:
+still serves: Redis, a shared cache bucket, the library's bucket). Other parts add their own checks:
 
     app.readiness.add("redis", ping, required=False)
 """

@@ -22,6 +22,7 @@ from pixelport.delivery.account import DEFAULT, Account
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.errors import ApiError, ApiUnavailable, PixelportError, UploadTooLarge
 from pixelport.library.accounts import Accounts
+from pixelport.library.bucket import open_storage, origin_of
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Library
 from pixelport.library.folders import Folders
@@ -29,11 +30,9 @@ from pixelport.library.listing import Query, list_assets
 from pixelport.library.named import NamedTransformations
 from pixelport.library.origin import LibraryFiles
 from pixelport.library.records import Urls
-from pixelport.library.storage import FolderStorage
 from pixelport.origins import http1
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.http import HttpClient, check_status
-from pixelport.origins.library import LibraryOrigin
 from pixelport.siblings import Siblings, Unreachable
 from pixelport.state.db import Database
 from pixelport.state.models import UploadToken, now
@@ -53,9 +52,9 @@ class MediaLibrary:
         self.config = config
         self.account = account
         self.db = Database(config.database.url, schema=config.database.schema)
-        self.storage = FolderStorage(root)
+        self.storage = open_storage(root, config.library_bucket)
         self.library = Library(self.db, self.storage)
-        self.origin = LibraryFiles(self.library, LibraryOrigin(root))
+        self.origin = LibraryFiles(self.library, origin_of(self.storage))
         self.fields = MetadataFields(self.db)
         self.folders = Folders(self.library)
         self.named = NamedTransformations(self.db, config.transformations)
@@ -218,6 +217,7 @@ class MediaLibrary:
         """Stop the sweeper and close the database."""
         if self.sweeper is not None:
             self.sweeper.cancel()
+        await self.storage.aclose()
         await self.db.aclose()
 
 

@@ -20,8 +20,10 @@ from pixelport.api.purge import PurgeApi
 from pixelport.config import AccountConfig, Config, EndpointConfig
 from pixelport.delivery.account import Account
 from pixelport.delivery.endpoints import Endpoint
+from pixelport.library.storage import INTERNAL
 from pixelport.origins.base import Origin
 from pixelport.origins.chain import OriginChain
+from pixelport.origins.cloud import join_key
 from pixelport.security.api_auth import ApiRoutes
 
 if TYPE_CHECKING:
@@ -66,7 +68,14 @@ def account_config(config: Config, spec: AccountConfig) -> Config:
     database, no origins of the config and one default endpoint (its prefix)."""
     security = dataclasses.replace(config.security, private_key=spec.private_key,
                                    private_keys=(), public_key=spec.public_key)
+    # With a bucket, its files are under the default library's internal prefix (never served
+    # by path there): `<prefix>/.pixelport/accounts/<name>/`.
+    bucket = config.library_bucket
+    if bucket is not None:
+        bucket = dataclasses.replace(bucket, prefix=join_key(
+            bucket.prefix, f"{INTERNAL}/accounts/{spec.name}"))
     return dataclasses.replace(config, security=security, library_dir=spec.library_dir,
+                               library_bucket=bucket,
                                database=spec.database, transformations={}, origins=(),
                                endpoints=(EndpointConfig("", ()),), accounts=())
 

@@ -20,6 +20,7 @@ from tests.databases import PostgresServer
 from tests.helpers import OriginServer, Pixelport, Relay, decode, make_image
 from tests.library_support import PRIVATE_KEY
 from tests.redis_server import RedisServer
+from tests.test_shared_cache import BUCKET, Bucket, start_bucket
 from tests.test_workers import _serve_config, _stop
 
 pytestmark = pytest.mark.integration
@@ -33,27 +34,41 @@ def redis() -> Iterator[RedisServer]:
     server.remove()
 
 
-def node_config(tmp_path: Path, name: str, database: str, redis: RedisServer) -> Path:
-    """Node `name`'s config: the shared library, database and Redis; its own cache."""
+def node_config(tmp_path: Path, name: str, database: str, redis: RedisServer,
+                bucket: Bucket) -> Path:
+    """Node `name`'s config: the library and the shared cache tier in the bucket, the database
+    and Redis; its own folder (uploads being received) and cache."""
     config = tmp_path / f"{name}.toml"
-    (tmp_path / "library").mkdir(exist_ok=True)
     config.write_text(
-        f'[server]\nworkers = 2\n[library]\ndir = "{tmp_path / "library"}"\n'
+        f'[server]\nworkers = 2\n[library]\ndir = "{tmp_path / name}-library"\n'
+        f'bucket = "{BUCKET}"\nendpoint = "{bucket.endpoint}"\nprefix = "library"\n'
+        f'path_style = true\naccess_key_id = "test"\nsecret_access_key = "test"\n'
         f'[database]\nurl = "{database}"\n[cache]\ndir = "{tmp_path / name}-cache"\n'
+        f'[cache.shared]\nbucket = "{BUCKET}"\nendpoint = "{bucket.endpoint}"\n'
+        f'prefix = "cache"\npath_style = true\naccess_key_id = "test"\n'
+        f'secret_access_key = "test"\n'
         f'[security]\nprivate_key = "{PRIVATE_KEY}"\nallow_private_networks = true\n'
         f'[cluster]\nredis_url = "{redis.url}"\n')
     return config
 
 
 @pytest.fixture
-def nodes(tmp_path: Path, postgres_server: PostgresServer,
-          redis: RedisServer) -> Iterator[list[str]]:
-    """Two nodes' base URLs."""
+def bucket() -> Iterator[Bucket]:
+    started = start_bucket()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path, postgres_server: PostgresServer, redis: RedisServer,
+          bucket: Bucket) -> Iterator[list[str]]:
+    """Three nodes' base URLs."""
     database = postgres_server.create_database()
     processes, urls = [], []
     try:
-        for name in ("a", "b"):
-            process, url = _serve_config(node_config(tmp_path, name, database, redis), 2)
+        for name in ("a", "b", "c"):
+            process, url = _serve_config(
+                node_config(tmp_path, name, database, redis, bucket), 2)
             processes.append(process)
             urls.append(url)
         yield urls
@@ -89,8 +104,26 @@ def heights(node: str, target: str, times: int = 10) -> set[int]:
     return {decode(httpx.get(node + target, timeout=10).content).height for _ in range(times)}
 
 
+def test_an_upload_through_one_node_is_listed_and_served_by_the_others(
+        nodes: list[str], bucket: Bucket, tmp_path: Path) -> None:
+    a, b, c = nodes
+    made = upload(a, "u.jpg", make_image(400, 300))
+    assert made.status_code == 200
+    for node in (b, c):
+        listed = httpx.get(f"{node}/v1/files", auth=AUTH, params={"searchQuery": 'name="u.jpg"'})
+        assert [f["fileId"] for f in listed.json()] == [made.json()["fileId"]]
+        assert heights(node, "/tr:w-100/u.jpg") == {75}
+    # Its bytes are in the bucket, not on A: nothing node-local is a source of truth.
+    assert len(bucket.keys("library/.pixelport/blobs/")) == 1
+    assert not [p for p in (tmp_path / "a-library").rglob("*") if p.is_file()]
+    # An overwrite through B is seen by A and C (hot answers included) within a second.
+    assert heights(a, "/tr:w-100/u.jpg", 20) == {75} and heights(c, "/tr:w-100/u.jpg", 20) == {75}
+    assert upload(b, "u.jpg", make_image(400, 100)).status_code == 200
+    within(1.0, lambda: heights(a, "/tr:w-100/u.jpg") == heights(c, "/tr:w-100/u.jpg") == {25})
+
+
 def test_changes_through_one_node_are_seen_through_the_other(nodes: list[str]) -> None:
-    a, b = nodes
+    a, b, _ = nodes
     assert upload(a, "c.jpg", make_image(400, 300)).status_code == 200
     assert heights(b, "/tr:w-100/c.jpg", 20) == {75}  # cached by B: memory, disk, hot
     assert upload(a, "c.jpg", make_image(400, 100)).status_code == 200
@@ -126,7 +159,7 @@ def test_changes_through_one_node_are_seen_through_the_other(nodes: list[str]) -
 
 def test_with_redis_down_nodes_serve_and_purges_wait_for_it(nodes: list[str],
                                                             redis: RedisServer) -> None:
-    a, b = nodes
+    a, b, _ = nodes
     assert upload(a, "d.jpg", make_image(400, 300)).status_code == 200
     assert heights(b, "/tr:w-100/d.jpg", 20) == {75}
     assert httpx.get(f"{a}/readyz").json()["status"] == "ok"
@@ -183,9 +216,11 @@ def test_with_postgresql_down_delivery_goes_on_and_the_api_says_503(
 
 def test_a_node_restarted_carries_out_what_it_missed(tmp_path: Path,
                                                       postgres_server: PostgresServer,
-                                                      redis: RedisServer) -> None:
+                                                      redis: RedisServer,
+                                                      bucket: Bucket) -> None:
     database = postgres_server.create_database()
-    a_config, b_config = (node_config(tmp_path, n, database, redis) for n in ("a", "b"))
+    a_config, b_config = (node_config(tmp_path, n, database, redis, bucket)
+                          for n in ("a", "b"))
     a, a_url = _serve_config(a_config, 2)
     b, b_url = _serve_config(b_config, 2)
     try:
@@ -200,11 +235,55 @@ def test_a_node_restarted_carries_out_what_it_missed(tmp_path: Path,
         _stop(b)
 
 
+def test_a_node_killed_mid_upload_leaves_nothing_behind(
+        tmp_path: Path, postgres_server: PostgresServer, redis: RedisServer,
+        bucket: Bucket) -> None:
+    import base64
+    import os
+    import signal
+    import socket
+
+    database = postgres_server.create_database()
+    a, a_url = _serve_config(node_config(tmp_path, "a", database, redis, bucket), 2)
+    b, b_url = _serve_config(node_config(tmp_path, "b", database, redis, bucket), 2)
+    try:
+        import pyvips
+
+        # Noise: 3 MB, past the 1 MB a form keeps in memory (so half goes to disk).
+        data = pyvips.Image.gaussnoise(2400, 1800).cast("uchar").jpegsave_buffer(Q=95)
+        head = (b'--x\r\nContent-Disposition: form-data; name="fileName"\r\n\r\nhalf.jpg\r\n'
+                b'--x\r\nContent-Disposition: form-data; name="useUniqueFileName"\r\n\r\n'
+                b'false\r\n--x\r\nContent-Disposition: form-data; name="file"; '
+                b'filename="half.jpg"\r\nContent-Type: image/jpeg\r\n\r\n')
+        body = head + data + b"\r\n--x--\r\n"
+        auth = base64.b64encode(f"{PRIVATE_KEY}:".encode()).decode()
+        port = int(a_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sender:
+            sender.sendall(
+                f"POST /api/v1/files/upload HTTP/1.1\r\nHost: a\r\n"
+                f"Authorization: Basic {auth}\r\nContent-Length: {len(body)}\r\n"
+                f"Content-Type: multipart/form-data; boundary=x\r\n\r\n".encode()
+                + body[:len(body) // 2])
+            partial = tmp_path / "a-library" / ".pixelport" / "partial"
+            within(10.0, lambda: any(p.stat().st_size > 0 for p in partial.glob("*")))
+            os.killpg(a.pid, signal.SIGKILL)  # half the file received
+        a.wait()
+        # Nothing of it is anywhere another node could serve or list it from.
+        assert bucket.keys("library/") == []
+        assert httpx.get(f"{b_url}/v1/files", auth=AUTH).json() == []
+        assert httpx.get(f"{b_url}/half.jpg").status_code == 404
+        # The name is free: the upload made again through B is whole.
+        assert upload(b_url, "half.jpg", data).status_code == 200
+        assert heights(b_url, "/tr:w-240/half.jpg", 4) == {180}
+    finally:
+        _stop(b)
+        if a.poll() is None:
+            _stop(a)
+
+
 def shared_node(tmp_path: Path, name: str, bucket: Any, redis: RedisServer,
                 origin: OriginServer) -> Path:
     """A node of a web origin, the shared bucket and Redis, no library; one process."""
-    from tests.test_shared_cache import BUCKET
-
     config = tmp_path / f"{name}.toml"
     config.write_text(
                 f'[server]\nworkers = 1\n[library]\ndir = ""\n'
@@ -223,8 +302,6 @@ def test_thirty_requests_over_three_nodes_make_one_fetch_and_one_render(
         tmp_path: Path, redis: RedisServer, origin: OriginServer) -> None:
     """Cross-node coalescing: a lease in Redis, the result read from the shared bucket."""
     import concurrent.futures
-
-    from tests.test_shared_cache import start_bucket
 
     bucket = start_bucket()
     origin.files["/big.jpg"] = make_image(2000, 1500)
@@ -254,8 +331,6 @@ def test_work_claimed_by_a_node_killed_mid_render_is_taken_over(
     import concurrent.futures
     import os
     import signal
-
-    from tests.test_shared_cache import BUCKET, start_bucket
 
     bucket = start_bucket()
     origin.files["/slow.jpg"] = make_image(1200, 900)

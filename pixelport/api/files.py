@@ -218,10 +218,10 @@ class Files:
         return answer(200, await asyncio.to_thread(_metadata_of_bytes, got.body, scratch))
 
     async def _metadata(self, key: str) -> dict[str, Any]:
-        path = self.library.storage.local_path(key)
-        if path is None or not Path(path).is_file():
-            raise ApiNotFound("The file's bytes are missing.")
-        return await asyncio.to_thread(read_metadata, path)
+        async with self.library.storage.readable(key) as path:
+            if path is None:
+                raise ApiNotFound("The file's bytes are missing.")
+            return await asyncio.to_thread(read_metadata, path)
 
 
 def _metadata_of_bytes(data: bytes, scratch: Path) -> dict[str, Any]:

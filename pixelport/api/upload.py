@@ -123,9 +123,9 @@ class Uploads:
         if wanted is not None:
             keep = {f.strip() for f in wanted.split(",") if f.strip()}
             if "metadata" in keep:
-                stored = self.library.storage.local_path(row.storage_key)
-                if stored is not None:
-                    body["metadata"] = await asyncio.to_thread(read_metadata, stored)
+                async with self.library.storage.readable(row.storage_key) as stored:
+                    if stored is not None:
+                        body["metadata"] = await asyncio.to_thread(read_metadata, stored)
             optional = {"tags", "customCoordinates", "isPrivateFile", "isPublished",
                         "customMetadata", "metadata", "embeddedMetadata", "description"}
             body = {k: v for k, v in body.items() if k not in optional or k in keep}

@@ -37,7 +37,7 @@ from pixelport.cache.entry import CorruptEntry, Entry
 from pixelport.cache.purgelog import PurgeScope
 from pixelport.config import SharedCacheConfig
 from pixelport.origins.cloud import CommonSettings
-from pixelport.origins.s3 import S3Origin, S3Settings
+from pixelport.origins.s3 import S3Origin, bucket_settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
@@ -70,11 +70,8 @@ class SharedTier:
         self.root = f"{cfg.prefix}/" if cfg.prefix else ""
         # The client set up exactly as an `s3_compatible` origin's (s3.py), its connect and
         # read timeouts `timeout`.
-        self.s3 = S3Origin("shared cache", S3Settings(
-            kind="shared cache", bucket=cfg.bucket, region=cfg.region,
-            access_key_id=cfg.access_key_id, secret_access_key=cfg.secret_access_key,
-            endpoint=cfg.endpoint, path_style=cfg.path_style,
-            common=CommonSettings(cfg.prefix, cfg.timeout, cfg.timeout)))
+        self.s3 = S3Origin("shared cache", bucket_settings(
+            "shared cache", cfg, CommonSettings(cfg.prefix, cfg.timeout, cfg.timeout)))
         self.failures = 0
         self.closed_until = 0.0  # monotonic time before which the bucket is not asked
         self.down = False  # said so in the log

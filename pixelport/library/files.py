@@ -25,7 +25,7 @@ from pixelport.errors import ApiConflict, ApiError, ApiNotFound
 from pixelport.library import names
 from pixelport.library.metadata import Probe, probe, quick_probe
 from pixelport.library.records import FileRow, TagRow, snapshot
-from pixelport.library.storage import BLOBS, FolderStorage
+from pixelport.library.storage import BLOBS, FolderStorage, Storage
 from pixelport.state import direct
 from pixelport.state.db import Database
 from pixelport.state.models import File, FileTag, FileVersion, Folder, RetiredPath, new_id, now
@@ -81,7 +81,7 @@ class Changes:
 class Library:
     """The media library's files, over a database and a storage."""
 
-    def __init__(self, db: Database, storage: FolderStorage,
+    def __init__(self, db: Database, storage: Storage,
                  on_change: OnChange | None = None) -> None:
         self.db = db
         self.storage = storage
@@ -136,10 +136,15 @@ class Library:
         if facts.file_type == "image" and not facts.width:
             facts = Probe(None, None, False, facts.format, facts.mime, "non-image")
         key = self.storage.new_key(upload.name)
+        store = self.storage
         try:
-            # The bytes are made durable first, in the same thread hop as the transaction.
-            row = await self.db.retrying(lambda s: self._store(s, upload, facts, size, key),
-                                         first=lambda: self.storage.write(source, key))
+            if isinstance(store, FolderStorage):
+                # The bytes are made durable first, in the same thread hop as the transaction.
+                row = await self.db.retrying(lambda s: self._store(s, upload, facts, size, key),
+                                             first=lambda: store.write(source, key))
+            else:  # a bucket's PUT, awaited before the database's write thread is asked
+                await store.put(source, key)
+                row = await self.db.retrying(lambda s: self._store(s, upload, facts, size, key))
         except asyncio.CancelledError:
             raise  # it may have committed: the sweep keeps the bytes if a row names them
         except BaseException:

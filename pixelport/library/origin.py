@@ -14,8 +14,7 @@ import logging
 from pixelport.errors import DatabaseUnavailable, NotFound, VersionNotFound
 from pixelport.library.files import Library
 from pixelport.library.storage import INTERNAL
-from pixelport.origins.base import FetchOptions, Original
-from pixelport.origins.library import LibraryOrigin
+from pixelport.origins.base import FetchOptions, Origin, Original
 from pixelport.state.db import is_unreachable
 from pixelport.state.models import File
 
@@ -27,7 +26,7 @@ class LibraryFiles:
 
     name = "library"
 
-    def __init__(self, library: Library, folder: LibraryOrigin) -> None:
+    def __init__(self, library: Library, folder: Origin) -> None:
         self.library = library
         self.folder = folder
 

@@ -1,4 +1,5 @@
-"""`pixelport library scan`: index the files found in `[library] dir` into the database.
+"""`pixelport library scan`: index the files found in `[library] dir` (or its bucket) into
+the database.
 
 Idempotent: a file already indexed (its path, or its bytes named by a version) or retired by
 the API is left alone. Files are indexed in place (their path is their storage key), in
@@ -8,19 +9,16 @@ batches of one transaction each, so an interrupted scan keeps what it finished.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pixelport.library import names
 from pixelport.library.files import Library, ensure_folders, set_tags
-from pixelport.library.metadata import probe
+from pixelport.library.metadata import NON_IMAGE, Probe, probe
 from pixelport.library.records import snapshot
-from pixelport.library.storage import INTERNAL
 from pixelport.state.models import File, FileVersion, RetiredPath, new_id, now
 
 BATCH = 500
@@ -35,43 +33,30 @@ class ScanReport:
     skipped: int = 0  # already indexed, retired, or a name the library cannot hold
 
 
-def library_files(root: Path) -> Iterator[str]:
-    """Storage keys (relative paths) of the regular files under `root`, internals excluded."""
-    for folder, subfolders, files in os.walk(root):
-        relative = Path(folder).relative_to(root).as_posix()
-        if relative == ".":
-            subfolders[:] = [s for s in subfolders if s != INTERNAL]
-            relative = ""
-        subfolders.sort()
-        for name in sorted(files):
-            path = Path(folder) / name
-            if path.is_file() and not path.is_symlink():
-                yield f"{relative}/{name}" if relative else name
-
-
-async def scan(library: Library, root: Path,
+async def scan(library: Library,
                progress: Callable[[int], None] | None = None) -> ScanReport:
-    """Index every file under `root` not yet known to the library."""
+    """Index every file of the library's storage not yet known to the library."""
     report = ScanReport()
-    batch: list[str] = []
-    for key in await asyncio.to_thread(lambda: list(library_files(root))):
+    batch: list[tuple[str, int]] = []
+    async for found in library.storage.keys():
         report.seen += 1
-        batch.append(key)
+        batch.append(found)
         if len(batch) == BATCH:
-            await _index(library, root, batch, report)
+            await _index(library, batch, report)
             if progress:
                 progress(len(batch))
             batch = []
     if batch:
-        await _index(library, root, batch, report)
+        await _index(library, batch, report)
         if progress:
             progress(len(batch))
     return report
 
 
-async def _index(library: Library, root: Path, keys: list[str], report: ScanReport) -> None:
+async def _index(library: Library, found: list[tuple[str, int]], report: ScanReport) -> None:
     candidates: list[tuple[str, str, str]] = []
-    for key in keys:
+    sizes: list[int] = []
+    for key, size in found:
         folder, name = key.rpartition("/")[0], key.rpartition("/")[2]
         try:
             clean_folder = names.clean_folder(folder)
@@ -83,9 +68,8 @@ async def _index(library: Library, root: Path, keys: list[str], report: ScanRepo
             report.skipped += 1  # a name ImageKit's rules would change: left as it is
             continue
         candidates.append((key, clean_folder, clean))
-    facts = await asyncio.to_thread(lambda: [probe(root / key) for key, _, _ in candidates])
-    sizes = await asyncio.to_thread(lambda: [(root / key).stat().st_size
-                                             for key, _, _ in candidates])
+        sizes.append(size)
+    facts = [await _probe(library, key) for key, _, _ in candidates]
 
     def work(session: Session) -> int:
         paths = ["/" + key for key, _, _ in candidates]
@@ -120,3 +104,11 @@ async def _index(library: Library, root: Path, keys: list[str], report: ScanRepo
     added = await library.db.retrying(work)
     report.indexed += added
     report.skipped += len(candidates) - added
+
+
+async def _probe(library: Library, key: str) -> Probe:
+    """What a stored file is (a bucket's is read into a temporary file first)."""
+    async with library.storage.readable(key) as path:
+        if path is None:  # gone since it was listed
+            return Probe(None, None, False, "", "application/octet-stream", NON_IMAGE)
+        return await asyncio.to_thread(probe, path, key)

@@ -1,4 +1,5 @@
-"""Where the library keeps file bytes: a small interface, and a local folder behind it.
+"""Where the library keeps file bytes: a small interface, and a local folder behind it (a
+bucket in bucket.py).
 
 Keys are paths relative to the storage root. Bytes uploaded through the API go to new,
 never-reused keys under `.pixelport/blobs/` (one per version), written to a temporary file
@@ -11,9 +12,11 @@ two) is an orphan; `sweep` deletes those older than an hour.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
@@ -28,24 +31,32 @@ CHUNK = 1024 * 1024
 
 
 class Storage(Protocol):
-    """File bytes by key (`[library] dir` first; a bucket in a later issue)."""
+    """File bytes by key: a local folder (`[library] dir`) or a bucket (bucket.py)."""
+
+    def temporary(self) -> Path:
+        """A new local temporary file's path, for an upload being received."""
 
     def new_key(self, name: str) -> str:
         """A key never used before, ending with (a safe form of) `name`."""
 
-    def write(self, source: Path | bytes, key: str) -> None:
-        """Store bytes, or a local file's, under a new key, durably (blocking: a folder's
-        write is a file write and fsync; a remote store would rather be written to before
-        the database's write thread is asked, see `Library.upload`)."""
+    async def put(self, source: Path | bytes, key: str) -> None:
+        """Store bytes, or a local file's, under a new key, durably (a file of `temporary()`
+        is consumed)."""
 
-    def local_path(self, key: str) -> Path | None:
-        """The file of `key` on this machine, when the storage is local and it exists."""
+    def readable(self, key: str) -> contextlib.AbstractAsyncContextManager[Path | None]:
+        """The key's bytes as a local file for the time of the block (None: missing)."""
+
+    def keys(self) -> AsyncIterator[tuple[str, int]]:
+        """Every stored file's key and size, internals excluded (`library scan`)."""
 
     async def delete(self, key: str) -> None:
         """Remove `key`'s bytes (nothing when already gone)."""
 
     async def sweep(self, referenced: Iterable[str], older_than: float) -> int:
         """Delete stored blobs not in `referenced` and older than `older_than` seconds."""
+
+    async def aclose(self) -> None:
+        """Release connections."""
 
 
 class FolderStorage:
@@ -106,9 +117,25 @@ class FolderStorage:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(complete, target)
 
+    async def put(self, source: Path | bytes, key: str) -> None:
+        """`write` in a thread."""
+        await asyncio.to_thread(self.write, source, key)
+
     def local_path(self, key: str) -> Path | None:
         """The key's file, when it lies inside the root."""
         return resolve_under(self.root, key)
+
+    @contextlib.asynccontextmanager
+    async def readable(self, key: str) -> AsyncIterator[Path | None]:
+        """The key's own file (None when it is not a file inside the root)."""
+        path = self.local_path(key)
+        yield path if path is not None and await asyncio.to_thread(path.is_file) else None
+
+    async def keys(self) -> AsyncIterator[tuple[str, int]]:
+        """The regular files under the root, internals excluded, sorted by folder."""
+        found = await asyncio.to_thread(lambda: list(library_files(self.root)))
+        for key, size in found:
+            yield key, size
 
     async def delete(self, key: str) -> None:
         """Remove a key's file."""
@@ -123,7 +150,7 @@ class FolderStorage:
 
     def _sweep(self, keep: set[str], before: float) -> int:
         removed = 0
-        for path in [*self._walk(self.root / BLOBS), *self._walk(self.tmp)]:
+        for path in [*self.walk(self.root / BLOBS), *self.walk(self.tmp)]:
             key = path.relative_to(self.root).as_posix()
             try:
                 if key not in keep and path.stat().st_mtime < before:
@@ -134,9 +161,30 @@ class FolderStorage:
         return removed
 
     @staticmethod
-    def _walk(folder: Path) -> Iterator[Path]:
+    def walk(folder: Path) -> Iterator[Path]:
+        """The files under `folder`, at any depth."""
         if folder.is_dir():
             yield from (path for path in folder.rglob("*") if path.is_file())
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def library_files(root: Path) -> Iterator[tuple[str, int]]:
+    """Keys (relative paths) and sizes of the regular files under `root`, internals
+    excluded."""
+    for folder, subfolders, files in os.walk(root):
+        relative = Path(folder).relative_to(root).as_posix()
+        if relative == ".":
+            subfolders[:] = [s for s in subfolders if s != INTERNAL]
+            relative = ""
+        subfolders.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            with contextlib.suppress(FileNotFoundError):
+                info = path.lstat()
+                if stat.S_ISREG(info.st_mode):
+                    yield (f"{relative}/{name}" if relative else name), info.st_size
 
 
 async def read_chunks(handle: BinaryIO, remaining: int) -> AsyncIterator[bytes]:

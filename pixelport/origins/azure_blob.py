@@ -13,13 +13,12 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from pixelport.config import OriginConfig
+from pixelport.config import OriginConfig, http_url
 from pixelport.origins.base import FetchOptions, Original, Shared
 from pixelport.origins.cloud import (
     CommonSettings,
     OriginSession,
     answer,
-    http_url,
     join_key,
     read_common,
     request_headers,

@@ -62,39 +62,6 @@ def request_headers(options: FetchOptions) -> dict[str, str]:
 
 
 # A DNS name's labels (underscores too: they occur in real bucket and service names).
-_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
-
-
-def http_url(s: Section, key: str, default: str | None = None, example: str = "") -> str:
-    """An http(s) base URL from `key` (or `default`), without a trailing slash.
-
-    Checked whole at start-up (host name or IP literal, port), so that a typo is a config
-    error rather than every request's origin failure.
-    """
-    value = s.optional_text(key) or default
-    if value is None:
-        raise s.error(key, f"is required{f' (for example {example})' if example else ''}")
-    try:
-        url = URL(value)
-        port = url.explicit_port
-    except ValueError as exc:
-        raise s.error(key, f"is not a valid URL ({exc}); got {value!r}") from None
-    if url.scheme not in ("http", "https") or not url.raw_host:
-        raise s.error(key, f"must be an http(s) URL; got {value!r}")
-    if not _valid_host(url.raw_host) or port == 0:
-        raise s.error(key, f"has an invalid host or port; got {value!r}")
-    if url.query_string or url.fragment:
-        raise s.error(key, "must not have a query or fragment")
-    return value.rstrip("/")
-
-
-def _valid_host(host: str) -> bool:
-    if ":" in host:  # yarl has checked the IPv6 literal
-        return True
-    labels = host.removesuffix(".").split(".")
-    return all(_HOST_LABEL.fullmatch(label) for label in labels)
-
-
 async def empty_body() -> AsyncIterator[bytes]:
     """The body of an answer that has none (304)."""
     nothing: tuple[bytes, ...] = ()

@@ -20,14 +20,13 @@ from google.auth.transport.urllib3 import Request
 from google.oauth2 import service_account
 from yarl import URL
 
-from pixelport.config import OriginConfig, Section
+from pixelport.config import OriginConfig, Section, http_url
 from pixelport.errors import AccessDenied, OriginFailed, OriginUnreachable, PixelportError
 from pixelport.origins.base import FetchOptions, Original, Shared
 from pixelport.origins.cloud import (
     CommonSettings,
     OriginSession,
     answer,
-    http_url,
     join_key,
     read_common,
     request_headers,

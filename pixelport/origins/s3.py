@@ -27,14 +27,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from pixelport.config import OriginConfig
+from pixelport.config import BucketConfig, OriginConfig, read_bucket
 from pixelport.errors import AccessDenied, OriginFailed, OriginUnreachable, PixelportError
 from pixelport.origins.base import FetchOptions, Original, Shared
 from pixelport.origins.cloud import (
     PRIVATE_META,
     CommonSettings,
     empty_body,
-    http_url,
     is_private,
     join_key,
     read_common,
@@ -65,27 +64,20 @@ class S3Settings:
 def read_settings(cfg: OriginConfig, *, compatible: bool) -> S3Settings:
     """Read and validate the origin's keys; `compatible` adds `endpoint` and `path_style`."""
     s = cfg.section
-    bucket = s.text("bucket")
-    if not bucket.strip() or "/" in bucket:
-        raise s.error("bucket", f"must be a bucket name without '/'; got {bucket!r}")
-    key_id, secret = s.optional_text("access_key_id"), s.optional_text("secret_access_key")
-    if (key_id is None) != (secret is None):
-        missing = "secret_access_key" if secret is None else "access_key_id"
-        raise s.error(missing, "access_key_id and secret_access_key are set together "
-                               "(or both left out for the standard credential chain)")
-    settings = S3Settings(
-        kind=cfg.type,
-        bucket=bucket,
-        region=s.text("region", "us-east-1"),
-        access_key_id=key_id,
-        secret_access_key=secret,
-        endpoint=http_url(s, "endpoint", example="https://s3.wasabisys.com") if compatible
-        else None,
-        path_style=s.flag("path_style", False) if compatible else False,
-        common=read_common(s),
-    )
+    settings = bucket_settings(cfg.type, read_bucket(s, compatible=compatible,
+                                                     need_endpoint=compatible),
+                               read_common(s))
     s.finish()
     return settings
+
+
+def bucket_settings(kind: str, bucket: BucketConfig, common: CommonSettings) -> S3Settings:
+    """An S3 client's settings for a bucket of the config (an origin's, `[library]`'s,
+    `[cache.shared]`'s)."""
+    return S3Settings(kind=kind, bucket=bucket.bucket, region=bucket.region,
+                      access_key_id=bucket.access_key_id,
+                      secret_access_key=bucket.secret_access_key, endpoint=bucket.endpoint,
+                      path_style=bucket.path_style, common=common)
 
 
 class S3Origin:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from pixelport.config import OriginConfig
+from pixelport.config import OriginConfig, http_url
 from pixelport.origins import http1
 from pixelport.origins.base import FetchOptions, Original, Shared
-from pixelport.origins.cloud import http_url, request_headers
+from pixelport.origins.cloud import request_headers
 from pixelport.origins.http import HttpClient, check_status, original_from
 
 # RFC 3986 pchars stay as they are; everything else (space, %, ?, #, unicode) is encoded.
