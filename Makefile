@@ -98,8 +98,8 @@ fuzz: setup
 	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python tests/fuzz.py
 
 # Benchmarks against thumbor, ipx, nginx and the bare libvips limit (about 8 minutes; never
-# part of `make test`). bench/setup.sh installs nginx + wrk (apt), thumbor (own venv) and ipx
-# (npm) under bench/; results go to bench/results/ and docs/performance.md.
+# part of `make test`). bench/setup.sh installs nginx, wrk and redis-server (apt), thumbor (own
+# venv) and ipx (npm) under bench/; results go to bench/results/ and docs/performance.md.
 # Extra options: make bench BENCH_ARGS="--quick --no-docs" (see bench/run.py --help).
 .PHONY: bench
 bench: $(STAMP)

@@ -16,7 +16,10 @@ The `library` scenario (library_scenario.py) runs last, on a pixelport of its ow
 library on SQLite filled with 100,000 files, uploads against the upload limit (upload_limit.py,
 a bare Starlette endpoint) and the latency of a folder listing and of a searchQuery. The
 `video` scenario (video_scenario.py) runs after it, on a pixelport of its own as well: a
-transcode, thumbnails and an HLS ladder, each against bare ffmpeg doing the same work.
+transcode, thumbnails and an HLS ladder, each against bare ffmpeg doing the same work. The
+`cluster` scenario (cluster_scenario.py) runs last: two pixelport nodes on one Redis and one
+shared bucket (moto), then a third node that never saw the URLs; origin fetches and renders per
+URL, and that node's shared-tier hits.
 """
 
 from __future__ import annotations
@@ -240,6 +243,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path = REPO
     process: subprocess.Popen[bytes] | None = None
+    ready: Callable[[], bool] | None = None  # instead of a GET of ready_path (not HTTP: Redis)
 
     @property
     def base(self) -> str:
@@ -262,10 +266,14 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise SystemExit(f"bench: {self.name} exited at start; see {log.name}")
-            with contextlib.suppress(OSError):
-                status, _, _ = get(self.port, self.ready_path)
-                if status < 500:
+            if self.ready is not None:
+                if self.ready():
                     return
+            else:
+                with contextlib.suppress(OSError):
+                    status, _, _ = get(self.port, self.ready_path)
+                    if status < 500:
+                        return
             time.sleep(0.2)
         raise SystemExit(f"bench: {self.name} did not answer within 60 s; see {log.name}")
 
@@ -583,7 +591,8 @@ def video_targets(video: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def targets(runs: list[dict[str, Any]], limit: dict[str, Any],
-            video: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+            video: dict[str, Any] | None = None,
+            cluster: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Each target of issue 7 with its measured ratio."""
     def rps(server: str, scenario: str) -> float | None:
         run = _find(runs, server, scenario)
@@ -633,6 +642,7 @@ def targets(runs: list[dict[str, Any]], limit: dict[str, Any],
                     "met": value is not None and value <= 20})
     out += layers_targets(runs)
     out += video_targets(video or {})
+    out += cluster_targets(cluster or {})
     px_runs = [r for r in runs if r["server"] == px]
     errors = sum(r["other_errors"] for r in px_runs)
     out.append({"scenario": "all", "measure": "errors other than 503 EBUSY",
@@ -717,6 +727,7 @@ def tables(report: dict[str, Any]) -> str:
                   for name, v in measured.items()]
     lines += library_text(report)
     lines += video_text(report)
+    lines += cluster_text(report)
     return "\n".join(lines)
 
 
@@ -957,6 +968,157 @@ def run_video(pixelport: list[str], workers: int, repeat: int, quick: bool) -> d
     return {**best_of, "rounds": rounds, "clip": video.CLIP, "store": str(STORE),
             "workers": worker_count(load(config)), "repeat": max(1, repeat),
             "ladder_chain": video.LADDER}
+
+
+# --- many nodes (`cluster`) -------------------------------------------------------------------
+
+CLUSTER = "cluster"
+CLUSTER_WHAT = ("two pixelport nodes (a cache folder each) on one Redis and one shared bucket "
+                "(moto): distinct 1200x900 -> 300 px URLs each asked of both at once, then of "
+                "a third node with an empty cache: origin fetches and renders per URL, the "
+                "third node's shared-tier hits and their latency")
+CLUSTER_URLS = 200  # distinct URLs (40 with --quick)
+
+
+def run_cluster(pixelport: list[str], workers: int, quick: bool) -> dict[str, Any]:
+    """The `cluster` scenario (cluster_scenario.py): nodes A and B asked each URL at the same
+    moment, then node C, started afterwards on an empty cache folder, asked each URL twice."""
+    import cluster_scenario as cluster
+
+    from pixelport.config import load
+    from pixelport.workers import worker_count
+
+    count = 40 if quick else CLUSTER_URLS
+    redis_port, bucket_port = free_port(), free_port()
+    (STORE / "cluster-redis").mkdir(parents=True, exist_ok=True)
+    redis = Server("redis", redis_port,
+                   cluster.redis_command(redis_port, STORE / "cluster-redis"), "",
+                   ready=functools.partial(cluster.redis_answers, redis_port))
+    bucket = Server("moto", bucket_port, [str(PYTHON), "-m", "moto.server", "-H", "127.0.0.1",
+                                          "-p", str(bucket_port)], "/")
+    nonce = f"{int(time.time())}{os.getpid() % 1000:03d}"
+    targets, names = cluster.paths(nonce, count)
+    warm = f"/tr:{cluster.CHAIN}/cluster-warm{nonce}.jpg"
+    with cluster.origin_serving(BENCH / "media" / "photo-1200x900.jpg") as origin:
+        nodes: dict[str, Server] = {}
+        for name in ("a", "b", "c"):
+            port = free_port()
+            config = render("pixelport-cluster.toml.in", WORK / f"pixelport-cluster-{name}.toml",
+                            port=str(port), workers=str(workers), store=str(STORE), node=name,
+                            bucket=cluster.BUCKET, bucket_endpoint=bucket.base,
+                            redis_url=f"redis://127.0.0.1:{redis_port}/0", origin=origin.base)
+            nodes[name] = Server(f"pixelport-cluster-{name}", port, [
+                *pixelport, "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                "--log-level", "warning"], "/healthz")
+        a, b, c = nodes.values()
+        with running([redis, bucket]):
+            cluster.bucket_client(bucket.base).create_bucket(Bucket=cluster.BUCKET)
+            with running([a, b]):
+                for node in (a, b):  # imports, the pool, the bucket's and Redis' connections
+                    _warm_cluster(node, warm)
+                before = cluster.Figures({"a": a.port, "b": b.port})
+                phase_both = cluster.both({"a": a.port, "b": b.port}, targets)
+                made_ab = before.since()
+                print(f"bench: cluster both   {count} URLs x 2 nodes in "
+                      f"{phase_both['wall_s']} s: {phase_both['states']} "
+                      f"{phase_both['statuses']}", flush=True)
+                with running([c]):
+                    _warm_cluster(c, warm)  # a shared hit: the bucket's connection made
+                    before_c = cluster.Figures({"c": c.port})
+                    fresh = cluster.one_by_one(c.port, targets)
+                    fresh["made"] = before_c.since()["c"]
+                    before_c = cluster.Figures({"c": c.port})
+                    local = cluster.one_by_one(c.port, targets)
+                    local["made"] = before_c.since()["c"]
+                    made = before.since()  # A and B over every phase
+                for phase, measured in (("fresh", fresh), ("local", local)):
+                    print(f"bench: cluster {phase:6} node c: {measured['states']} "
+                          f"{measured['statuses']}  p50 {measured['p50_ms']} ms  "
+                          f"p99 {measured['p99_ms']} ms", flush=True)
+            stored = cluster.bucket_keys(bucket.base, "results/", f"cluster-{nonce}-")
+        fetches = origin.count(names)
+    made["c"] = {k: fresh["made"][k] + local["made"][k] for k in ("renders", "made")}
+    renders = sum(node["renders"] for node in made.values())
+    answers = [phase_both["statuses"], fresh["statuses"], local["statuses"]]
+    facts: dict[str, Any] = {
+        "urls": count, "chain": cluster.CHAIN, "concurrent_urls": cluster.CONCURRENT,
+        "origin_delay_s": cluster.ORIGIN_DELAY, "store": str(STORE),
+        "workers": worker_count(load(WORK / "pixelport-cluster-a.toml")),
+        "both": {**phase_both, "made": made_ab}, "fresh": fresh, "local": local,
+        "made": made, "origin_fetches": fetches, "renders": renders,
+        "bucket_results": stored,
+        "not_200": sum(n for each in answers for status, n in each.items() if status != 200),
+        "fetches_per_url": round(fetches / count, 3),
+        "renders_per_url": round(renders / count, 3),
+        "shared_hit_ratio": round(fresh["states"].get("shared", 0) / count, 3),
+    }
+    print(f"bench: cluster        origin fetches/URL {facts['fetches_per_url']}, renders/URL "
+          f"{facts['renders_per_url']}, node c's shared-tier hits {facts['shared_hit_ratio']}, "
+          f"made by node {made}", flush=True)
+    return facts
+
+
+def _warm_cluster(node: Server, path: str) -> None:
+    status, _, body = get(node.port, path)
+    if status != 200:
+        raise SystemExit(f"bench: {node.name} answered {status} for {path}: {body[:200]!r}")
+
+
+def cluster_targets(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 25's targets: one fetch and one render per URL over every node, and every first
+    answer of a node that never saw the URL from the shared tier (n/a when not run)."""
+    rows = [("origin fetches per distinct URL", facts.get("fetches_per_url"), 1),
+            ("renders per distinct URL (pixelport_transformation_seconds_count, every node)",
+             facts.get("renders_per_url"), 1),
+            ("shared-tier hits / first asks of a node that never saw the URL",
+             facts.get("shared_hit_ratio"), 1),
+            ("answers other than 200", facts.get("not_200"), 0)]
+    return [{"scenario": CLUSTER, "measure": m, "value": v, "target": f"= {t:g}",
+             "met": v is not None and v == t} for m, v, t in rows]
+
+
+def cluster_text(report: dict[str, Any]) -> list[str]:
+    """The `cluster` scenario's section of the tables (empty when it did not run)."""
+    facts = report.get("cluster")
+    if not facts:
+        return []
+    both, fresh, local = facts["both"], facts["fresh"], facts["local"]
+
+    def states(counted: dict[str, int]) -> str:
+        return " | ".join(str(counted.get(s, 0)) for s in ("miss", "shared", "hit"))
+
+    lines = [
+        "", f"Many nodes (`cluster`): {facts['urls']} distinct URLs `/tr:{facts['chain']}/"
+        "cluster-<n>.jpg`, each a distinct 1200x900 original of a counting origin "
+        f"(`bench/cluster_scenario.py`, answering in {facts['origin_delay_s'] * 1000:g} ms); "
+        "nodes A and B (separate processes, a cache folder each on "
+        f"{facts['store']}, {facts['workers']} worker process(es) each) on one Redis "
+        "(`[cluster] redis_url`) and one moto S3 bucket as `[cache.shared]`. Each URL asked of "
+        f"A and B at the same moment ({facts['concurrent_urls']} URLs at a time); then node C, "
+        "started afterwards on an empty cache folder, asked each URL once, one at a time, and "
+        "once more. Answers by `Server-Timing` (`miss`: made there; `shared`: read from the "
+        "bucket; `hit`: its own tiers), renders and answers made from each node's /metrics:",
+        "", "| phase | node | miss | shared | hit | renders | wall s |",
+        "|---|---|---|---|---|---|---|"]
+    for node in ("a", "b"):
+        lines.append(f"| A and B at once | {node.upper()} | {states(both['states'][node])} | "
+                     f"{both['made'][node]['renders']} | {_fmt(both['wall_s'])} |")
+    lines += [f"| first ask | C | {states(fresh['states'])} | {fresh['made']['renders']} "
+              "| n/a |",
+              f"| second ask | C | {states(local['states'])} | {local['made']['renders']} "
+              "| n/a |",
+              "", "| per distinct URL | origin fetches | renders | results in the bucket |",
+              "|---|---|---|---|",
+              f"| {facts['urls']} URLs | {_fmt(facts['fetches_per_url'])} "
+              f"| {_fmt(facts['renders_per_url'])} "
+              f"| {_fmt(round(facts['bucket_results'] / facts['urls'], 3))} |",
+              "", "Latency on node C, one request at a time on a kept-alive connection:", "",
+              "| answer | p50 ms | p90 ms | p99 ms |", "|---|---|---|---|"]
+    for what, measured in (("shared-tier hit (first ask)", fresh),
+                           ("local hit (second ask)", local)):
+        lines.append(f"| {what} | {_fmt(measured['p50_ms'])} | {_fmt(measured['p90_ms'])} | "
+                     f"{_fmt(measured['p99_ms'])} |")
+    return lines
 
 
 # --- the media library (`library`) ----------------------------------------------------------
@@ -1220,7 +1382,7 @@ def main() -> int:
     parser.add_argument("--limit-seconds", type=float, default=5)
     parser.add_argument("--scenarios",
                         default=",".join([*(s.name for s in SCENARIOS), LAYERS, LIBRARY,
-                                          VIDEO]),
+                                          VIDEO, CLUSTER]),
                         help="comma-separated, from: %(default)s")
     parser.add_argument("--servers", default="pixelport,thumbor,ipx")
     parser.add_argument("--quick", action="store_true", help="3 s runs, 2 s limit")
@@ -1239,14 +1401,16 @@ def main() -> int:
     if args.quick:
         args.seconds, args.limit_seconds, args.repeat = 3, 2, 1
     wanted = set(filter(None, args.scenarios.split(",")))
-    unknown = wanted - {s.name for s in SCENARIOS} - {LAYERS, LIBRARY, VIDEO}
+    unknown = wanted - {s.name for s in SCENARIOS} - {LAYERS, LIBRARY, VIDEO, CLUSTER}
     profiled = set(filter(None, args.profile.split(",")))
     unknown |= profiled - {s.name for s in SCENARIOS}  # py-spy runs image scenarios only
     if unknown:
         raise SystemExit(f"bench: unknown scenario(s) {', '.join(sorted(unknown))}")
     scenarios = [s for s in SCENARIOS if s.name in wanted]
     names = [n for n in args.servers.split(",") if n]
-    for tool in ("nginx", "wrk"):
+    web = bool(scenarios) or LAYERS in wanted  # the scenarios nginx is the origin of
+    # wrk drives those and `library`; `video` and `cluster` ask with a client of their own.
+    for tool in ["nginx"] * web + ["wrk"] * (web or LIBRARY in wanted):
         if shutil.which(tool) is None:
             raise SystemExit(f"bench: {tool} is missing; run bench/setup.sh (make bench does)")
 
@@ -1268,6 +1432,8 @@ def main() -> int:
         report["settings"]["scenarios"][VIDEO] = VIDEO_WHAT
     if LAYERS in wanted:
         report["settings"]["scenarios"][LAYERS] = LAYERS_WHAT
+    if CLUSTER in wanted:
+        report["settings"]["scenarios"][CLUSTER] = CLUSTER_WHAT
     print(f"bench: {report['machine']['cpu']}, {report['machine']['cores']} cores, load "
           f"{report['load_before'][0]:.2f}", flush=True)
     report["versions"] = versions()
@@ -1275,12 +1441,11 @@ def main() -> int:
     limit: dict[str, Any] = {}
     render_loop: dict[str, Any] = {}  # pixelport's own render in the same loop (limit.py)
 
-    # With no image scenario (`--scenarios library`) only the idle origin starts here.
-    nginx, servers = make_servers(names if scenarios or LAYERS in wanted else [],
-                                  shlex.split(args.pixelport_cmd),
+    # With no image scenario (`--scenarios library,video,cluster`) nothing starts here.
+    nginx, servers = make_servers(names if web else [], shlex.split(args.pixelport_cmd),
                                   args.pixelport_workers)
     runs: list[dict[str, Any]] = []
-    with running([nginx, *servers.values()]):
+    with running([nginx, *servers.values()] if web else []):
         report["output_bytes"] = check_outputs(servers, nginx, nonce)
         for server in servers.values():  # warm up: pools, connections, imports
             wrk(server.port, 4, 2 if args.quick else 3, f"warm{nonce}",
@@ -1341,6 +1506,15 @@ def main() -> int:
                                     args.repeat, args.quick)
     elif VIDEO in wanted:
         print("bench: video needs pixelport in --servers; skipped", flush=True)
+    if CLUSTER in wanted and "pixelport" in names:
+        if shutil.which("redis-server") is None:
+            print("bench: cluster needs redis-server (bench/setup.sh installs it); skipped",
+                  flush=True)
+        else:
+            report["cluster"] = run_cluster(shlex.split(args.pixelport_cmd),
+                                            args.pixelport_workers, args.quick)
+    elif CLUSTER in wanted:
+        print("bench: cluster needs pixelport in --servers; skipped", flush=True)
     report["limit"] = limit
     report["render_loop"] = render_loop
     report["load_after"] = list(os.getloadavg())
@@ -1352,7 +1526,7 @@ def main() -> int:
     report["other_cpu_share"] = round(max(0.0, other) / ((time.monotonic() - wall0)
                                                          * (os.cpu_count() or 1)), 3)
     report["runs"] = runs
-    report["targets"] = targets(runs, limit, report.get("video"))
+    report["targets"] = targets(runs, limit, report.get("video"), report.get("cluster"))
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for path in (RESULTS / f"{stamp}.json", RESULTS / "latest.json"):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the benchmark needs, idempotently, only through the ordinary package clients:
-#   nginx + wrk from Debian (apt-get), thumbor (+ py-spy for profiling) from PyPI into
+#   nginx, wrk and redis-server from Debian (apt-get), thumbor (+ py-spy for profiling) from PyPI into
 #   bench/.venv-thumbor and bench/.venv-tools, ipx (sharp/libvips) from npm into bench/.ipx.
 # Each step is skipped when its stamp says it is already done at the pinned version.
 set -euo pipefail
@@ -13,14 +13,18 @@ IPX_VERSION="${IPX_VERSION:-3.1.1}"
 
 say() { printf 'bench/setup: %s\n' "$*"; }
 
-# --- Debian: nginx (the static origin) and wrk (the load generator) -------------------------
-if ! command -v nginx >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then
-    say "installing nginx-light and wrk with apt-get"
+# --- Debian: nginx (the static origin), wrk (the load generator), redis-server (`cluster`) ---
+if ! command -v nginx >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 \
+        || ! command -v redis-server >/dev/null 2>&1; then
+    say "installing nginx-light, wrk and redis-server with apt-get"
     SUDO=""
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    # policy-rc.d (present in containers) keeps the packaged nginx service from starting.
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light wrk >/dev/null
+    # policy-rc.d (present in containers) keeps the packaged services from starting; where
+    # there is none, Debian's Redis on 6379 is stopped (the scenario starts one of its own).
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx-light wrk redis-server \
+        >/dev/null
+    ($SUDO service redis-server stop || true) >/dev/null 2>&1
 fi
 
 # --- PyPI: each tool in a venv of its own ------------------------------------------------------

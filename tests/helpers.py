@@ -346,6 +346,9 @@ class Relay:
         self.open = True
 
     def close(self) -> None:
-        """Cut, and stop listening."""
+        """Cut, and stop listening: the port refuses connections from now on (again: a
+        no-op)."""
         self.cut()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
         self.listener.close()

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pixelport import health
 from pixelport.config import ConfigError, from_dict
 from tests.databases import PostgresServer
-from tests.helpers import OriginServer, free_port, make_image, web_config
+from tests.helpers import OriginServer, Relay, free_port, make_image, web_config
 from tests.test_workers import _ready, _stop, _workers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -252,11 +249,11 @@ def test_readyz_fails_when_postgresql_goes_while_delivery_goes_on(
         postgres_server: PostgresServer) -> None:
     origin.files["/a.jpg"] = make_image(60, 40)
     url = postgres_server.create_database()
-    proxy = _Proxy(postgres_server.port)
+    relay = Relay(postgres_server.port)
     (tmp_path / "library").mkdir()
     data = _web(origin)
     data["library"] = {"dir": str(tmp_path / "library")}
-    data["database"] = {"url": url.replace(f":{postgres_server.port}/", f":{proxy.port}/")}
+    data["database"] = {"url": url.replace(f":{postgres_server.port}/", f":{relay.port}/")}
     # An endpoint without the library: one with it asks the database first (and answers 500
     # while it is gone).
     data["endpoint"].append({"identifier": "web", "origins": ["web"], "library": False})
@@ -266,7 +263,7 @@ def test_readyz_fails_when_postgresql_goes_while_delivery_goes_on(
         body = json.loads(answer.body)
         assert answer.status == 200, body
         assert body["status"] == "ok" and body["checks"]["database"]["state"] == "ok"
-        proxy.close()  # the database's port is closed from now on
+        relay.close()  # the database's port is closed from now on
         answer = pp.get("/readyz")
         body = json.loads(answer.body)
         assert answer.status == 503 and body["status"] == "failed"
@@ -275,7 +272,7 @@ def test_readyz_fails_when_postgresql_goes_while_delivery_goes_on(
         assert pp.get("/web/tr:w-20/a.jpg").status == 200  # the node still serves its origins
         assert pp.get("/healthz").status == 200  # and is alive: not restarted for it
     finally:
-        proxy.close()
+        relay.close()
 
 
 def test_log_format_key() -> None:
@@ -291,44 +288,3 @@ def _web(origin: OriginServer) -> dict[str, Any]:
     return {"security": {"allow_private_networks": True}, "library": {"dir": ""},
             "origin": [{"name": "web", "type": "web_server", "base_url": origin.url}],
             "endpoint": [{"identifier": "", "origins": ["web"]}]}
-
-
-class _Proxy:
-    """A TCP forwarder to 127.0.0.1:`target`; `close` closes its port and its connections."""
-
-    def __init__(self, target: int) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = int(self.listener.getsockname()[1])
-        self.sockets: list[socket.socket] = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.target))
-            self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        with contextlib.suppress(OSError):
-            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
-        self.listener.close()
-        for sock in self.sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
-
-
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)

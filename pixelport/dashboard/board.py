@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -43,6 +44,15 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))
 STATIC = ("htmx.min.js", "dashboard.css", "upload.js")
 Page = Callable[..., Awaitable[Response]]
+Applied = Callable[[], Awaitable[None]]  # applies a saved change in every worker process
+Change = Callable[[FormData], Awaitable[object]]  # a form's change, from its fields
+NOT_APPLIED = ("The change was saved, but not every worker process has applied it yet: "
+               "try again.")
+
+
+async def already_applied() -> None:
+    """For `Dashboard.change`: a change that applied itself in every worker (the library's
+    methods purge every worker's caches themselves)."""
 
 
 class Dashboard:
@@ -156,12 +166,21 @@ class Dashboard:
             "signed_in": signed_in, "account": request.session.get("account", ""),
             "account_prefix": prefix, **values}, status_code=status)
 
+    async def submit(self, request: Request, make: Change, page: Page, back: str,
+                     applied: Applied | None = None) -> Response:
+        """A form that changes something: the session's guard (log-in, the form's token),
+        then the change `make(form)` returns, carried out as `change` does."""
+        form = await request.form()
+        if (denied := await self.denied(request, form)) is not None:
+            return denied
+        return await self.change(request, make(form), page, back, applied)
+
     async def change(self, request: Request, work: Awaitable[object], page: Page,
-                     back: str, applied: Callable[[], Awaitable[None]] | None = None,
-                     ) -> Response:
+                     back: str, applied: Applied | None = None,
+                     unreachable: str = NOT_APPLIED) -> Response:
         """Make a change, apply it in every worker (`applied`, by default the origins' and
         endpoints' rebuild), and go back to `back`; a refused change shows `page` again with
-        the error (400)."""
+        the error (400), one that not every worker answered for `unreachable` (400)."""
         try:
             await work
             if applied is None:
@@ -171,8 +190,7 @@ class Dashboard:
         except PixelportError as error:
             return await page(request, error=error.message, status=400)
         except Unreachable:
-            return await page(request, status=400, error="The change was saved, but not "
-                              "every worker process has applied it yet: try again.")
+            return await page(request, status=400, error=unreachable)
         return RedirectResponse(back, status_code=303)
 
     async def static(self, request: Request) -> Response:

@@ -13,19 +13,20 @@ from collections.abc import Awaitable
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from pixelport.dashboard.board import Dashboard, Page
+from pixelport.dashboard.board import Dashboard, Page, already_applied
 from pixelport.errors import PixelportError
 from pixelport.library.files import Changes
 from pixelport.library.records import Urls, file_object, version_object
 from pixelport.security.signing import sign_url
-from pixelport.siblings import Unreachable
 
 LIBRARY = "/dashboard/library"
 UPLOAD_SIGNATURE_SECONDS = 600
 VIEW_SECONDS = 3600  # a private file's signed link on its page
+PURGE_AGAIN = ("The change was saved, but not every worker process answered: purge the "
+               "file's URL again.")
 
 
 def folder_of(path: str) -> str:
@@ -109,16 +110,10 @@ class FilePages:
 
     async def done(self, request: Request, work: Awaitable[object], back: str,
                    page: Page) -> Response:
-        """Run a library change and go to `back`; a refused one shows `page` with the reason
-        (400). Caches were purged in every worker by the library itself."""
-        try:
-            await work
-        except PixelportError as failure:
-            return await page(request, error=failure.message, status=400)
-        except Unreachable:
-            return await page(request, status=400, error="The change was saved, but not "
-                              "every worker process answered: purge the file's URL again.")
-        return RedirectResponse(back, status_code=303)
+        """Run a library change and go to `back`, as `Dashboard.change` does; caches were
+        purged in every worker by the library itself."""
+        return await self.board.change(request, work, page, back, already_applied,
+                                       unreachable=PURGE_AGAIN)
 
     # --- a file -----------------------------------------------------------------------------
 

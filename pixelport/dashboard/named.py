@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pixelport.dashboard.board import Dashboard, Page
+from pixelport.dashboard.board import Change, Dashboard, Page
 from pixelport.errors import PixelportError
 from pixelport.library.named import named_object
 
@@ -46,15 +47,12 @@ class NamedPages:
 
     async def add(self, request: Request) -> Response:
         """POST /dashboard/named (the API's POST /v1/named-transformations)."""
-        form = await request.form()
-        if (denied := await self.board.denied(request, form)) is not None:
-            return denied
-        named = self.board.media_of(request).named
-        work = named.create(str(form.get("name", "")).strip(),
-                            str(form.get("transformation", "")).strip(),
-                            str(form.get("description", "")).strip() or None,
-                            form.get("enabled") == "on")
-        return await self.changed(request, work, self.listing)
+        def create(form: FormData) -> Awaitable[object]:
+            return self.board.media_of(request).named.create(
+                str(form.get("name", "")).strip(), str(form.get("transformation", "")).strip(),
+                str(form.get("description", "")).strip() or None, form.get("enabled") == "on")
+
+        return await self.changed(request, create, self.listing)
 
     async def edit_form(self, request: Request, error: str | None = None,
                         status: int = 200) -> Response:
@@ -71,26 +69,25 @@ class NamedPages:
 
     async def edit(self, request: Request) -> Response:
         """POST /dashboard/named/{id}/edit (the API's PATCH)."""
-        form = await request.form()
-        if (denied := await self.board.denied(request, form)) is not None:
-            return denied
-        named = self.board.media_of(request).named
-        work = named.update(request.path_params["named_id"], {
-            "transformation": str(form.get("transformation", "")).strip(),
-            "description": str(form.get("description", "")).strip(),
-            "enabled": form.get("enabled") == "on"})
-        return await self.changed(request, work, self.edit_form)
+        def update(form: FormData) -> Awaitable[object]:
+            return self.board.media_of(request).named.update(request.path_params["named_id"], {
+                "transformation": str(form.get("transformation", "")).strip(),
+                "description": str(form.get("description", "")).strip(),
+                "enabled": form.get("enabled") == "on"})
+
+        return await self.changed(request, update, self.edit_form)
 
     async def delete(self, request: Request) -> Response:
         """POST /dashboard/named/{id}/delete."""
-        if (denied := await self.board.denied(request)) is not None:
-            return denied
-        named = self.board.media_of(request).named
-        return await self.changed(request, named.delete(request.path_params["named_id"]),
-                                  self.listing)
+        return await self.changed(request, lambda _: self.board.media_of(request).named.delete(
+            request.path_params["named_id"]), self.listing)
 
-    async def changed(self, request: Request, work: Awaitable[object], page: Page) -> Response:
-        """Make the change, then have every worker load the named transformations again."""
-        media = self.board.media_of(request)
-        assert media.named_changed is not None  # set by MediaLibrary.mount
-        return await self.board.change(request, work, page, NAMED, media.named_changed)
+    async def changed(self, request: Request, make: Change, page: Page) -> Response:
+        """The form's change (`Dashboard.submit`), then every worker loads the named
+        transformations again."""
+        async def reload() -> None:
+            media = self.board.media_of(request)
+            assert media.named_changed is not None  # set by MediaLibrary.mount
+            await media.named_changed()
+
+        return await self.board.submit(request, make, page, NAMED, reload)

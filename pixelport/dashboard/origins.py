@@ -4,6 +4,7 @@ API's are (`Dashboard.change`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -13,7 +14,7 @@ from starlette.routing import Route
 
 from pixelport.dashboard.board import Dashboard
 from pixelport.errors import PixelportError
-from pixelport.library.accounts import REWRITERS
+from pixelport.library.accounts import REWRITERS, Accounts
 from pixelport.origins import imagekit_fields
 
 ORIGINS, ENDPOINTS = "/dashboard/origins", "/dashboard/endpoints"
@@ -111,15 +112,17 @@ class OriginPages:
         return board.page(request, "origins.html", status, origins=await accounts.origins(),
                           types=list(imagekit_fields.TYPES), fields=FORM_FIELDS, error=error)
 
+    def accounts_of(self, request: Request) -> Accounts:
+        """The session's account's origins and endpoints (after `denied`)."""
+        return self.board.media_of(request).accounts
+
     async def add_origin(self, request: Request) -> Response:
         """POST /dashboard/origins."""
-        form = await request.form()
-        if (denied := await self.board.denied(request, form)) is not None:
-            return denied
-        accounts = self.board.media_of(request).accounts
-        body = origin_body(form, str(form.get("type", "")))
-        return await self.board.change(request, accounts.create_origin(body), self.origins,
-                                       ORIGINS)
+        def create(form: FormData) -> Awaitable[object]:
+            body = origin_body(form, str(form.get("type", "")))
+            return self.accounts_of(request).create_origin(body)
+
+        return await self.board.submit(request, create, self.origins, ORIGINS)
 
     async def edit_origin_form(self, request: Request, error: str | None = None,
                                status: int = 200) -> Response:
@@ -144,26 +147,21 @@ class OriginPages:
 
     async def edit_origin(self, request: Request) -> Response:
         """POST /dashboard/origins/{id}/edit: the API's PUT, secrets left blank kept."""
-        form = await request.form()
-        if (denied := await self.board.denied(request, form)) is not None:
-            return denied
-        accounts = self.board.media_of(request).accounts
-        origin_id = request.path_params["origin_id"]
-        try:
-            kind = (await accounts.origin(origin_id))["type"]  # the type is not changed here
-        except PixelportError as failure:
-            return await self.origins(request, error=failure.message, status=400)
-        work = accounts.update_origin(origin_id, origin_body(form, kind))
-        return await self.board.change(request, work, self.edit_origin_form, ORIGINS)
+        async def update(form: FormData) -> None:
+            accounts = self.accounts_of(request)
+            origin_id = request.path_params["origin_id"]
+            # The type is not changed here. An origin not found shows the edit form, which
+            # finds it gone too and shows the origins with the reason.
+            kind = (await accounts.origin(origin_id))["type"]
+            await accounts.update_origin(origin_id, origin_body(form, kind))
+
+        return await self.board.submit(request, update, self.edit_origin_form, ORIGINS)
 
     async def delete_origin(self, request: Request) -> Response:
         """POST /dashboard/origins/{id}/delete."""
-        if (denied := await self.board.denied(request)) is not None:
-            return denied
-        accounts = self.board.media_of(request).accounts
-        return await self.board.change(
-            request, accounts.delete_origin(request.path_params["origin_id"]), self.origins,
-            ORIGINS)
+        return await self.board.submit(request, lambda _: self.accounts_of(request)
+                                       .delete_origin(request.path_params["origin_id"]),
+                                       self.origins, ORIGINS)
 
     async def test_origin(self, request: Request) -> Response:
         """POST /dashboard/origins/{id}/test (htmx): the outcome, as a fragment."""
@@ -195,11 +193,8 @@ class OriginPages:
 
     async def add_endpoint(self, request: Request) -> Response:
         """POST /dashboard/endpoints."""
-        form = await request.form()
-        if (denied := await self.board.denied(request, form)) is not None:
-            return denied
-        accounts = self.board.media_of(request).accounts
-        return await self.board.change(request, accounts.save_endpoint(endpoint_body(form)),
+        return await self.board.submit(request, lambda form: self.accounts_of(request)
+                                       .save_endpoint(endpoint_body(form)),
                                        self.endpoints, ENDPOINTS)
 
     async def edit_endpoint_form(self, request: Request, error: str | None = None,
@@ -224,18 +219,13 @@ class OriginPages:
 
     async def edit_endpoint(self, request: Request) -> Response:
         """POST /dashboard/endpoints/{id}/edit: the API's PUT."""
-        form = await request.form()
-        if (denied := await self.board.denied(request, form)) is not None:
-            return denied
-        accounts = self.board.media_of(request).accounts
-        work = accounts.save_endpoint(endpoint_body(form), request.path_params["endpoint_id"])
-        return await self.board.change(request, work, self.edit_endpoint_form, ENDPOINTS)
+        return await self.board.submit(request, lambda form: self.accounts_of(request)
+                                       .save_endpoint(endpoint_body(form),
+                                                      request.path_params["endpoint_id"]),
+                                       self.edit_endpoint_form, ENDPOINTS)
 
     async def delete_endpoint(self, request: Request) -> Response:
         """POST /dashboard/endpoints/{id}/delete."""
-        if (denied := await self.board.denied(request)) is not None:
-            return denied
-        accounts = self.board.media_of(request).accounts
-        return await self.board.change(
-            request, accounts.delete_endpoint(request.path_params["endpoint_id"]),
-            self.endpoints, ENDPOINTS)
+        return await self.board.submit(request, lambda _: self.accounts_of(request)
+                                       .delete_endpoint(request.path_params["endpoint_id"]),
+                                       self.endpoints, ENDPOINTS)
