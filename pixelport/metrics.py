@@ -55,7 +55,8 @@ DOWNLOAD = Histogram("pixelport_download_seconds",
 TRANSFORMATION = Histogram("pixelport_transformation_seconds",
                            "Server-Timing `transformation` of delivery answers: rendering",
                            buckets=_WORK, registry=REGISTRY)
-CACHE = Counter("pixelport_cache_lookups", "Result cache lookups by tier (hot, memory, disk) "
+CACHE = Counter("pixelport_cache_lookups", "Result cache lookups by tier (hot, memory, disk, "
+                "shared) "
                 "and result (hit, miss)", ("tier", "result"), registry=REGISTRY)
 ORIGIN_FAILURES = Counter("pixelport_origin_failures",
                           "Origin fetches that failed (not-found excluded), by origin and "
@@ -77,7 +78,7 @@ _DELIVERED = REQUESTS.labels("delivery", "200")
 _TIMERS = {route: DURATION.labels(route) for route in ROUTES}
 _COUNTERS: dict[tuple[str, int], Counter] = {}
 _TIERS = (("hot", "hit"), ("hot", "miss"), ("memory", "hit"), ("memory", "miss"),
-          ("disk", "hit"), ("disk", "miss"))
+          ("disk", "hit"), ("disk", "miss"), ("shared", "hit"), ("shared", "miss"))
 _LOOKUPS = [CACHE.labels(tier, result) for tier, result in _TIERS]
 _HOT_HIT = _LOOKUPS[0]
 
@@ -125,6 +126,11 @@ def looked_up(found: str | None, disk: bool, hot: bool) -> None:
         _lookups[4] += 1
     elif disk:
         _lookups[5] += 1
+
+
+def looked_up_shared(hit: bool) -> None:
+    """A lookup in the shared tier (`[cache.shared]`) of a result the local tiers missed."""
+    _lookups[6 if hit else 7] += 1
 
 
 def _fold_requests() -> None:

@@ -115,6 +115,19 @@ def cache_state(answer: Any) -> object:
     return server_timing(answer.headers["server-timing"])["cache"]
 
 
+def shared_lookups(pp: Pixelport, result: str) -> float:
+    """`pixelport_cache_lookups_total{tier="shared"}` of this process (servers in the test
+    process share one registry: compare before and after)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(pp.get("/metrics").body.decode()):
+        for sample in family.samples:
+            if (sample.name == "pixelport_cache_lookups_total"
+                    and sample.labels == {"tier": "shared", "result": result}):
+                return float(sample.value)
+    return 0.0
+
+
 def purge(pp: Pixelport, url: str) -> int:
     auth = base64.b64encode(f"{KEY}:".encode()).decode()
     conn = http.client.HTTPConnection("127.0.0.1", pp.port, timeout=10)
@@ -138,8 +151,10 @@ def test_a_result_made_on_one_node_is_a_hit_on_another(serve: Any, origin: Origi
     keys = bucket.wait_for("nodes/results/~/hit/a.jpg/")
     assert len(keys) == 1
     asked = len(origin.requests)
+    hits = shared_lookups(b, "hit")
     found = b.get("/tr:w-100/hit/a.jpg")
     assert found.status == 200 and cache_state(found) == "shared"
+    assert shared_lookups(b, "hit") == hits + 1  # counted in /metrics as a shared-tier hit
     # Neither fetched nor rendered on B: no origin request, no download or render timing.
     assert len(origin.requests) == asked
     timing = server_timing(found.headers["server-timing"])

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pixelport import metrics
 from pixelport.cache.entry import Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import ImagesConfig, LimitsConfig
@@ -79,6 +80,7 @@ class ImageProducer:
         try:
             if self.shared is not None:
                 found = await self._from_shared(job)
+                metrics.looked_up_shared(found is not None)
                 if found is not None:
                     write.store(found)  # kept here too: the next request is a local hit
                     return found
