@@ -383,6 +383,7 @@ class AccountConfig:
     public_key: str | None = None
     domains: tuple[str, ...] = ()
     library_dir: Path = Path("accounts")
+    private_keys: tuple[str, ...] = field(default=(), repr=False)  # more keys, for rotation
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     source: str = "config"  # "config", or "database" for one made in the dashboard
 
@@ -817,7 +818,7 @@ def _accounts(root: Section, main: DatabaseConfig,
             raise s.error("database_url", str(exc)) from None
         accounts.append(AccountConfig(
             name=name, prefix=prefix, private_key=private,
-            public_key=s.optional_text("public_key"),
+            private_keys=_keys(s, "private_keys"), public_key=s.optional_text("public_key"),
             domains=tuple(d.lower().rstrip(".") for d in s.strings("domains")),
             library_dir=folder, database=database))
         s.finish()
@@ -837,7 +838,8 @@ def _cross_check_accounts(config: Config, source: str) -> None:
         if account.prefix in prefixes:
             raise ConfigError(f"{where}.prefix: {account.prefix!r} is already the first "
                               f"segment of an endpoint or another account's prefix")
-        if account.private_key in keys or account.public_key in publics:
+        own = {account.private_key, *account.private_keys}
+        if own & keys or account.public_key in publics:
             raise ConfigError(f"{where}: each account needs keys of its own")
         for domain in account.domains:
             if domain in domains:
@@ -845,7 +847,7 @@ def _cross_check_accounts(config: Config, source: str) -> None:
             domains.add(domain)
         names.add(account.name)
         prefixes.add(account.prefix)
-        keys.add(account.private_key)
+        keys |= own
         publics.add(account.public_key)
         publics.discard(None)
 

@@ -67,7 +67,7 @@ def account_config(config: Config, spec: AccountConfig) -> Config:
     """A sub-account's configuration: the deployment's, with its own keys, library folder and
     database, no origins of the config and one default endpoint (its prefix)."""
     security = dataclasses.replace(config.security, private_key=spec.private_key,
-                                   private_keys=(), public_key=spec.public_key)
+                                   private_keys=spec.private_keys, public_key=spec.public_key)
     # With a bucket, its files are under the default library's internal prefix (never served
     # by path there): `<prefix>/.pixelport/accounts/<name>/`.
     bucket = config.library_bucket

@@ -152,6 +152,19 @@ def test_client_side_uploads_find_their_account_by_public_key(serve: Any, tmp_pa
     assert pp.get("/m.jpg").status == 200
 
 
+def test_an_account_accepts_its_rotated_keys(serve: Any, tmp_path: Path) -> None:
+    root = tmp_path / "library"
+    root.mkdir()
+    config = two_accounts(root, f"sqlite:///{tmp_path / 'library.db'}")
+    config["account"][0]["private_keys"] = ["previous_staging_key"]
+    pp: Pixelport = serve(config)
+    sdk(pp, "previous_staging_key").files.upload(file=make_image(64, 48), file_name="r.jpg",
+                                                 use_unique_file_name=False)
+    # The same account's library, whichever of its keys is used; no other account's.
+    assert [f.name for f in sdk(pp, STAGING_KEY).assets.list()] == ["r.jpg"]
+    assert [f.name for f in sdk(pp, PRIVATE_KEY).assets.list()] == []
+
+
 def test_account_config_errors(tmp_path: Path) -> None:
     base = library_config(tmp_path / "library", "sqlite:///lib.db")
 
@@ -164,6 +177,10 @@ def test_account_config_errors(tmp_path: Path) -> None:
     assert "account[0].name" in error({"name": "Bad Name", "private_key": "k"})
     assert "account[0].prefix" in error({"name": "a", "prefix": "v1", "private_key": "k"})
     assert "keys of its own" in error({"name": "a", "private_key": PRIVATE_KEY})
+    assert "keys of its own" in error({"name": "a", "private_key": "k",
+                                       "private_keys": [PRIVATE_KEY]})
+    assert "keys of its own" in error({"name": "a", "private_key": "k1"},
+                                      {"name": "b", "private_key": "k2", "private_keys": ["k1"]})
     assert "defined twice" in error({"name": "a", "private_key": "k1"},
                                     {"name": "a", "prefix": "b", "private_key": "k2"})
     assert "already" in error({"name": "a", "private_key": "k1", "domains": ["x.test"]},
