@@ -200,7 +200,7 @@ class App:
             lambda: self.delivery.use_named(media.named.mapping, account))
         media.produce = self.produce
         media.deliver = self.deliver
-        media.rebuild = self.rebuild_endpoints
+        media.rebuild = lambda: self.rebuild_endpoints(tenant)
         media.accounts.elsewhere = lambda: elsewhere(account, self.tenants.values(),
                                                      self.table.endpoints)
         if tenant.routes is not self.api.default:
@@ -260,16 +260,16 @@ class App:
         await self.siblings.broadcast({"sub_accounts": True})
         return spec
 
-    async def rebuild_endpoints(self) -> None:
-        """Every account's endpoints (the config's, then its accounts API's), built anew and
-        swapped in at once. Origins replaced are closed a while later: requests in flight
-        finish on them."""
-        endpoints: list[Endpoint] = []
+    async def rebuild_endpoints(self, only: Tenant | None = None) -> None:
+        """Accounts' endpoints (the config's, then its accounts API's), built anew and swapped
+        in at once: `only`'s (a change to one account's origins or endpoints rebuilds no
+        other's), else every account's. Origins replaced are closed a while later: requests
+        in flight finish on them."""
         retired: list[Origin] = []
-        for tenant in self.tenants.values():
+        for tenant in [only] if only is not None else self.tenants.values():
             retired += tenant.built.values()
-            endpoints += await tenant.endpoints()
-        self.table.replace(endpoints)
+            tenant.serving = await tenant.endpoints()
+        self.table.replace([e for t in self.tenants.values() for e in t.serving])
         for origin in retired:
             self.retiring[origin] = asyncio.create_task(self._retire(origin))
 

@@ -43,6 +43,7 @@ class Tenant:
     configured: dict[str, Origin] = field(default_factory=dict)  # the config's origins
     source: str = "config"  # or "database": made in the dashboard
     built: dict[str, Origin] = field(default_factory=dict)  # from its accounts API's rows
+    serving: list[Endpoint] = field(default_factory=list)  # `endpoints()` as last built
 
     async def endpoints(self) -> list[Endpoint]:
         """Its endpoints: the config's, then its database's, with their origins built anew
