@@ -25,7 +25,6 @@ from pixelport.delivery.endpoints import Endpoint, EndpointTable
 from pixelport.delivery.handler import Delivery
 from pixelport.delivery.hot import HotAnswers
 from pixelport.figures import Figures
-from pixelport.library.bucket import BucketStorage
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.chain import OriginChain
 from pixelport.origins.http import HttpClient
@@ -184,9 +183,8 @@ class App:
             self.dashboard = build_dashboard(config, self.tenants, self.figures,
                                              self.create_account)
             self.readiness.add("database", health.database_check(self.media.db))
-            storage = self.media.storage
-            if isinstance(storage, BucketStorage):  # down: cached results still serve
-                self.readiness.add("library_bucket", storage.check, required=False)
+            if config.library_bucket is not None:  # down: cached results still serve
+                self.readiness.add("library_bucket", self.media.storage.check, required=False)
         if self.bus is not None:  # cut off from Redis the node still serves: degraded
             self.readiness.add("redis", self.bus.check, required=False)
         if self.shared is not None:  # the bucket down: local tiers serve: degraded

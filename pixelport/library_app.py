@@ -22,7 +22,6 @@ from pixelport.delivery.account import DEFAULT, Account
 from pixelport.delivery.endpoints import EndpointTable
 from pixelport.errors import ApiError, ApiUnavailable, PixelportError, UploadTooLarge
 from pixelport.library.accounts import Accounts
-from pixelport.library.bucket import open_storage, origin_of
 from pixelport.library.fields import MetadataFields
 from pixelport.library.files import Library
 from pixelport.library.folders import Folders
@@ -30,6 +29,7 @@ from pixelport.library.listing import Query, list_assets
 from pixelport.library.named import NamedTransformations
 from pixelport.library.origin import LibraryFiles
 from pixelport.library.records import Urls
+from pixelport.library.storage import open_storage
 from pixelport.origins import http1
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.http import HttpClient, check_status
@@ -54,7 +54,7 @@ class MediaLibrary:
         self.db = Database(config.database.url, schema=config.database.schema)
         self.storage = open_storage(root, config.library_bucket)
         self.library = Library(self.db, self.storage)
-        self.origin = LibraryFiles(self.library, origin_of(self.storage))
+        self.origin = LibraryFiles(self.library, self.storage.origin())
         self.fields = MetadataFields(self.db)
         self.folders = Folders(self.library)
         self.named = NamedTransformations(self.db, config.transformations)

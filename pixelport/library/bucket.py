@@ -29,10 +29,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pixelport.config import BucketConfig
 from pixelport.errors import ApiUnavailable, NotFound, PixelportError
-from pixelport.library.storage import BLOBS, INTERNAL, FolderStorage, Storage
+from pixelport.library.storage import BLOBS, INTERNAL, FolderStorage
 from pixelport.origins.base import FetchOptions, Origin
 from pixelport.origins.cloud import CommonSettings, join_key
-from pixelport.origins.library import LibraryOrigin
 from pixelport.origins.s3 import S3Origin, bucket_settings
 
 if TYPE_CHECKING:
@@ -43,19 +42,6 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 60.0  # a PUT of a large upload, or a read of a large original
 
 
-def open_storage(root: Path, bucket: BucketConfig | None) -> Storage:
-    """The library's storage: the bucket when there is one, else the folder `root`."""
-    return BucketStorage(bucket, root) if bucket is not None else FolderStorage(root)
-
-
-def origin_of(storage: Storage) -> Origin:
-    """What serves the storage's keys by path (the library origin's reader)."""
-    if isinstance(storage, BucketStorage):
-        return storage.s3
-    assert isinstance(storage, FolderStorage)
-    return LibraryOrigin(storage.root)
-
-
 class BucketStorage:
     """The library's bytes in a bucket; uploads received in a local folder first."""
 
@@ -64,6 +50,10 @@ class BucketStorage:
         self.local = FolderStorage(root)  # its temporary files only
         self.s3 = S3Origin("library", bucket_settings(
             "library bucket", cfg, CommonSettings(cfg.prefix, CONNECT_TIMEOUT, READ_TIMEOUT)))
+
+    def origin(self) -> Origin:
+        """What serves keys by path: the bucket read as an S3 origin."""
+        return self.s3
 
     def object_key(self, key: str) -> str:
         """The bucket key of a storage key."""

@@ -22,6 +22,9 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from pixelport.config import BucketConfig
+from pixelport.origins.base import Origin
+from pixelport.origins.library import LibraryOrigin
 from pixelport.security.paths import resolve_under
 
 INTERNAL = ".pixelport"  # never served by path, never indexed
@@ -55,8 +58,24 @@ class Storage(Protocol):
     async def sweep(self, referenced: Iterable[str], older_than: float) -> int:
         """Delete stored blobs not in `referenced` and older than `older_than` seconds."""
 
+    def origin(self) -> Origin:
+        """What serves the stored keys by path (the library origin's reader)."""
+
+    async def check(self) -> None:
+        """`/readyz`: raise when the storage does not answer."""
+
     async def aclose(self) -> None:
         """Release connections."""
+
+
+def open_storage(root: Path, bucket: BucketConfig | None) -> Storage:
+    """The library's storage: the bucket when there is one, else the folder `root` (the
+    S3 client is imported only then)."""
+    if bucket is None:
+        return FolderStorage(root)
+    from pixelport.library.bucket import BucketStorage
+
+    return BucketStorage(bucket, root)
 
 
 class FolderStorage:
@@ -165,6 +184,15 @@ class FolderStorage:
         """The files under `folder`, at any depth."""
         if folder.is_dir():
             yield from (path for path in folder.rglob("*") if path.is_file())
+
+    def origin(self) -> Origin:
+        """The folder read as the library origin."""
+        return LibraryOrigin(self.root)
+
+    async def check(self) -> None:
+        """`/readyz`: the folder is there."""
+        if not await asyncio.to_thread(self.root.is_dir):
+            raise RuntimeError(f"the library folder {self.root} is missing")
 
     async def aclose(self) -> None:
         """Nothing to release."""
