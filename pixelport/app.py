@@ -137,6 +137,9 @@ class App:
             self.purgers.append(self.shared.forget)
         self.siblings = Siblings(place)
         self.bus: Bus | None = None  # the other nodes (`[cluster] redis_url`)
+        # Claims of client-side upload tokens, on a client of their own: short timeouts
+        # (security/upload_tokens.py), unlike the bus's blocking reads.
+        self.token_redis: Any = None
         if config.cluster.redis_url:
             from pixelport.cluster.bus import Bus
 
@@ -144,6 +147,10 @@ class App:
                            cache.dir / "cluster" / f"worker-{place.index}.last"
                            if cache.dir else None)
             self.siblings.beyond = self.bus
+            if self.media is not None:
+                from pixelport.security.upload_tokens import redis_client
+
+                self.token_redis = redis_client(config.cluster.redis_url)
             if self.shared is not None:  # cross-node coalescing: what one node makes, the
                 from pixelport.cluster.leases import Leases  # others read from the bucket
 
@@ -201,6 +208,7 @@ class App:
         media.produce = self.produce
         media.deliver = self.deliver
         media.rebuild = lambda: self.rebuild_endpoints(tenant)
+        media.tokens.redis = self.token_redis
         media.accounts.elsewhere = lambda: elsewhere(account, self.tenants.values(),
                                                      self.table.endpoints)
         if tenant.routes is not self.api.default:
@@ -444,6 +452,8 @@ class App:
         await self.siblings.close()
         if self.bus is not None:
             await self.bus.close()
+        if self.token_redis is not None:
+            await self.token_redis.aclose()
         await self.tally.stop()
         if self.access is not None:
             self.access.flush()
