@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from pixelport import health, metrics
-from pixelport.accesslog import AccessLog
+from pixelport.accesslog import AccessLog, stamp
 from pixelport.api import openapi
 from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Delivered, Message, Receive, Scope, Send, send_bytes
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from pixelport.cache.shared import SharedTier
     from pixelport.cluster.bus import Bus
     from pixelport.library_app import MediaLibrary
+    from pixelport.tracing import Tracing
 
 log = logging.getLogger("pixelport")
 RECENT_ORIGINALS = 64 * 2**20  # fetched originals kept a few seconds, for their other variants
@@ -74,6 +75,15 @@ class App:
         line per request (`pixelport.accesslog`; the protocol logs its hot answers)."""
         self.config = config
         self.access = AccessLog() if access_log else None
+        # `[tracing]`: None when off, and then OpenTelemetry is never imported.
+        self.tracing: Tracing | None = None
+        if config.tracing.enabled:
+            from pixelport.tracing import Tracing
+
+            self.tracing = Tracing(config.tracing, f"{node_id(place)}:{place.index}",
+                                   self.endpoint_of)
+        # Answers without an x-request-id get one, for access lines and traces.
+        self.stamping = access_log or self.tracing is not None
         self.http = HttpClient(allow_private_networks=config.security.allow_private_networks)
         self.origins = build_all(Shared(config, self.http))
         library: list[Origin] = []
@@ -113,10 +123,12 @@ class App:
         self.images = ImageProducer(self.pool, self.results, self.sources, config.images,
                                config.limits, cache.decoded_memory,
                                place.run_dir / "decoded" if place.run_dir else None)
+        self.images.tracing = self.sources.tracing = self.tracing
         # Video jobs work and claim keys in a folder the worker processes share.
         video_folder = (cache.dir / "video" if cache.dir
                         else Path(tempfile.mkdtemp(prefix="pixelport-video-")))
         self.videos = VideoProducer(config, self.pool, self.results, video_folder, self.sources)
+        self.videos.tracing = self.tracing
         # Encoded forms first: they are made from (and ask production for) the identity form.
         self.compressor = Compressor(self.pool, self.results,
                                      lambda job: self.production.make(job))
@@ -296,29 +308,42 @@ class App:
         path = scope["path"]
         started = time.perf_counter()
         status = 0
-        headers: list[tuple[bytes, bytes]] = []  # kept for the access log alone
+        headers: list[tuple[bytes, bytes]] = []  # kept for the access log and traces alone
         access = self.access
+        stamping = self.stamping
+        route = metrics.route_class(path)
 
         async def observed(message: Message) -> None:
             nonlocal status, headers
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if access is not None:
-                    headers = access.stamp(message)
+                if stamping:
+                    headers = stamp(message)
             await send(message)
 
+        span = self.tracing.start(scope, route) if self.tracing is not None else None
         try:
+            if span is not None:
+                span.enter()
             await self.route(scope, receive, observed, path)
-        except BaseException:
+        except BaseException as exc:
             status = status or 500  # what uvicorn answers for it
+            if span is not None:
+                span.failed(exc)
             raise
         finally:
             seconds = time.perf_counter() - started
-            route = metrics.route_class(path)
             # No answer at all: the client left before it was made (nginx's 499).
             metrics.answered(route, status or 499, seconds)
             if access is not None:
                 access.line(scope, route, status or 499, seconds, headers)
+            if span is not None:
+                span.finish(status or 499, headers)
+
+    def endpoint_of(self, host: str, path: str) -> str | None:
+        """The identifier of the delivery endpoint a request is on (for traces)."""
+        found = self.table.resolve(host or None, path.lstrip("/").split("/"))
+        return found[0].identifier if found is not None else None
 
     async def route(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """Answer an HTTP request: health checks, metrics, the API, else delivery."""
@@ -471,3 +496,5 @@ class App:
             await origin.aclose()
         await self.http.aclose()
         self.pool.shutdown()
+        if self.tracing is not None:  # the spans still queued are sent
+            await asyncio.to_thread(self.tracing.shutdown)
