@@ -66,11 +66,7 @@ class AccessLog:
 
     def stamp(self, message: Message) -> list[tuple[bytes, bytes]]:
         """An answer's headers, given an x-request-id when it has none (in `message` too)."""
-        headers = list(message.get("headers", []))
-        if not any(name.lower() == b"x-request-id" for name, _ in headers):
-            headers.append((b"x-request-id", secrets.token_hex(8).encode()))
-            message["headers"] = headers
-        return headers
+        return stamp(message)
 
     def line(self, scope: Scope, route: str, status: int, seconds: float,
              headers: Iterable[tuple[bytes, bytes]]) -> None:
@@ -145,6 +141,16 @@ class AccessLog:
         with contextlib.suppress(OSError, ValueError):  # a closed stream loses the lines
             stream.write(text)
             stream.flush()
+
+
+def stamp(message: Message) -> list[tuple[bytes, bytes]]:
+    """An answer's headers, given an x-request-id when it has none (in `message` too): the
+    handle of a request in access lines and traces."""
+    headers = list(message.get("headers", []))
+    if not any(name.lower() == b"x-request-id" for name, _ in headers):
+        headers.append((b"x-request-id", secrets.token_hex(8).encode()))
+        message["headers"] = headers
+    return headers
 
 
 def _host(headers: Iterable[tuple[bytes, bytes]]) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from pixelport import health, metrics
-from pixelport.accesslog import AccessLog
+from pixelport.accesslog import AccessLog, stamp
 from pixelport.api import openapi
 from pixelport.api.purge import PurgeApi
 from pixelport.asgi import Delivered, Message, Receive, Scope, Send, send_bytes
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pixelport.cache.shared import SharedTier
     from pixelport.cluster.bus import Bus
     from pixelport.library_app import MediaLibrary
+    from pixelport.tracing import Tracing
 
 log = logging.getLogger("pixelport")
 RECENT_ORIGINALS = 64 * 2**20  # fetched originals kept a few seconds, for their other variants
@@ -73,6 +74,15 @@ class App:
         line per request (`pixelport.accesslog`; the protocol logs its hot answers)."""
         self.config = config
         self.access = AccessLog() if access_log else None
+        # `[tracing]`: None when off, and then OpenTelemetry is never imported.
+        self.tracing: Tracing | None = None
+        if config.tracing.enabled:
+            from pixelport.tracing import Tracing
+
+            self.tracing = Tracing(config.tracing, f"{node_id(place)}:{place.index}",
+                                   self.endpoint_of)
+        # Answers without an x-request-id get one, for access lines and traces.
+        self.stamping = access_log or self.tracing is not None
         self.http = HttpClient(allow_private_networks=config.security.allow_private_networks)
         self.origins = build_all(Shared(config, self.http))
         library: list[Origin] = []
@@ -112,10 +122,12 @@ class App:
         self.images = ImageProducer(self.pool, self.results, self.sources, config.images,
                                config.limits, cache.decoded_memory,
                                place.run_dir / "decoded" if place.run_dir else None)
+        self.images.tracing = self.sources.tracing = self.tracing
         # Video jobs work and claim keys in a folder the worker processes share.
         video_folder = (cache.dir / "video" if cache.dir
                         else Path(tempfile.mkdtemp(prefix="pixelport-video-")))
         self.videos = VideoProducer(config, self.pool, self.results, video_folder, self.sources)
+        self.videos.tracing = self.tracing
         # Encoded forms first: they are made from (and ask production for) the identity form.
         self.compressor = Compressor(self.pool, self.results,
                                      lambda job: self.production.make(job))
@@ -136,6 +148,9 @@ class App:
             self.purgers.append(self.shared.forget)
         self.siblings = Siblings(place)
         self.bus: Bus | None = None  # the other nodes (`[cluster] redis_url`)
+        # Claims of client-side upload tokens, on a client of their own: short timeouts
+        # (security/upload_tokens.py), unlike the bus's blocking reads.
+        self.token_redis: Any = None
         if config.cluster.redis_url:
             from pixelport.cluster.bus import Bus
 
@@ -143,6 +158,10 @@ class App:
                            cache.dir / "cluster" / f"worker-{place.index}.last"
                            if cache.dir else None)
             self.siblings.beyond = self.bus
+            if self.media is not None:
+                from pixelport.security.upload_tokens import redis_client
+
+                self.token_redis = redis_client(config.cluster.redis_url)
             if self.shared is not None:  # cross-node coalescing: what one node makes, the
                 from pixelport.cluster.leases import Leases  # others read from the bucket
 
@@ -199,6 +218,7 @@ class App:
         media.produce = self.produce
         media.deliver = self.deliver
         media.rebuild = lambda: self.rebuild_endpoints(tenant)
+        media.tokens.redis = self.token_redis
         media.accounts.elsewhere = lambda: elsewhere(account, self.tenants.values(),
                                                      self.table.endpoints)
         if tenant.routes is not self.api.default:
@@ -286,29 +306,42 @@ class App:
         path = scope["path"]
         started = time.perf_counter()
         status = 0
-        headers: list[tuple[bytes, bytes]] = []  # kept for the access log alone
+        headers: list[tuple[bytes, bytes]] = []  # kept for the access log and traces alone
         access = self.access
+        stamping = self.stamping
+        route = metrics.route_class(path)
 
         async def observed(message: Message) -> None:
             nonlocal status, headers
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if access is not None:
-                    headers = access.stamp(message)
+                if stamping:
+                    headers = stamp(message)
             await send(message)
 
+        span = self.tracing.start(scope, route) if self.tracing is not None else None
         try:
+            if span is not None:
+                span.enter()
             await self.route(scope, receive, observed, path)
-        except BaseException:
+        except BaseException as exc:
             status = status or 500  # what uvicorn answers for it
+            if span is not None:
+                span.failed(exc)
             raise
         finally:
             seconds = time.perf_counter() - started
-            route = metrics.route_class(path)
             # No answer at all: the client left before it was made (nginx's 499).
             metrics.answered(route, status or 499, seconds)
             if access is not None:
                 access.line(scope, route, status or 499, seconds, headers)
+            if span is not None:
+                span.finish(status or 499, headers)
+
+    def endpoint_of(self, host: str, path: str) -> str | None:
+        """The identifier of the delivery endpoint a request is on (for traces)."""
+        found = self.table.resolve(host or None, path.lstrip("/").split("/"))
+        return found[0].identifier if found is not None else None
 
     async def route(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """Answer an HTTP request: health checks, metrics, the API, else delivery."""
@@ -442,6 +475,8 @@ class App:
         await self.siblings.close()
         if self.bus is not None:
             await self.bus.close()
+        if self.token_redis is not None:
+            await self.token_redis.aclose()
         await self.tally.stop()
         if self.access is not None:
             self.access.flush()
@@ -459,3 +494,5 @@ class App:
             await origin.aclose()
         await self.http.aclose()
         self.pool.shutdown()
+        if self.tracing is not None:  # the spans still queued are sent
+            await asyncio.to_thread(self.tracing.shutdown)

@@ -398,6 +398,16 @@ class ClusterConfig:
 
 
 @dataclass(frozen=True)
+class TracingConfig:
+    """`[tracing]`: OpenTelemetry traces of requests (pixelport/tracing.py), off by default."""
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"  # an OTLP/HTTP (protobuf) receiver
+    service_name: str = "pixelport"
+    sample_ratio: float = 1.0  # of traces begun here; an incoming traceparent decides its own
+
+
+@dataclass(frozen=True)
 class DashboardConfig:
     """The dashboard's own settings."""
 
@@ -423,6 +433,7 @@ class Config:
     origins: tuple[OriginConfig, ...] = ()
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
     endpoints: tuple[EndpointConfig, ...] = (EndpointConfig("", ()),)
     accounts: tuple[AccountConfig, ...] = ()
     # Where sub-accounts made in the dashboard keep their libraries (`[library] accounts_dir`).
@@ -473,6 +484,7 @@ def from_dict(data: Mapping[str, Any], *, source: str = "<config>",
         accounts_dir=accounts_dir,
         dashboard=_dashboard(root.table("dashboard")),
         cluster=_cluster(root.table("cluster")),
+        tracing=_tracing(root.table("tracing")),
         source=source,
     )
     root.finish()
@@ -558,6 +570,21 @@ def _cluster(s: Section) -> ClusterConfig:
         raise s.error("redis_url", "must read redis://host:6379/0 (or rediss://, unix://)")
     s.finish()
     return ClusterConfig(redis_url=url)
+
+
+def _tracing(s: Section) -> TracingConfig:
+    # The traces URL of an OTLP/HTTP receiver, its path included.
+    endpoint = http_url(s, "endpoint", TracingConfig.endpoint, TracingConfig.endpoint)
+    name = s.text("service_name", TracingConfig.service_name)
+    if not name.strip():
+        raise s.error("service_name", "must not be empty")
+    ratio = s.number("sample_ratio", TracingConfig.sample_ratio)
+    if ratio > 1:
+        raise s.error("sample_ratio", f"must be a number from 0 to 1; got {ratio:g}")
+    cfg = TracingConfig(enabled=s.flag("enabled", False), endpoint=endpoint,
+                        service_name=name, sample_ratio=ratio)
+    s.finish()
+    return cfg
 
 
 def _dashboard(s: Section) -> DashboardConfig:

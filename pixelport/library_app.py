@@ -33,6 +33,7 @@ from pixelport.library.storage import open_storage
 from pixelport.origins import http1
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.http import HttpClient, check_status
+from pixelport.security.upload_tokens import SpentTokens
 from pixelport.siblings import Siblings, Unreachable
 from pixelport.state.db import Database
 from pixelport.state.models import UploadToken, now
@@ -58,6 +59,8 @@ class MediaLibrary:
         self.fields = MetadataFields(self.db)
         self.folders = Folders(self.library)
         self.named = NamedTransformations(self.db, config.transformations)
+        # Client-side upload tokens spent (the app gives it Redis with `[cluster] redis_url`).
+        self.tokens = SpentTokens(self.db, account.name)
         self.accounts = Accounts(self.db, config, Shared(config, http))
         # Applies the config's and the database's origins and endpoints to delivery (the app's
         # `rebuild_endpoints`, set before `start`).
@@ -109,7 +112,7 @@ class MediaLibrary:
         uploads = self.uploads = Uploads(
             self.library, self.fields, security.keys, security.public_key,
             self.config.limits.max_upload_bytes, urls_for, self.fetch_url, self.named,
-            self.config.images, self.config.limits, self.warm)
+            self.config.images, self.config.limits, self.warm, self.tokens)
         files = Files(self.library, self.fields, urls_for, purges.request_id,
                       _path_of_url(table, self.account), self.delivered)
         self.router = build(uploads, files, FolderRoutes(self.folders),

@@ -21,6 +21,7 @@ import os
 import resource
 import socket
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -29,6 +30,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from pixelport.accesslog import AccessLog
 from pixelport.app import App
 from pixelport.delivery.hot import HotAnswers
+from pixelport.tracing import Tracing
+
+# Told of each hot answer: (target, request id, headers, client, body size).
+Observer = Callable[[bytes, bytes, Any, tuple[str, int] | None, int], None]
 
 
 class _Answered:
@@ -159,9 +164,20 @@ def guarded_protocol(head_timeout: float, max_connections: int) -> type[HttpTool
 
 
 def hot_protocol(hot: HotAnswers, base: type[HttpToolsProtocol],
-                 access: AccessLog | None = None) -> type[HttpToolsProtocol]:
+                 access: AccessLog | None = None,
+                 tracing: Tracing | None = None) -> type[HttpToolsProtocol]:
     """`base` (a guarded protocol), answering from `hot` where it can (`access`: writing
-    each hot answer's JSON access line)."""
+    each hot answer's JSON access line; `tracing`: its span)."""
+    # Who is told of each hot answer, decided once: with neither, the answer does no more.
+    told: list[Observer] = [tell for tell in (access.hot if access is not None else None,
+                                              tracing.hot if tracing is not None else None)
+                            if tell is not None]
+
+    def both(*answer: Any) -> None:
+        for tell in told:
+            tell(*answer)
+
+    observe: Observer | None = (None if not told else told[0] if len(told) == 1 else both)
     prefix = os.urandom(4).hex().encode()
     counter = itertools.count()
     status_200 = STATUS_LINE[200]
@@ -199,8 +215,8 @@ def hot_protocol(hot: HotAnswers, base: type[HttpToolsProtocol],
             else:
                 self.transport.write(b"".join(lines))
                 self.transport.write(body)
-            if access is not None:
-                access.hot(self.url, request_id, self.headers, self.client, len(body))
+            if observe is not None:
+                observe(self.url, request_id, self.headers, self.client, len(body))
             self.cycle = _ANSWERED
             self.server_state.total_requests += 1
             self._unset_keepalive_if_required()
@@ -220,7 +236,7 @@ def uvicorn_config(app: App, host: str, port: int, **options: Any) -> uvicorn.Co
     # With uvicorn's access log every request must take ASGI to be logged (and the App is
     # made without hot answers, which nothing would read); JSON access lines keep them.
     if app.hot is not None and not options["access_log"]:
-        protocol = hot_protocol(app.hot, protocol, app.access)
+        protocol = hot_protocol(app.hot, protocol, app.access, app.tracing)
     if app.config.server.log_format == "json":
         options.setdefault("log_config", None)  # uvicorn's lines go to the JSON handler too
     return uvicorn.Config(app, host=host, port=port, http=protocol, lifespan="on",

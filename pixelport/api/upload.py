@@ -17,12 +17,10 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jwt
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -43,10 +41,9 @@ from pixelport.library.metadata import read_metadata
 from pixelport.library.named import NamedTransformations
 from pixelport.library.records import upload_object
 from pixelport.security.api_auth import is_authorized
-from pixelport.state.models import UploadToken
+from pixelport.security.upload_tokens import SKEW, Record, SpentTokens
 
 MAX_AHEAD = 3600  # seconds an upload signature or token may be valid for
-SKEW = 30  # clocks of the signer and of this server may differ this much
 URL_TIMEOUT = 8.0  # a `file` given as a URL must arrive within this time
 Fetch = Any  # async (url, path, limit, timeout) -> None; writes the URL's bytes to path
 
@@ -57,8 +54,11 @@ class Uploads:
     def __init__(self, library: Library, fields: MetadataFields, keys: Sequence[str],
                  public_key: str | None, max_upload: int, urls_for: UrlsFor,
                  fetch_url: Fetch, named: NamedTransformations, images: ImagesConfig,
-                 limits: LimitsConfig, warm: Callable[[str], None]) -> None:
+                 limits: LimitsConfig, warm: Callable[[str], None],
+                 tokens: SpentTokens | None = None) -> None:
         self.library = library
+        # Single use of client-side tokens (security/upload_tokens.py).
+        self.tokens = tokens or SpentTokens(library.db)
         self.named = named
         self.images = images
         self.limits = limits
@@ -102,12 +102,14 @@ class Uploads:
     async def store(self, request: Request, form: Form, version: int) -> Response:
         """An upload whose form has been read: authenticated, stored, answered."""
         try:
+            record: Record | None = None  # the token's row, written with the upload's
             if version == 2:
-                await self._check_jwt(form.fields)
+                record = await self._check_jwt(form.fields)
             elif not is_authorized(request.headers.raw, self.keys):
-                await self._check_signature(form.fields)
+                record = await self._check_signature(form.fields)
             steps = upload_steps.parse(form.fields.get("transformation"), self.named.mapping)
             upload = await self._prepare(form)
+            upload.also = record
             if steps.pre:
                 upload.source = await asyncio.to_thread(
                     upload_steps.apply_pre, upload.source, steps.pre, self.named.mapping,
@@ -166,7 +168,7 @@ class Uploads:
             overwrite_ai_tags=_flag(fields, "overwriteAITags", True) is not False,
         )
 
-    async def _check_signature(self, fields: dict[str, str]) -> None:
+    async def _check_signature(self, fields: dict[str, str]) -> Record | None:
         """The client-side scheme: public key, signature, expiry, a token used once."""
         given = [fields.get(k) for k in ("publicKey", "signature", "expire", "token")]
         if not all(given):
@@ -189,9 +191,9 @@ class Uploads:
             matched |= hmac.compare_digest(expected, signature.lower())
         if not matched:
             raise ApiForbidden("The upload signature does not match.")
-        await self._spend(token, int(expire))
+        return await self.tokens.claim(token, int(expire))
 
-    async def _check_jwt(self, fields: dict[str, str]) -> None:
+    async def _check_jwt(self, fields: dict[str, str]) -> Record | None:
         """The v2 scheme: an HS256 JWT over every field."""
         token = fields.get("token")
         if not token:
@@ -223,17 +225,8 @@ class Uploads:
         for key in set(claims) | set(sent):
             if key not in sent or key not in claims or _claim(claims[key]) != sent[key]:
                 raise ApiForbidden(f"The field {key} differs from the upload token's payload.")
-        await self._spend(hashlib.sha256(token.encode()).hexdigest(), int(payload["exp"]))
-
-    async def _spend(self, token: str, expire: int) -> None:
-        """Record a token as used: a second upload with it is refused, on any worker or node."""
-        if len(token) > 255:
-            raise ApiForbidden("The token is longer than 255 characters.")
-        try:
-            spent = UploadToken(token=token, expires_at=datetime.fromtimestamp(expire + SKEW, UTC))
-            await self.library.db.transaction(lambda session: session.add(spent))
-        except IntegrityError:
-            raise ApiForbidden("This upload token has been used already.") from None
+        return await self.tokens.claim(hashlib.sha256(token.encode()).hexdigest(),
+                                       int(payload["exp"]))
 
 
 def _public_key(fields: dict[str, str], version: int) -> str:

@@ -62,6 +62,9 @@ class Upload:
     overwrite_tags: bool = True
     overwrite_custom_metadata: bool = True
     overwrite_ai_tags: bool = True
+    # More to write in the upload's own transaction, first: a client-side upload's token
+    # recorded as spent (security/upload_tokens.py); raising rolls the upload back.
+    also: Callable[[Session], None] | None = None
 
 
 @dataclass
@@ -166,6 +169,8 @@ class Library:
 
     def _store(self, session: Session, upload: Upload, facts: Probe, size: int,
                key: str) -> File | FileRow:
+        if upload.also is not None:
+            upload.also(session)
         name = upload.name
         if upload.use_unique_file_name:
             name = names.unique_name(name)

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pixelport import metrics
+from pixelport import metrics, tracing
 from pixelport.cache.entry import Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import ImagesConfig, LimitsConfig
@@ -68,6 +68,7 @@ class ImageProducer:
         self.shared: SharedTier | None = None  # `[cache.shared]`: the tier nodes share
         # `[cluster]` with `[cache.shared]`: identical work made by one node at a time.
         self.leases: Leases | None = None
+        self.tracing: tracing.Tracing | None = None  # `[tracing]`: a span per render
 
     def takes(self, job: Job) -> bool:
         """Every job (the producer of last resort)."""
@@ -205,8 +206,13 @@ class ImageProducer:
             return entry
 
         try:
-            return await render_deferring(self.pool, fetched.data, job.steps, options,
-                                          sharing, finish)
+            with tracing.span(self.tracing, "transformation",
+                              {"pixelport.path": job.path}) as span:
+                entry = await render_deferring(self.pool, fetched.data, job.steps, options,
+                                               sharing, finish)
+                if span is not None:  # the render's own time, without waiting for a thread
+                    span.set_attribute("pixelport.render_ms", entry.transform_ms)
+                return entry
         except asyncio.CancelledError:
             allowance.stop(ABANDONED)  # a queued render is dropped, a running one killed
             raise

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
+from pixelport import tracing
 from pixelport.cache.coalesce import Coalescer
 from pixelport.cache.entry import Entry
 from pixelport.cache.originals import OriginalStore
@@ -91,6 +92,7 @@ class Originals:
         self.seen: LRU[str, float] = LRU(4096)  # when each key was last fetched
         # `[cache.shared]` (with `save_originals`): saved originals shared by the nodes.
         self.shared: SharedTier | None = None
+        self.tracing: tracing.Tracing | None = None  # `[tracing]`: a span per download
 
     async def fetch(self, endpoint: Source, path: str, options: FetchOptions,
                     transforming: bool = False) -> Fetched:
@@ -208,23 +210,28 @@ class Originals:
             options = replace(options, if_none_match=saved.etag or None,
                               if_modified_since=saved.headers.get("last-modified"))
         started = time.perf_counter()
-        try:
-            original = await endpoint.chain.fetch(path, options)
-        except NotFound:
-            raise  # the file is gone: a saved copy must not resurrect it
-        except PixelportError as exc:
-            if saved is None:
-                raise
-            log.warning("origin failed for %r (%s); serving the saved copy", path, exc.header)
-            return _from_saved(saved)
-        try:
-            if original.status == 304 and saved is not None and self.store is not None:
-                saved.created = time.time()
-                await self._save(saved, stored_as, options.host, began)
+        with tracing.span(self.tracing, "download", {"pixelport.endpoint": endpoint.identifier,
+                                                     "pixelport.path": path}) as span:
+            try:
+                original = await endpoint.chain.fetch(path, options)
+            except NotFound:
+                raise  # the file is gone: a saved copy must not resurrect it
+            except PixelportError as exc:
+                if saved is None:
+                    raise
+                log.warning("origin failed for %r (%s); serving the saved copy", path,
+                            exc.header)
                 return _from_saved(saved)
-            fetched = await self._read(original, transforming)
-        finally:
-            await original.close()
+            try:
+                if original.status == 304 and saved is not None and self.store is not None:
+                    saved.created = time.time()
+                    await self._save(saved, stored_as, options.host, began)
+                    return _from_saved(saved)
+                fetched = await self._read(original, transforming)
+            finally:
+                await original.close()
+            if span is not None:
+                span.set_attribute("pixelport.bytes", len(fetched.data))
         fetched.download_ms = (time.perf_counter() - started) * 1000
         if self.store is not None and not fetched.too_large:
             await self._save(_to_saved(fetched, endpoint.identifier, path), stored_as,

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from pixelport import tracing
 from pixelport.cache.entry import BodyFile, Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import Config
@@ -79,6 +80,7 @@ class VideoProducer:
             Claims(folder / "claims"), video.concurrent_jobs, video.queue_length,
             video.job_timeout)
         self.names = itertools.count()
+        self.tracing: tracing.Tracing | None = None  # `[tracing]`: a span per job
 
     def takes(self, job: Job) -> bool:
         """Video jobs: a transformed video, a thumbnail, a GIF as MP4."""
@@ -133,16 +135,19 @@ class VideoProducer:
             if entry is not None:
                 return entry
         write = self.results.begin(job.key)
+        kind = "thumbnail" if job.derivative == "thumbnail" else "transcode"
         try:
-            async with self._folder() as folder:
-                source = await self._fetch(job, folder)
-                files, private = await self.originals.layer_files(job.source, job.steps,
-                                                                  job.fetch)
-                if private:  # a private layer makes the result private
-                    source = replace(source, private=True)
-                if job.derivative == "thumbnail":
-                    return await self._thumbnail(job, source, write, files)
-                return await self._transcode(job, source, folder, write, files)
+            with tracing.span(self.tracing, "video", {"pixelport.path": job.path,
+                                                      "pixelport.video.job": kind}):
+                async with self._folder() as folder:
+                    source = await self._fetch(job, folder)
+                    files, private = await self.originals.layer_files(job.source, job.steps,
+                                                                      job.fetch)
+                    if private:  # a private layer makes the result private
+                        source = replace(source, private=True)
+                    if job.derivative == "thumbnail":
+                        return await self._thumbnail(job, source, write, files)
+                    return await self._transcode(job, source, folder, write, files)
         finally:
             write.abandon()  # a no-op once the entry is written
 
@@ -158,7 +163,7 @@ class VideoProducer:
         writes = {name: self.results.begin(ladder.part_key(stream, name))
                   for name in ladder.MANIFESTS.values()}
         try:
-            async with self._folder() as folder:
+            async with self._folder() as folder, self._traced_ladder(job):
                 source = await self._fetch(job, folder)
                 cut = video_plan.trim([s for s in job.steps if isinstance(s, Step)],
                                       source.info.duration)
@@ -166,9 +171,11 @@ class VideoProducer:
                 out = folder / "out"
                 await asyncio.to_thread(out.mkdir)
                 started = time.perf_counter()
-                await ffmpeg.run(ladder.args(source.path, source.demuxer, rungs,
-                                             source.info.has_audio, out, cut.start, cut.end),
-                                 self.config.video.job_timeout)
+                with tracing.span(self.tracing, "transformation", {"pixelport.path": job.path}):
+                    await ffmpeg.run(ladder.args(source.path, source.demuxer, rungs,
+                                                 source.info.has_audio, out, cut.start,
+                                                 cut.end),
+                                     self.config.video.job_timeout)
                 took = (time.perf_counter() - started) * 1000
                 names = await asyncio.to_thread(lambda: sorted(p.name for p in out.iterdir()))
                 for name in names:
@@ -203,6 +210,13 @@ class VideoProducer:
         await write.finish(entry)
 
     @contextlib.asynccontextmanager
+    async def _traced_ladder(self, job: Job) -> AsyncIterator[None]:
+        """A stream's job as a `video` span (the manifests' request has answered 202)."""
+        with tracing.span(self.tracing, "video", {"pixelport.path": job.path,
+                                                  "pixelport.video.job": "ladder"}):
+            yield
+
+    @contextlib.asynccontextmanager
     async def _folder(self) -> AsyncIterator[Path]:
         folder = self.work / f"{os.getpid()}-{next(self.names)}"
         await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
@@ -213,6 +227,11 @@ class VideoProducer:
 
     async def _fetch(self, job: Job, folder: Path) -> Input:
         """The original into `folder` under max_video_bytes; sniffed and probed."""
+        with tracing.span(self.tracing, "download", {"pixelport.path": job.path}):
+            return await self._download(job, folder)
+
+    async def _download(self, job: Job, folder: Path) -> Input:
+        """`_fetch`'s work: the original's bytes into `folder`, then probed."""
         limits = self.config.limits
         started = time.perf_counter()
         original = await job.source.chain.fetch(job.path, job.fetch)
@@ -264,10 +283,12 @@ class VideoProducer:
             video_plan.plan, steps, source.info, job.accept, self.config.images.best_format,
             self.config.limits.max_output_pixels, overlay.Inputs(files, self.config.limits))
         started = time.perf_counter()
-        masks = await asyncio.to_thread(video_plan.write_masks, planned.graph.masks, folder)
-        target = folder / f"output.{planned.output.container}"
-        await ffmpeg.run(planned.args(source.path, source.demuxer, target, masks),
-                         self.config.video.job_timeout)
+        with tracing.span(self.tracing, "transformation", {"pixelport.path": job.path}):
+            masks = await asyncio.to_thread(video_plan.write_masks, planned.graph.masks,
+                                            folder)
+            target = folder / f"output.{planned.output.container}"
+            await ffmpeg.run(planned.args(source.path, source.demuxer, target, masks),
+                             self.config.video.job_timeout)
         transform_ms = (time.perf_counter() - started) * 1000
         size, digest = await asyncio.to_thread(_digest_file, target)
         headers = {"content-type": planned.output.content_type, "accept-ranges": "bytes"}
@@ -296,12 +317,13 @@ class VideoProducer:
             replace(s, start_offset=None, params=[p for p in s.params if p.key != "so"])
             for s in plain]
         started = time.perf_counter()
-        async with self.pool.admit():
-            image = await self.pool.run(frames.frame_at, source.path, source.demuxer, at)
-            options = engine.RenderOptions(job.accept, self.config.images, self.config.limits,
-                                           budget=Budget(self.config.limits.max_render_seconds),
-                                           layer_files=files)
-            rendered = await self.pool.run(engine.render, image, steps, options)
+        with tracing.span(self.tracing, "transformation", {"pixelport.path": job.path}):
+            async with self.pool.admit():
+                image = await self.pool.run(frames.frame_at, source.path, source.demuxer, at)
+                options = engine.RenderOptions(
+                    job.accept, self.config.images, self.config.limits,
+                    budget=Budget(self.config.limits.max_render_seconds), layer_files=files)
+                rendered = await self.pool.run(engine.render, image, steps, options)
         transform_ms = (time.perf_counter() - started) * 1000
         headers = {"content-type": rendered.content_type}
         if rendered.vary:
