@@ -36,6 +36,7 @@ from pixelport.produce.image import ImageProducer
 from pixelport.produce.originals import Originals
 from pixelport.produce.production import Production
 from pixelport.produce.video import VideoProducer
+from pixelport.produce.video_nodes import VideoNodes
 from pixelport.security.api_auth import ApiGate, ApiRoutes, is_api_path
 from pixelport.security.deadline import with_deadline
 from pixelport.siblings import Siblings, Unreachable
@@ -166,6 +167,10 @@ class App:
                 from pixelport.cluster.leases import Leases  # others read from the bucket
 
                 self.images.leases = Leases(self.bus.redis)
+        if self.shared is not None:  # video results and encoded forms across nodes too
+            self.videos.nodes = VideoNodes(self.shared, self.images.leases, self.results)
+            self.delivery.shared_part = self.videos.nodes.part
+            self.compressor.shared = self.shared
         self.purges = PurgeApi(table, self.purgers, self.siblings)
         if self.shared is not None:
             self.purges.shared = self.shared.purge

@@ -65,6 +65,10 @@ ERRORS = Counter("pixelport_errors", "Delivery answers with an ik-error, by its 
                  ("code",), registry=REGISTRY)
 PURGES = Counter("pixelport_purges", "Purges this node applied, by kind (url: the purge API; "
                  "library: a library change)", ("kind",), registry=REGISTRY)
+VIDEO_JOBS = Counter("pixelport_video_jobs", "Video results this node made or copied, by kind "
+                     "(transcode, thumbnail, stream) and outcome (ran: ffmpeg, or a thumbnail's "
+                     "frame decode, ran here; shared: read from the shared tier instead)",
+                     ("kind", "outcome"), registry=REGISTRY)
 QUEUE = Gauge("pixelport_queue_jobs", "Jobs admitted and not finished (running or waiting), "
               "by queue (render, video)", ("queue",), multiprocess_mode="livesum",
               registry=REGISTRY)
@@ -164,6 +168,11 @@ def made(download_ms: float, transform_ms: float) -> None:
     DOWNLOAD.observe(download_ms / 1000)
     if transform_ms:
         TRANSFORMATION.observe(transform_ms / 1000)
+
+
+def video_job(kind: str, outcome: str) -> None:
+    """A video result made here ("ran") or read from the shared tier ("shared")."""
+    VIDEO_JOBS.labels(kind, outcome).inc()
 
 
 def origin_failed(origin: str, code: str) -> None:

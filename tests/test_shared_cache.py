@@ -12,6 +12,7 @@ import asyncio
 import base64
 import http.client
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import boto3
 import pytest
 
 from pixelport.cache import shared as shared_module
-from pixelport.cache.entry import Entry
+from pixelport.cache.entry import BodyFile, Entry
 from pixelport.cache.purgelog import PurgeScope
 from pixelport.cache.shared import SharedTier
 from pixelport.config import ConfigError, SharedCacheConfig, from_dict
@@ -385,3 +386,44 @@ def test_config_reads_every_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         timeout=0.25)
     assert "s3cr3t" not in repr(shared)
     assert from_dict({}).cache.shared is None
+
+
+def test_a_body_kept_on_disk_goes_in_pieces_and_comes_back_into_a_file(
+        bucket: Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A video's entry: uploaded from its file in multipart pieces, read back into a file,
+    checked by length and CRC-32 (a damaged object is not served); its file gone: not
+    written, and not counted against the bucket."""
+    monkeypatch.setattr(shared_module, "PART_BYTES", 5 * 2**20)  # S3's smallest part
+    body = os.urandom(11 * 2**20)  # three parts
+    source = tmp_path / "made.entry"
+    source.write_bytes(b"h" * 100 + body)  # as in the disk tier: a head, then the body
+    entry = Entry(b"", {"content-type": "video/mp4"}, '"e"', "", "big.mp4",
+                  body_file=BodyFile(source, 100, len(body)))
+    config = SharedCacheConfig(bucket=BUCKET, endpoint=bucket.endpoint, path_style=True,
+                               prefix="streamed", access_key_id="t", secret_access_key="t")
+    back = tmp_path / "back"
+
+    async def run() -> None:
+        tier = SharedTier(config)
+        await tier.start()
+        assert await tier.store_result(entry, "k1", time.time() - 1)
+        found = await tier.get_result_streamed("", "big.mp4", "k1", back)
+        assert found is not None and found.body_file == BodyFile(back, 0, len(body))
+        assert found.headers == entry.headers and found.etag == entry.etag
+        assert back.read_bytes() == body
+        whole = await tier.get_result("", "big.mp4", "k1")  # the same form as any object
+        assert whole is not None and whole.body == body
+        client = bucket.client()
+        damaged = bytearray(client.get_object(Bucket=BUCKET, Key="streamed/results/~/big.mp4/k1")
+                            ["Body"].read())
+        damaged[-1000] ^= 1
+        client.put_object(Bucket=BUCKET, Key="streamed/results/~/big.mp4/k1", Body=bytes(damaged))
+        assert await tier.get_result_streamed("", "big.mp4", "k1", back) is None
+        source.unlink()
+        assert not await tier.store_result(entry, "k2", time.time() - 1)
+        assert tier.failures == 0
+        await tier.close()
+
+    asyncio.run(run())
+    assert bucket.keys("streamed/results/~/big.mp4/") == ["streamed/results/~/big.mp4/k1"]
+    assert not bucket.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads")

@@ -23,6 +23,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 MAGIC = b"PXPC2\n"
 _MAGIC_BLAKE2B = b"PXPC1\n"
@@ -72,13 +73,17 @@ class Entry:
         """The body's length, wherever it is."""
         return self.body_file.length if self.body_file is not None else len(self.body)
 
-    def head(self) -> bytes:
-        """The on-disk form up to the body (written before it, without copying the body)."""
+    def head(self, crc32: int | None = None) -> bytes:
+        """The on-disk form up to the body (written before it, without copying the body).
+        `crc32`: the body's, for a body kept on disk that is to be checked when read (the
+        shared tier's object of a video); else such a head is marked `stream`."""
         fields = {
             "headers": self.headers, "etag": self.etag, "endpoint": self.endpoint,
             "path": self.path, "created": self.created, "download_ms": self.download_ms,
             "transform_ms": self.transform_ms, "length": self.length}
-        if self.body_file is not None:
+        if crc32 is not None:
+            fields["crc32"] = crc32
+        elif self.body_file is not None:
             fields["stream"] = True
         else:
             fields["crc32"] = zlib.crc32(self.body)
@@ -133,6 +138,40 @@ class Entry:
                        transform_ms=float(header["transform_ms"]))
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptEntry(str(exc)) from None
+
+
+def split_head(data: bytes) -> tuple[dict[str, Any], int] | None:
+    """The JSON header of an on-disk form (PXPC2) that `data` begins with, and where its body
+    starts; None while `data` is too short to hold the whole head (a read under way)."""
+    start = len(MAGIC) + _LENGTH.size
+    if len(data) < start:
+        if not MAGIC.startswith(data[:len(MAGIC)]):
+            raise CorruptEntry("bad magic")
+        return None
+    if not data.startswith(MAGIC):
+        raise CorruptEntry("bad magic")
+    (header_length,) = _LENGTH.unpack_from(data, len(MAGIC))
+    if len(data) < start + header_length:
+        return None
+    try:
+        header = json.loads(data[start:start + header_length])
+    except ValueError as exc:
+        raise CorruptEntry(str(exc)) from None
+    if not isinstance(header, dict):
+        raise CorruptEntry("not a header")
+    return header, start + header_length
+
+
+def streamed_entry(header: dict[str, Any], body_file: BodyFile) -> Entry:
+    """The entry `header` (from `split_head`) describes, its body in `body_file`."""
+    try:
+        return Entry(body=b"", headers=dict(header["headers"]), etag=str(header["etag"]),
+                     endpoint=str(header["endpoint"]), path=str(header["path"]),
+                     created=float(header["created"]),
+                     download_ms=float(header["download_ms"]),
+                     transform_ms=float(header["transform_ms"]), body_file=body_file)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorruptEntry(str(exc)) from None
 
 
 def read_header(data: bytes) -> tuple[str, str, float]:

@@ -12,6 +12,11 @@ purge of a file or of a `*` prefix is a LIST of one key prefix and a DELETE of w
 A PUT is atomic: no node ever reads a partial object, and none is ever written (a node
 killed mid-upload leaves nothing).
 
+An entry whose body is kept on disk (a video) is never held whole in memory: its object (the
+same form, its head carrying the body's CRC-32) is sent from its file in pieces, as one PUT or
+a multipart upload (atomic too: the object appears whole when the upload completes), and read
+back into a file (`get_streamed`), checked as it comes.
+
 Never in the way: a lookup waits at most `timeout`; writes go in the background (the answer
 does not wait); after `FAILURES` failures in a row the bucket is left alone for `COOLDOWN`
 seconds (then one request tries it again), logged once when it goes and once when it comes
@@ -25,15 +30,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import quote, unquote
 
 from botocore.exceptions import ClientError
 
-from pixelport.cache.entry import CorruptEntry, Entry
+from pixelport.cache.entry import BodyFile, CorruptEntry, Entry, split_head, streamed_entry
 from pixelport.cache.purgelog import PurgeScope
 from pixelport.config import SharedCacheConfig
 from pixelport.origins.cloud import CommonSettings
@@ -41,8 +49,11 @@ from pixelport.origins.s3 import S3Origin, bucket_settings
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import CompletedPartTypeDef
 
 log = logging.getLogger("pixelport.cache")
+P = ParamSpec("P")
+T = TypeVar("T")
 Matches = Callable[[str, str], bool]
 
 RESULTS, ORIGINALS = "results", "originals"
@@ -50,6 +61,18 @@ FAILURES = 3  # failures in a row that take the bucket out of the way
 COOLDOWN = 10.0  # seconds it stays out of the way; then one request tries again
 PUT_TIMEOUT = 10.0  # a background write or purge call (at least 10 x `timeout`)
 MAX_OBJECT = 64 * 2**20  # larger entries stay local (an original past max_input_bytes)
+# Entries in memory are encoded and decoded whole (a copy of the body each way), hence
+# MAX_OBJECT. A body kept on disk (a video) is streamed from and to its file, so memory does
+# not bound it: a video result takes seconds to minutes of ffmpeg, and one left local is made
+# again by every node that needs it (worse with the cluster's lease: the others wait for the
+# maker, find nothing, then make it themselves). So up to MAX_STREAMED (well past the
+# result of a 300 MB input, `max_video_bytes`'s default); larger stays local.
+MAX_STREAMED = 2 * 2**30
+# botocore hashes every request body (SHA-256, for SigV4) on the event loop: measured 37 ms
+# per 64 MiB here, so a whole 2 GiB video in one PUT would stall every request for 1.2 s. In
+# multipart pieces of PART_BYTES it stalls ~5 ms at a time (S3's smallest part is 5 MiB).
+PART_BYTES = 8 * 2**20
+MIN_RATE = 10 * 10**6  # bytes/s a streamed read may take at worst, past `put_timeout`
 MAX_UPLOADS = 64  # background writes at once; past it an entry stays local
 MAX_PENDING = 1000  # purges kept for the bucket while it is down
 REMEMBERED = 600.0  # seconds a purge is remembered (longer than any render or upload)
@@ -58,6 +81,8 @@ MAX_KEY = 1024  # S3's longest key, in UTF-8 bytes: an entry of a longer path st
 # loop it would hold up every other request for a millisecond or more.
 THREAD_BYTES = 256 * 1024
 SHUTDOWN_WAIT = 2.0  # seconds the writes under way may take at shutdown (a drain is 15 s)
+RECEIVE_BYTES = 1 << 20  # a streamed read is written to its file a MiB at a time
+MAX_HEAD = 1 << 20  # an object whose head is not within this is not ours
 
 
 class SharedTier:
@@ -75,7 +100,7 @@ class SharedTier:
         self.failures = 0
         self.closed_until = 0.0  # monotonic time before which the bucket is not asked
         self.down = False  # said so in the log
-        self.uploads: set[asyncio.Task[None]] = set()
+        self.uploads: set[asyncio.Task[bool]] = set()
         self.purging: set[asyncio.Task[int]] = set()
         # Purges remembered (wall-clock time, as entries' `created`): by (endpoint, path) for
         # those that name their files, in a list for prefixes and the rest.
@@ -182,10 +207,56 @@ class SharedTier:
             return None  # made before a purge whose DELETE has not reached it (yet)
         return entry
 
+    async def get_result_streamed(self, endpoint: str, path: str, name: str,
+                                  into: Path) -> Entry | None:
+        """The result `name` of (endpoint, path), its body read into the file `into`."""
+        return await self.get_streamed(RESULTS, endpoint, path, name, into)
+
+    async def get_streamed(self, kind: str, endpoint: str, path: str, name: str,
+                           into: Path) -> Entry | None:
+        """An entry with its body written to the file `into` as it comes, never whole in
+        memory (a video): its answer must begin within `timeout`, the rest comes at
+        MIN_RATE at worst; None as for `get` (a damaged object leaves `into` behind)."""
+        key = self.key(kind, endpoint, path, name)
+        if key is None or not self.usable():
+            return None
+        try:
+            async with asyncio.timeout(self.timeout):
+                client = await self.client()
+                response = await client.get_object(Bucket=self.cfg.bucket, Key=key)
+            length = int(response.get("ContentLength") or 0)
+            async with (response["Body"] as body,
+                        asyncio.timeout(self.put_timeout + length / MIN_RATE)):
+                if length > MAX_STREAMED + MAX_HEAD:
+                    raise CorruptEntry(f"{length} bytes: not one of ours")
+                entry = await _receive(body, into)
+        except ClientError as exc:
+            if _status(exc) == 404:
+                self.succeeded()
+                return None
+            self.failed("a read", exc)
+            return None
+        except CorruptEntry as exc:
+            self.succeeded()
+            log.warning("shared cache object %s unreadable (%s): ignored", key, exc)
+            return None
+        except _LocalFile as exc:
+            log.warning("shared cache object %s not read: %s", key, exc)
+            return None
+        except Exception as exc:  # whatever it is, the local tiers carry on
+            self.failed("a read", exc)
+            return None
+        self.succeeded()
+        if (entry.endpoint, entry.path) != (endpoint, path):
+            return None  # not what the key says: never serve another file's bytes
+        if self.stale(endpoint, path, entry.created):
+            return None
+        return entry
+
     # --- writes --------------------------------------------------------------------------
 
     def put_result(self, entry: Entry, name: str,
-                   began: float) -> asyncio.Future[None] | None:
+                   began: float) -> asyncio.Future[bool] | None:
         """Write a result made here, in the background (`began`: when its making began; a
         purge since then that covers it keeps it out of the bucket); the write under way, if
         any (cross-node coalescing waits for it before other nodes are let in)."""
@@ -196,40 +267,107 @@ class SharedTier:
         self.put(ORIGINALS, entry, name, began)
 
     def put(self, kind: str, entry: Entry, name: str,
-            began: float) -> asyncio.Future[None] | None:
-        """Write an entry in the background; entries kept on disk (videos), larger than
-        MAX_OBJECT, beyond MAX_UPLOADS under way, or while the bucket is out of the way stay
-        local."""
-        if (entry.body_file is not None or entry.length > MAX_OBJECT
-                or len(self.uploads) >= MAX_UPLOADS):
+            began: float) -> asyncio.Future[bool] | None:
+        """Write an entry in the background (the write, which says whether it landed);
+        entries larger than MAX_OBJECT (MAX_STREAMED for a body kept on disk), beyond
+        MAX_UPLOADS under way, or while the bucket is out of the way stay local."""
+        if len(self.uploads) >= MAX_UPLOADS:
             return None
-        key = self.key(kind, entry.endpoint, entry.path, name)
-        if key is None or not self.usable():
+        key = self._writable(kind, entry, name)
+        if key is None:
             return None
         task = asyncio.ensure_future(self._upload(key, entry, began))
         self.uploads.add(task)
         task.add_done_callback(self.uploads.discard)
         return task
 
-    async def _upload(self, key: str, entry: Entry, began: float) -> None:
+    async def store_result(self, entry: Entry, name: str, began: float) -> bool:
+        """Write a result made here now, and wait for it; whether it landed."""
+        return await self.store(RESULTS, entry, name, began)
+
+    async def store(self, kind: str, entry: Entry, name: str, began: float) -> bool:
+        """Write an entry now and wait for it (the caller bounds how many at once: a
+        stream's parts, which must all be there before its manifests); whether it landed."""
+        key = self._writable(kind, entry, name)
+        return key is not None and await self._upload(key, entry, began)
+
+    def _writable(self, kind: str, entry: Entry, name: str) -> str | None:
+        """The object key to write an entry under; None when it stays local."""
+        limit = MAX_STREAMED if entry.body_file is not None else MAX_OBJECT
+        if entry.length > limit:
+            return None
+        key = self.key(kind, entry.endpoint, entry.path, name)
+        return key if key is not None and self.usable() else None
+
+    async def _upload(self, key: str, entry: Entry, began: float) -> bool:
         if self.stale(entry.endpoint, entry.path, began):
-            return
-        data = (await asyncio.to_thread(_encode, entry) if entry.length > THREAD_BYTES
-                else _encode(entry))
+            return False
         try:
-            async with asyncio.timeout(self.put_timeout):
-                client = await self.client()
-                await client.put_object(Bucket=self.cfg.bucket, Key=key, Body=data,
-                                        ContentType="application/octet-stream")
+            if entry.body_file is not None:
+                await self._put_streamed(key, entry, entry.body_file)
+            else:
+                data = (await asyncio.to_thread(_encode, entry) if entry.length > THREAD_BYTES
+                        else _encode(entry))
+                async with asyncio.timeout(self.put_timeout):
+                    client = await self.client()
+                    await client.put_object(Bucket=self.cfg.bucket, Key=key, Body=data,
+                                            ContentType="application/octet-stream")
+        except _LocalFile as exc:  # the entry's file went (evicted, purged): not the bucket's
+            log.debug("shared cache: %s not written: %s", key, exc)
+            return False
         except Exception as exc:  # the entry stays local, that is all
             self.failed("a write", exc)
-            return
+            return False
         self.succeeded()
         if self.stale(entry.endpoint, entry.path, began):
             # A purge came while it was on its way, and its LIST may have run before the PUT
             # landed: this write takes its own object out again.
             with contextlib.suppress(Exception):
                 await self._delete([key])
+            return False
+        return True
+
+    async def _put_streamed(self, key: str, entry: Entry, body: BodyFile) -> None:
+        """Write an entry whose body is a file, read in pieces from one open file (the same
+        bytes even if the cache replaces or removes the file meanwhile) on a thread."""
+        handle = await _local(_open_body, body)
+        try:
+            head = entry.head(crc32=await _local(_crc_of, handle, body))
+            total = len(head) + body.length
+            client = await self.client()
+            if total <= PART_BYTES:
+                data = await _local(_piece, handle, head, body, 0, total)
+                async with asyncio.timeout(self.put_timeout):
+                    await client.put_object(Bucket=self.cfg.bucket, Key=key, Body=data,
+                                            ContentType="application/octet-stream")
+                return
+            async with asyncio.timeout(self.put_timeout):
+                started = await client.create_multipart_upload(
+                    Bucket=self.cfg.bucket, Key=key, ContentType="application/octet-stream")
+            upload = started["UploadId"]
+            try:
+                parts: list[CompletedPartTypeDef] = []
+                for number, start in enumerate(range(0, total, PART_BYTES), start=1):
+                    data = await _local(_piece, handle, head, body, start,
+                                        min(PART_BYTES, total - start))
+                    async with asyncio.timeout(self.put_timeout):
+                        sent = await client.upload_part(
+                            Bucket=self.cfg.bucket, Key=key, UploadId=upload,
+                            PartNumber=number, Body=data)
+                    parts.append({"ETag": sent["ETag"], "PartNumber": number})
+                async with asyncio.timeout(self.put_timeout):
+                    await client.complete_multipart_upload(
+                        Bucket=self.cfg.bucket, Key=key, UploadId=upload,
+                        MultipartUpload={"Parts": parts})
+            except BaseException:
+                # Else the bucket keeps the parts, unseen, until a lifecycle rule ends them.
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(self.timeout):
+                        await client.abort_multipart_upload(
+                            Bucket=self.cfg.bucket, Key=key, UploadId=upload)
+                raise
+        finally:
+            handle.close()
 
     # --- purges --------------------------------------------------------------------------
 
@@ -410,6 +548,95 @@ def _fits(key: str) -> bool:
         return len(key.encode()) <= MAX_KEY
     except UnicodeEncodeError:
         return False
+
+
+class _LocalFile(Exception):
+    """This node's file of an entry could not be read or written (not the bucket's fault)."""
+
+
+async def _local(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`work` on a thread, its OSError a `_LocalFile` (the bucket's client raises OSErrors
+    of its own, which are the bucket's)."""
+    try:
+        return await asyncio.to_thread(work, *args, **kwargs)
+    except OSError as exc:
+        raise _LocalFile(str(exc)) from None
+
+
+def _open_body(body: BodyFile) -> IO[bytes]:
+    """The file of a body kept on disk, open, checked to hold it whole."""
+    handle = body.path.open("rb")
+    if os.fstat(handle.fileno()).st_size < body.offset + body.length:
+        handle.close()
+        raise OSError(f"{body.path} is shorter than its entry says")
+    return handle
+
+
+def _crc_of(handle: IO[bytes], body: BodyFile) -> int:
+    """The CRC-32 of a body kept on disk (measured 16 ms per 64 MiB)."""
+    crc, offset, left = 0, body.offset, body.length
+    while left > 0:
+        chunk = os.pread(handle.fileno(), min(left, 1 << 20), offset)
+        if not chunk:
+            raise OSError(f"{body.path} is shorter than its entry says")
+        crc = zlib.crc32(chunk, crc)
+        offset += len(chunk)
+        left -= len(chunk)
+    return crc
+
+
+def _piece(handle: IO[bytes], head: bytes, body: BodyFile, start: int, size: int) -> bytes:
+    """Bytes [start, start + size) of the object `head` + body."""
+    out = bytearray(head[start:start + size])
+    offset = max(0, start - len(head))
+    while len(out) < size:
+        chunk = os.pread(handle.fileno(), size - len(out), body.offset + offset)
+        if not chunk:
+            raise OSError(f"{body.path} is shorter than its entry says")
+        out += chunk
+        offset += len(chunk)
+    return bytes(out)
+
+
+async def _receive(body: Any, into: Path) -> Entry:
+    """Read an object into an entry whose body is the file `into`: the head parsed as it
+    comes, the body written (on a thread, a MiB at a time) and checked by length and CRC-32."""
+    received = bytearray()
+    header: dict[str, Any] | None = None
+    handle = await _local(into.open, "wb")
+    crc = size = 0
+    try:
+        async for chunk in body.iter_chunks(RECEIVE_BYTES):
+            received += chunk
+            if header is None:
+                split = split_head(bytes(received))
+                if split is None:
+                    if len(received) > MAX_HEAD:
+                        raise CorruptEntry("no head")
+                    continue
+                header, start = split
+                del received[:start]
+            if len(received) >= RECEIVE_BYTES:
+                crc = await _local(_append, handle, bytes(received), crc)
+                size += len(received)
+                received.clear()
+        if header is None:
+            raise CorruptEntry("no head")
+        crc = await _local(_append, handle, bytes(received), crc)
+        size += len(received)
+    finally:
+        await _local(handle.close)
+    if size != header.get("length"):
+        raise CorruptEntry("truncated body")
+    if crc != header.get("crc32"):
+        raise CorruptEntry("checksum mismatch")
+    return streamed_entry(header, BodyFile(into, 0, size))
+
+
+def _append(handle: IO[bytes], data: bytes, crc: int) -> int:
+    """Write `data`; the CRC-32 so far, `data` included."""
+    handle.write(data)
+    return zlib.crc32(data, crc)
 
 
 def _encode(entry: Entry) -> bytes:

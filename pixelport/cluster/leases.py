@@ -39,9 +39,14 @@ class Leases:
         self.made = self.waited = self.taken_over = 0  # counts, for tests and metrics
 
     async def run(self, key: str, make: Callable[[], Awaitable[T]],
-                  ready: Callable[[], Awaitable[T | None]]) -> T:
+                  ready: Callable[[], Awaitable[T | None]], poll: float = POLL_SECONDS,
+                  look_while_held: bool = True) -> T:
         """`make()` here if no other node holds `key`'s lease; else what `ready()` finds
-        once the holder is done, or `make()` after all if the holder died first."""
+        once the holder is done, or `make()` after all if the holder died first. A waiting
+        node asks Redis every `poll` seconds whether the lease is held; `look_while_held`
+        False: `ready()` only once it is not (a holder that writes its result before it lets
+        go, and works for long: a video's `ready()` is a bucket GET that would otherwise be
+        asked every `poll` for minutes)."""
         name = PREFIX + key
         token = secrets.token_hex(8)
         waited = False
@@ -56,7 +61,7 @@ class Leases:
                     self.taken_over += 1
                 return await self._hold(name, token, make)
             waited = True
-            found = await self._wait(name, ready)
+            found = await self._wait(name, ready, poll, look_while_held)
             if found is not None:
                 self.waited += 1
                 return found
@@ -82,16 +87,18 @@ class Leases:
             except Exception as exc:
                 log.debug("cluster lease %s not renewed: %s", name, exc)
 
-    async def _wait(self, name: str, ready: Callable[[], Awaitable[T | None]]) -> T | None:
+    async def _wait(self, name: str, ready: Callable[[], Awaitable[T | None]], poll: float,
+                    look: bool) -> T | None:
         """The holder's result once there; None when the lease ends without one."""
         while True:
-            found = await ready()
-            if found is not None:
-                return found
+            if look:
+                found = await ready()
+                if found is not None:
+                    return found
             try:
                 held = await self.redis.exists(name)
             except Exception:
                 return None  # Redis gone: make it here
             if not held:
                 return await ready()  # released just now (result written), or expired
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(poll)

@@ -13,7 +13,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -105,6 +105,8 @@ class Delivery:
         self.hits = self.misses = 0
         self.parsed: LRU[str, tuple[list[ChainItem], str]] = LRU(4096)
         self.named: Mapping[str, str] = config.transformations
+        # `[cache.shared]`: a stream's part another node made, by (endpoint, path, key).
+        self.shared_part: Callable[[str, str, str], Awaitable[Entry | None]] | None = None
 
     def use_named(self, named: Mapping[str, str], account: Account = DEFAULT) -> None:
         """Expand `n-<name>` with these named transformations from now on (on the endpoints
@@ -328,11 +330,16 @@ class Delivery:
         ladder_id, name = plan.request.part
         entry = None
         if re.fullmatch(r"[0-9a-f]{32}", ladder_id) and ladder.PART_NAME.match(name):
-            entry = await self.results.get(ladder.part_key(ladder_id, name))
+            key = ladder.part_key(ladder_id, name)
+            entry = await self.results.get(key)
+            if entry is None and self.shared_part is not None:
+                request = plan.request  # its manifest may have come from the bucket
+                entry = await self.shared_part(request.endpoint.identifier,
+                                               request.file_path, key)
         if entry is None:
             raise NotFound("This part of a stream is not here (or no longer): ask for the "
                            "stream's manifest again")
-        timing.describe("cache", "hit")
+        timing.describe("cache", "shared" if entry.shared else "hit")
         await send_entry(send, entry, plan.headers, timing, request_id,
                          self.config.server.cache_max_age, None, head)
 

@@ -6,6 +6,7 @@ import gzip
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import brotli
 
@@ -14,6 +15,9 @@ from pixelport.cache.results import ResultCache
 from pixelport.errors import Busy
 from pixelport.produce.job import Job
 from pixelport.transform.pool import WorkPool
+
+if TYPE_CHECKING:
+    from pixelport.cache.shared import SharedTier
 
 # ImageKit answers non-media files with `Content-Encoding: br` or `gzip`. A result's encoded
 # form is a result of its own, cached under its own key (`delivery.keys.encoded_key`) and made
@@ -36,6 +40,13 @@ _FONTS = ("font/", "application/vnd.ms-fontobject", "application/x-font", "appli
 # for small bodies only, and at most ~0.2 s for the largest buffered file (8 MiB).
 _BROTLI_QUALITY = ((64 * 1024, 11), (1024 * 1024, 9))
 _GZIP_LEVEL = ((1024 * 1024, 9),)
+# `[cache.shared]`: encoded forms are written to the bucket like results, and a node asks it
+# before compressing. Measured (one core, a script-like body, the qualities above): brotli
+# 17 ms for 20 KB, 57 ms for 64 KB, 20 ms for 200 KB, 58 ms for 1 MB; gzip 0.4, 2, 7 and
+# 35 ms; a bucket GET 4 ms (moto on the same machine; a real bucket's more). So a br form is
+# always looked for; a gzip one only past LOCAL_GZIP, or when the identity form is not here
+# either (it would come from the bucket or the origin anyway).
+LOCAL_GZIP = 256 * 1024
 
 
 def essence(content_type: str) -> str:
@@ -96,6 +107,7 @@ class Compressor:
         self.pool = pool
         self.results = results
         self.plain = plain
+        self.shared: SharedTier | None = None  # `[cache.shared]`: forms other nodes made
 
     def takes(self, job: Job) -> bool:
         """The jobs for an encoded form."""
@@ -107,10 +119,20 @@ class Compressor:
         # Announced before the identity form is read: a purge made from now on wins, so an
         # encoded copy of bytes purged meanwhile is never kept.
         write = self.results.begin(job.key)
+        began = time.time()  # a purge from now on keeps the form out of the bucket
         try:
             identity = replace(job, key=job.identity_key, encoding=None)
             entry = (self.results.get_memory(identity.key)
                      or await self.results.get(identity.key))
+            if entry is not None and not compressible(entry):
+                write.abandon()
+                return entry
+            if self.shared is not None and (entry is None or job.encoding == "br"
+                                            or len(entry.body) > LOCAL_GZIP):
+                found = await self._from_shared(job)
+                if found is not None:
+                    write.store(found)  # kept here too: the next request is a local hit
+                    return found
             if entry is None:
                 entry = await self.plain(identity)
             if entry is None or not compressible(entry):
@@ -127,7 +149,18 @@ class Compressor:
             write.abandon()
             raise
         write.store(encoded)
+        if self.shared is not None:
+            self.shared.put_result(encoded, job.key, began)  # in the background
         return encoded
+
+    async def _from_shared(self, job: Job) -> Entry | None:
+        """The encoded form as another node made it, if the bucket has it, within the TTL."""
+        assert self.shared is not None
+        found = await self.shared.get_result(job.source.identifier, job.path, job.key)
+        if found is None or time.time() - found.created > self.results.ttl:
+            return None
+        found.shared = True
+        return found
 
     async def encoded(self, entry: Entry, encoding: str) -> Entry:
         """`entry` compressed on the work pool (admitted like a render: 503 past its queue)."""

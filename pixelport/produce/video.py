@@ -8,6 +8,8 @@ duration and pixel caps, before any work), and then either runs ffmpeg on a plan
 video, 202 for a thumbnail) and the job goes on. A video result is written to the disk cache
 with its body left on disk, streamed with ranges from there; nothing is served from a job's
 own files, which are deleted when it ends (and at start-up, those of a crashed process).
+With `[cache.shared]` (and `[cluster]`), results go through the shared tier and one node makes
+each (video_nodes.py).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from pixelport import tracing
+from pixelport import metrics, tracing
 from pixelport.cache.entry import BodyFile, Entry, body_digest
 from pixelport.cache.results import ResultCache, ResultWrite
 from pixelport.config import Config
 from pixelport.errors import LimitExceeded, UnsupportedFormat
 from pixelport.http_fields import http_date
 from pixelport.place import alive
+from pixelport.produce import video_nodes
 from pixelport.produce.job import Job, NotReady
 from pixelport.produce.originals import Originals
+from pixelport.produce.video_nodes import VideoNodes
 from pixelport.transform import engine, overlay
 from pixelport.transform.budget import Budget
 from pixelport.transform.pool import WorkPool
@@ -81,6 +85,8 @@ class VideoProducer:
             video.job_timeout)
         self.names = itertools.count()
         self.tracing: tracing.Tracing | None = None  # `[tracing]`: a span per job
+        # `[cache.shared]` (with `[cluster]`, its lease): results other nodes made.
+        self.nodes: VideoNodes | None = None
 
     def takes(self, job: Job) -> bool:
         """Video jobs: a transformed video, a thumbnail, a GIF as MP4."""
@@ -103,6 +109,10 @@ class VideoProducer:
         not made within `[video] wait` seconds (a stream's manifest: at once, as on
         ImageKit, whose first request for a stream answers 202)."""
         if job.ladder is not None:
+            if self.nodes is not None and job.ladder not in self.jobs.running:
+                found = await self.nodes.manifests(job)  # made by another node
+                if found is not None:
+                    return found
             stream = self.jobs.submit(job.ladder, lambda waited: self._ladder(job, waited))
             if stream.done() and not stream.cancelled():
                 error = stream.exception()
@@ -135,33 +145,84 @@ class VideoProducer:
             if entry is not None:
                 return entry
         write = self.results.begin(job.key)
-        kind = "thumbnail" if job.derivative == "thumbnail" else "transcode"
+        began = time.time()  # a purge from now on keeps the result out of the bucket
         try:
-            with tracing.span(self.tracing, "video", {"pixelport.path": job.path,
-                                                      "pixelport.video.job": kind}):
-                async with self._folder() as folder:
-                    source = await self._fetch(job, folder)
-                    files, private = await self.originals.layer_files(job.source, job.steps,
-                                                                      job.fetch)
-                    if private:  # a private layer makes the result private
-                        source = replace(source, private=True)
-                    if job.derivative == "thumbnail":
-                        return await self._thumbnail(job, source, write, files)
-                    return await self._transcode(job, source, folder, write, files)
+            async with self._folder() as folder:
+                nodes = self.nodes
+                if nodes is None:
+                    return await self._make_here(job, folder, write)
+                if nodes.leases is None:
+                    found = await nodes.result(job, folder, write)  # made by another node
+                    if found is not None:
+                        return found
+                    entry = await self._make_here(job, folder, write)
+                    nodes.share_later(entry, job.key, began)
+                    return entry
+
+                async def make() -> Entry:
+                    # Looked for under the lease: a maker that let go just before it was
+                    # taken here had written its result already.
+                    assert nodes is not None
+                    found = await nodes.result(job, folder, write)
+                    if found is not None:
+                        return found
+                    entry = await self._make_here(job, folder, write)
+                    await nodes.share(entry, job.key, began)  # before the lease ends
+                    return entry
+
+                # One node makes it; the others wait for the lease to end and read it.
+                return await nodes.leases.run(job.key, make,
+                                              lambda: nodes.result(job, folder, write),
+                                              poll=video_nodes.POLL_SECONDS,
+                                              look_while_held=False)
         finally:
             write.abandon()  # a no-op once the entry is written
 
+    async def _make_here(self, job: Job, folder: Path, write: ResultWrite) -> Entry:
+        """Fetch the original and make the result in this worker."""
+        kind = "thumbnail" if job.derivative == "thumbnail" else "transcode"
+        with tracing.span(self.tracing, "video", {"pixelport.path": job.path,
+                                                  "pixelport.video.job": kind}):
+            source = await self._fetch(job, folder)
+            files, private = await self.originals.layer_files(job.source, job.steps,
+                                                              job.fetch)
+            if private:  # a private layer makes the result private
+                source = replace(source, private=True)
+            metrics.video_job(video_nodes.kind_of(job), "ran")
+            if job.derivative == "thumbnail":
+                return await self._thumbnail(job, source, write, files)
+            return await self._transcode(job, source, folder, write, files)
+
     async def _ladder(self, job: Job, waited: bool) -> Entry | None:
-        """Encode a stream's ladder and cache every file of it, its manifests last: once a
-        manifest is there, so is everything it names."""
+        """A stream's ladder, encoded here unless another node has made it (`make` looked
+        in the bucket before this job began; with the cluster, one node encodes it under
+        the lease while the others wait to read its manifests)."""
         assert job.ladder is not None
-        stream = job.ladder
         if waited and await self.results.get(job.key) is not None:
             return None  # another worker made it
+        nodes = self.nodes
+        began = time.time()
+        if nodes is None or nodes.leases is None:
+            return await self._encode_ladder(job, began)
+
+        async def encode() -> Entry:
+            assert nodes is not None  # looked for again under the lease, as in `_make`
+            return await nodes.manifests(job) or await self._encode_ladder(job, began)
+
+        return await nodes.leases.run(f"abs:{job.ladder}", encode, lambda: nodes.manifests(job),
+                                      poll=video_nodes.POLL_SECONDS, look_while_held=False)
+
+    async def _encode_ladder(self, job: Job, began: float) -> Entry:
+        """Encode a stream's ladder and cache every file of it, its manifests last: once a
+        manifest is there, so is everything it names (in the bucket too, where its parts
+        are written first); the manifest `job` asks for."""
+        assert job.ladder is not None
+        stream = job.ladder
         # Announced now, so a purge during the encode wins (the manifests are then not kept,
         # and the next request makes the stream again).
         writes = {name: self.results.begin(ladder.part_key(stream, name))
                   for name in ladder.MANIFESTS.values()}
+        sharing = self.nodes.stream_writer(began) if self.nodes is not None else None
         try:
             async with self._folder() as folder, self._traced_ladder(job):
                 source = await self._fetch(job, folder)
@@ -170,6 +231,7 @@ class VideoProducer:
                 rungs = ladder.ladder(source.info, ladder.resolutions(job.steps))
                 out = folder / "out"
                 await asyncio.to_thread(out.mkdir)
+                metrics.video_job("stream", "ran")
                 started = time.perf_counter()
                 with tracing.span(self.tracing, "transformation", {"pixelport.path": job.path}):
                     await ffmpeg.run(ladder.args(source.path, source.demuxer, rungs,
@@ -181,18 +243,26 @@ class VideoProducer:
                 for name in names:
                     if name not in writes and ladder.PART_NAME.match(name):
                         data = await asyncio.to_thread((out / name).read_bytes)
-                        write = self.results.begin(ladder.part_key(stream, name))
-                        await self._store(write, self._part(job, source, name, data, took))
+                        key = ladder.part_key(stream, name)
+                        part = self._part(job, source, name, data, took)
+                        await self._store(self.results.begin(key), part)
+                        if sharing is not None:
+                            await sharing.part(part, key)
                 base = f"ik-abs/{stream}/"
+                manifests: dict[str, Entry] = {}
                 for name, rewrite in ((ladder.MANIFESTS["hls"], ladder.rewrite_hls),
                                       (ladder.MANIFESTS["dash"], ladder.rewrite_dash)):
                     text = await asyncio.to_thread((out / name).read_text)
                     data = rewrite(text, base).encode()
-                    await self._store(writes[name], self._part(job, source, name, data, took))
+                    manifest = self._part(job, source, name, data, took)
+                    await self._store(writes[name], manifest)
+                    manifests[ladder.part_key(stream, name)] = manifest
+            if sharing is not None:
+                await sharing.manifests(manifests)
         finally:
             for write in writes.values():
                 write.abandon()  # a no-op for those written
-        return None
+        return manifests[job.key]
 
     def _part(self, job: Job, source: Input, name: str, data: bytes,
               transform_ms: float) -> Entry:
@@ -296,14 +366,9 @@ class VideoProducer:
             headers["vary"] = "Accept"
         entry = self._entry(job, source, headers, f'"{digest}"', transform_ms,
                             body_file=BodyFile(target, 0, size))
-        await asyncio.to_thread(write.write, entry)
-        await write.finish(entry)
-        if entry.body_file is not None and entry.body_file.path == target:
-            # Not cached (no disk tier, or the write failed): the job's file goes with the
-            # job, so the answer carries the bytes.
-            data = await asyncio.to_thread(target.read_bytes)
-            entry = replace(entry, body=data, body_file=None)
-        return entry
+        # Not cached (no disk tier, or the write failed): the job's file goes with the job,
+        # so the answer carries the bytes.
+        return await video_nodes.keep(write, entry, target)
 
     async def _thumbnail(self, job: Job, source: Input, write: ResultWrite,
                          files: dict[str, bytes]) -> Entry:

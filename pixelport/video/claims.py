@@ -3,7 +3,8 @@
 The kernel drops a process's locks when it dies, however it dies, so a claim can never outlive
 its holder: a worker killed mid-job leaves the key free, and the next request's job takes it
 and makes the result again. The file itself may stay behind; it is only ever a lock.
-(Many nodes claim through Redis instead, in a later issue.)
+Across nodes a Redis lease comes on top (produce/video_nodes.py): one worker per node
+contends for it.
 """
 
 from __future__ import annotations

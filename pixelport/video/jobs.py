@@ -5,7 +5,8 @@ goes (302 to the original, or 202), and the job goes on, so the next request fin
 At most `concurrent_jobs` run at once in a worker, `queue_length` more wait; past that, a new
 job is refused at once (503 EBUSY, Retry-After). Every job holds the claim on its key
 (claims.py), so two workers never make the same result; a job that finds the key claimed waits
-for it, then finds the other worker's result in the cache. A job's failure is remembered for a
+for it, then finds the other worker's result in the cache (across nodes, the producer adds a
+Redis lease: produce/video_nodes.py). A job's failure is remembered for a
 while and answered as it is: a broken file is not decoded again on every request, and a
 request that came back after a 302 or 202 learns why its result never came.
 """
