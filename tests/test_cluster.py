@@ -84,13 +84,20 @@ def upload(node: str, name: str, data: bytes) -> httpx.Response:
                       files={"file": (name, data)})
 
 
-def within(seconds: float, check: Callable[[], bool]) -> float:
-    """How long until `check` holds (each call on new connections); fails past `seconds`."""
+def within(seconds: float, check: Callable[[], bool],
+           show: Callable[[], object] = lambda: None) -> float:
+    """How long until `check` holds (each call on new connections); fails past `seconds`,
+    saying what `show` sees then."""
     start = time.monotonic()
     while not check():
-        assert time.monotonic() - start < seconds, "not seen in time"
+        assert time.monotonic() - start < seconds, f"not seen in time: {show()!r}"
         time.sleep(0.02)
     return time.monotonic() - start
+
+
+def readiness(*nodes: str) -> list[str]:
+    """The nodes' `/readyz` answers, for a failure's message."""
+    return [httpx.get(f"{node}/readyz", timeout=10).text for node in nodes]
 
 
 def ready(node: str) -> tuple[str, int]:
@@ -162,17 +169,20 @@ def test_with_redis_down_nodes_serve_and_purges_wait_for_it(nodes: list[str],
     a, b, _ = nodes
     assert upload(a, "d.jpg", make_image(400, 300)).status_code == 200
     assert heights(b, "/tr:w-100/d.jpg", 20) == {75}
-    assert httpx.get(f"{a}/readyz").json()["status"] == "ok"
+    assert ready(a) == ("ok", 200), readiness(a)
     redis.stop()
     # Both still serve; an overwrite through A is answered, and A sees it at once.
     assert upload(a, "d.jpg", make_image(400, 100)).status_code == 200
     assert heights(a, "/tr:w-100/d.jpg") == {25}
     assert heights(b, "/tr:w-100/d.jpg") == {75}  # B has not heard yet
-    within(5.0, lambda: all(ready(a) == ("degraded", 200) for _ in range(4)))
+    within(5.0, lambda: all(ready(a) == ("degraded", 200) for _ in range(4)),
+           lambda: readiness(a, a))
     redis.start()
     # The change was kept and is delivered once Redis is back.
-    within(10.0, lambda: heights(b, "/tr:w-100/d.jpg") == {25})
-    within(5.0, lambda: all(ready(n) == ("ok", 200) for n in (a, b) for _ in range(4)))
+    within(10.0, lambda: heights(b, "/tr:w-100/d.jpg") == {25},
+           lambda: (heights(b, "/tr:w-100/d.jpg"), readiness(a, a, b, b)))
+    within(5.0, lambda: all(ready(n) == ("ok", 200) for n in (a, b) for _ in range(4)),
+           lambda: readiness(a, a, b, b))
 
 
 def test_with_postgresql_down_delivery_goes_on_and_the_api_says_503(
