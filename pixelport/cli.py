@@ -192,7 +192,8 @@ def scan_command(path: Path | None, quiet: bool, account: str = "") -> int:
 
     from pixelport.library.files import Library
     from pixelport.library.scan import scan
-    from pixelport.library.storage import library_files, open_storage
+    from pixelport.library.storage import library_files
+    from pixelport.library.storages import open_storage
 
     config = _account(_load(path), account)
     db = _database(config)

@@ -29,7 +29,7 @@ from pixelport.library.listing import Query, list_assets
 from pixelport.library.named import NamedTransformations
 from pixelport.library.origin import LibraryFiles
 from pixelport.library.records import Urls
-from pixelport.library.storage import open_storage
+from pixelport.library.storages import open_storage
 from pixelport.origins import http1
 from pixelport.origins.base import Origin, Shared
 from pixelport.origins.http import HttpClient, check_status

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from pixelport.config import BucketConfig
 from pixelport.origins.base import Origin
 from pixelport.origins.library import LibraryOrigin
 from pixelport.security.paths import resolve_under
@@ -66,16 +65,6 @@ class Storage(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
-
-
-def open_storage(root: Path, bucket: BucketConfig | None) -> Storage:
-    """The library's storage: the bucket when there is one, else the folder `root` (the
-    S3 client is imported only then)."""
-    if bucket is None:
-        return FolderStorage(root)
-    from pixelport.library.bucket import BucketStorage
-
-    return BucketStorage(bucket, root)
 
 
 class FolderStorage:
