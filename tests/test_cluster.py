@@ -95,14 +95,19 @@ def within(seconds: float, check: Callable[[], bool],
     return time.monotonic() - start
 
 
+def readyz(node: str) -> httpx.Response:
+    """A node's `/readyz` answer."""
+    return httpx.get(f"{node}/readyz", timeout=10)
+
+
 def readiness(*nodes: str) -> list[str]:
-    """The nodes' `/readyz` answers, for a failure's message."""
-    return [httpx.get(f"{node}/readyz", timeout=10).text for node in nodes]
+    """The nodes' `/readyz` answers, whole, for a failure's message."""
+    return [readyz(node).text for node in nodes]
 
 
 def ready(node: str) -> tuple[str, int]:
     """A node's `/readyz` status word and HTTP status."""
-    answer = httpx.get(f"{node}/readyz", timeout=10)
+    answer = readyz(node)
     return answer.json()["status"], answer.status_code
 
 
